@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from fusionlab.data import (DEGRADATIONS, PairedFolder, SyntheticPairs, degrade_
 from fusionlab.errors import (ConfigError, EmptyInputError, ImageReadError, MissingPairError,
                               ShapeMismatchError)
 from fusionlab.registry import Registry
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------ registry
@@ -221,3 +224,41 @@ def test_cli_help_and_usage_errors(run_cli):
 def test_console_script_runs_as_module():
     r = subprocess.run([sys.executable, "-m", "fusionlab", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and "fusionlab" in r.stdout
+
+
+# ------------------------------------------------------------------ packaging
+def _dep_name(spec: str) -> str:
+    import re
+
+    return re.split(r"[<>=!~\[ ;]", spec.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_matches_pyproject():
+    import tomllib
+
+    import yaml
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = {_dep_name(d) for d in pyproject["dependencies"]}
+    for extra in ("dev", "ray"):
+        wanted |= {_dep_name(d) for d in pyproject["optional-dependencies"][extra]}
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    have = set()
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            have |= {_dep_name(d) for d in dep["pip"] if not d.startswith("-")}
+        else:
+            have.add(_dep_name(dep.split("=")[0] if "=" in dep and ">" not in dep else dep))
+    assert wanted <= have, f"missing from environment.yml: {sorted(wanted - have)}"
+    # the torch pair is pinned identically in the lock file and environment.yml
+    lock = {_dep_name(l): l.strip() for l in (REPO / "requirements-lock.txt").read_text().splitlines()
+            if l.strip() and not l.startswith("#")}
+    pip_specs = {_dep_name(d): d for dep in env["dependencies"] if isinstance(dep, dict) for d in dep["pip"]}
+    for name in ("torch", "torchvision"):
+        assert pip_specs[name] == lock[name]
+
+
+def test_ci_script_runs_the_readme_test_command():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "make test" in ci
+    assert "make test" in (REPO / "README.md").read_text()

@@ -1,0 +1,275 @@
+"""Building blocks of the DTPF networks (X-Restormer style), written for CPU efficiency.
+
+Every block maps ``(B, C, H, W) -> (B, C, H, W)`` float features (any range) unless noted.
+
+* :class:`LayerNorm2d` - LayerNorm over the channels of every pixel.
+* :class:`GatedDconvFFN` - Restormer's gated depth-wise-conv feed-forward network.
+* :class:`ChannelAttention` - "transposed" (channel) self-attention, Restormer's MDTA.
+* :class:`OverlapWindowAttention` - spatial self-attention in 8x8 windows whose keys/values
+  come from overlapping 12x12 windows, with a (query-dependent) relative position bias.
+* :class:`TransformerBlock` - channel attention -> FFN -> window attention -> FFN, each
+  pre-normed with a residual (X-Restormer).
+* :class:`Downsample` / :class:`Upsample` - 3x3 conv + pixel (un)shuffle.
+
+Why it is fast on a CPU (what the reference implementation loses time on):
+
+* LayerNorm runs ``F.layer_norm`` on a channels-last *view*: when the activations are stored
+  channels-last (the network converts its input once) the permutes are free, no copies.
+* Window attention computes the relative position bias as two tiny matmuls
+  (query x row-table, query x column-table) and folds them into the attention product by
+  appending them to the queries and one-hot row/column codes to the keys. The attention is
+  then ONE fused ``scaled_dot_product_attention`` call; the ``(windows, 64, 144)`` bias
+  tensor of the reference code is never materialised.
+* Keys and values of the overlapping windows are gathered by one ``unfold`` call on the
+  already projected (and narrow: heads x 16 channels) k/v features.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+# ----------------------------------------------------------------------------- LayerNorm
+def layer_norm_2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  eps: float = 1e-5) -> torch.Tensor:
+    """LayerNorm over the channel dim of ``(B, C, H, W)``; biased variance, like ``nn.LayerNorm``.
+
+    The permutes are views; on a channels-last tensor ``F.layer_norm`` reads contiguous
+    memory and no copy is made (on a contiguous NCHW tensor torch copies once).
+    """
+    y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), weight, bias, eps)
+    return y.permute(0, 3, 1, 2)
+
+
+class LayerNorm2d(nn.Module):
+    """Per-pixel LayerNorm of ``(B, C, H, W)`` features (X-Restormer's ``WithBias`` LayerNorm)."""
+
+    def __init__(self, dim: int, bias: bool = True, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim)) if bias else None
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return layer_norm_2d(x, self.weight, self.bias, self.eps)
+
+
+# ----------------------------------------------------------------------------- FFN
+class GatedDconvFFN(nn.Module):
+    """Gated-Dconv feed-forward network (Restormer GDFN).
+
+    ``1x1 conv (C -> 2h) -> 3x3 depth-wise conv -> GELU(a) * b -> 1x1 conv (h -> C)`` with
+    ``h = int(C * ffn_factor)``.
+    """
+
+    def __init__(self, dim: int, ffn_factor: float = 2.66, bias: bool = False):
+        super().__init__()
+        hidden = int(dim * ffn_factor)
+        self.project_in = nn.Conv2d(dim, hidden * 2, 1, bias=bias)
+        self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, 3, padding=1, groups=hidden * 2, bias=bias)
+        self.project_out = nn.Conv2d(hidden, dim, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        return self.project_out(F.gelu(a) * b)
+
+
+# ----------------------------------------------------------------------------- channel attention
+class ChannelAttention(nn.Module):
+    """Transposed ("channel") self-attention, Restormer's MDTA.
+
+    Queries/keys/values come from a 1x1 conv followed by a 3x3 depth-wise conv. Attention is
+    computed between *channels* (a ``C/heads x C/heads`` map per head) over L2-normalised
+    spatial vectors, scaled by a learned per-head temperature, so its cost is linear in
+    ``H * W``.
+    """
+
+    def __init__(self, dim: int, heads: int, bias: bool = False):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"channel attention: dim {dim} is not divisible by heads {heads}")
+        self.heads = heads
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.qkv = nn.Conv2d(dim, dim * 3, 1, bias=bias)
+        self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, 3, padding=1, groups=dim * 3, bias=bias)
+        self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        qkv = self.qkv_dwconv(self.qkv(x))
+        # (B, 3C, H, W) -> 3 x (B, heads, C/heads, H*W); reshape copies only if channels-last
+        q, k, v = qkv.reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
+        q = F.normalize(q, dim=-1)
+        k = F.normalize(k, dim=-1)
+        # The attention map is tiny (C/heads x C/heads) and the two products over H*W are the
+        # whole cost, so plain batched matmuls are optimal here; SDPA brings nothing.
+        attn = (q @ k.transpose(-2, -1)) * self.temperature
+        out = attn.softmax(dim=-1) @ v
+        return self.project_out(out.reshape(b, c, h, w))
+
+
+# ----------------------------------------------------------------------------- window attention
+class OverlapWindowAttention(nn.Module):
+    """Overlapping-window spatial self-attention with relative position bias (X-Restormer OCA).
+
+    The image is split into ``window x window`` query windows; each attends to the keys and
+    values of the enclosing ``ow x ow`` window, ``ow = window + int(window * overlap)``
+    (8 -> 12), zero-padded at the border. The attention logit of query ``q`` at row/column
+    ``(x, y)`` of its window and key ``k`` at row/column ``(i, j)`` of the overlapping window is::
+
+        q.k / sqrt(d)  +  (q / sqrt(d)) . rel_h[i - x + c]  +  (q / sqrt(d)) . rel_w[j - y + c]
+
+    with ``c`` centring the offset (HaloNet-style query-dependent relative position).
+
+    Args:
+        dim: channels ``C`` of the input ``(B, C, H, W)``.
+        heads: attention heads; each has ``head_dim`` channels (inner width = heads * head_dim).
+        window: query window size; ``H`` and ``W`` need not be multiples (features are
+            zero-padded to the next multiple and cropped back, exactly like the border).
+        overlap: overlap ratio of the key window.
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int = 16, window: int = 8,
+                 overlap: float = 0.5, bias: bool = False):
+        super().__init__()
+        self.heads, self.head_dim, self.window = heads, head_dim, window
+        self.ow = window + int(window * overlap)
+        self.pad = (self.ow - window) // 2
+        inner = heads * head_dim
+        self.qkv = nn.Conv2d(dim, inner * 3, 1, bias=bias)
+        self.project_out = nn.Conv2d(inner, dim, 1, bias=bias)
+        scale = head_dim ** -0.5
+        self.rel_h = nn.Parameter(torch.randn(2 * self.ow - 1, head_dim) * scale)
+        self.rel_w = nn.Parameter(torch.randn(2 * self.ow - 1, head_dim) * scale)
+        # rel_idx[x, i]: table row for query row x and key row i (offset i - pad - x, centred)
+        x = torch.arange(window)[:, None]
+        i = torch.arange(self.ow)[None, :]
+        self.register_buffer("rel_idx", i - self.pad - x + self.ow - 1, persistent=False)
+        # one-hot row and column codes of the ow*ow keys: appended to the keys so that the
+        # relative logits appended to the queries are added inside the attention product
+        eye = torch.eye(self.ow)
+        codes = torch.cat([eye.repeat_interleave(self.ow, 0), eye.repeat(self.ow, 1)], dim=1)
+        self.register_buffer("key_codes", codes, persistent=False)  # (ow*ow, 2*ow)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        ws, ow, nh, d = self.window, self.ow, self.heads, self.head_dim
+        inner = nh * d
+        qkv = self.qkv(x)
+        ph, pw = (-h) % ws, (-w) % ws
+        if ph or pw:  # zero k/v beyond the image, as the unfold's own border padding
+            qkv = F.pad(qkv, (0, pw, 0, ph))
+        H, W = h + ph, w + pw
+        gh, gw = H // ws, W // ws
+        n = b * gh * gw
+        q, kv = qkv.split([inner, 2 * inner], dim=1)
+        # queries: (B, heads*d, H, W) -> (B*windows, heads, ws*ws, d)
+        q = (q.reshape(b, nh, d, gh, ws, gw, ws).permute(0, 3, 5, 1, 4, 6, 2)
+             .reshape(n, nh, ws * ws, d))
+        # keys/values of the overlapping windows, one unfold for both
+        kv = F.unfold(kv, ow, padding=self.pad, stride=ws)  # (B, 2*inner*ow*ow, windows)
+        kv = kv.view(b, 2, nh, d, ow * ow, gh * gw).permute(1, 0, 5, 2, 4, 3).reshape(2, n, nh, ow * ow, d)
+        k, v = kv.unbind(0)
+        # relative position logits from the scaled queries: (n, heads, ws, ws, ow) each
+        qs = q * d ** -0.5
+        q5 = qs.view(n, nh, ws, ws, d)
+        rel_h = torch.einsum("nhxyd,xid->nhxyi", q5, self.rel_h[self.rel_idx])
+        rel_w = torch.einsum("nhxyd,yjd->nhxyj", q5, self.rel_w[self.rel_idx])
+        q_aug = torch.cat([qs, rel_h.reshape(n, nh, ws * ws, ow), rel_w.reshape(n, nh, ws * ws, ow)], dim=-1)
+        k_aug = torch.cat([k, self.key_codes.to(k.dtype).expand(n, nh, ow * ow, 2 * ow)], dim=-1)
+        out = F.scaled_dot_product_attention(q_aug, k_aug, v, scale=1.0)  # (n, heads, ws*ws, d)
+        out = (out.reshape(b, gh, gw, nh, ws, ws, d).permute(0, 3, 6, 1, 4, 2, 5)
+               .reshape(b, inner, H, W))
+        if ph or pw:
+            out = out[:, :, :h, :w]
+        return self.project_out(out)
+
+
+def overlap_window_attention_reference(attn: OverlapWindowAttention, x: torch.Tensor) -> torch.Tensor:
+    """Slow, literal version of :meth:`OverlapWindowAttention.forward` (explicit bias tensor,
+    softmax, no SDPA) - the definition the fast path is tested against."""
+    b, _, h, w = x.shape
+    ws, ow, nh, d = attn.window, attn.ow, attn.heads, attn.head_dim
+    inner = nh * d
+    qkv = F.pad(attn.qkv(x), (0, (-w) % ws, 0, (-h) % ws))
+    H, W = qkv.shape[-2:]
+    q, k, v = qkv.split(inner, dim=1)
+    out = torch.zeros(b, inner, H, W, dtype=x.dtype)
+    kp, vp = F.pad(k, (attn.pad,) * 4), F.pad(v, (attn.pad,) * 4)
+    xs, ys = torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")
+    i_s, j_s = torch.meshgrid(torch.arange(ow), torch.arange(ow), indexing="ij")
+    bias_idx_h = (i_s.reshape(1, -1) - attn.pad - xs.reshape(-1, 1) + ow - 1)  # (ws*ws, ow*ow)
+    bias_idx_w = (j_s.reshape(1, -1) - attn.pad - ys.reshape(-1, 1) + ow - 1)
+    for r in range(0, H, ws):
+        for c in range(0, W, ws):
+            qw = q[:, :, r:r + ws, c:c + ws].reshape(b, nh, d, -1).transpose(-1, -2) * d ** -0.5
+            kw = kp[:, :, r:r + ow, c:c + ow].reshape(b, nh, d, -1).transpose(-1, -2)
+            vw = vp[:, :, r:r + ow, c:c + ow].reshape(b, nh, d, -1).transpose(-1, -2)
+            logits = qw @ kw.transpose(-1, -2)
+            logits = logits + (qw[..., None, :] * attn.rel_h[bias_idx_h]).sum(-1)
+            logits = logits + (qw[..., None, :] * attn.rel_w[bias_idx_w]).sum(-1)
+            o = logits.softmax(-1) @ vw  # (b, nh, ws*ws, d)
+            out[:, :, r:r + ws, c:c + ws] = o.transpose(-1, -2).reshape(b, inner, ws, ws)
+    return attn.project_out(out[:, :, :h, :w])
+
+
+# ----------------------------------------------------------------------------- block
+class TransformerBlock(nn.Module):
+    """X-Restormer block: ``x += CA(LN(x)); x += FFN(LN(x)); x += SA(LN(x)); x += FFN(LN(x))``.
+
+    Args:
+        dim: channels. heads: channel-attention heads. spatial_heads / head_dim / window /
+        overlap: window-attention settings. ffn_factor: FFN expansion.
+    """
+
+    def __init__(self, dim: int, heads: int, spatial_heads: int, head_dim: int = 16,
+                 window: int = 8, overlap: float = 0.5, ffn_factor: float = 2.66, bias: bool = False):
+        super().__init__()
+        self.norm1, self.norm2 = LayerNorm2d(dim), LayerNorm2d(dim)
+        self.norm3, self.norm4 = LayerNorm2d(dim), LayerNorm2d(dim)
+        self.channel_attn = ChannelAttention(dim, heads, bias)
+        self.channel_ffn = GatedDconvFFN(dim, ffn_factor, bias)
+        self.spatial_attn = OverlapWindowAttention(dim, spatial_heads, head_dim, window, overlap, bias)
+        self.spatial_ffn = GatedDconvFFN(dim, ffn_factor, bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.channel_attn(self.norm1(x))
+        x = x + self.channel_ffn(self.norm2(x))
+        x = x + self.spatial_attn(self.norm3(x))
+        x = x + self.spatial_ffn(self.norm4(x))
+        return x
+
+
+# ----------------------------------------------------------------------------- resampling
+class Downsample(nn.Module):
+    """``(B, C, H, W) -> (B, 2C, H/2, W/2)``: 3x3 conv to C/2 channels, then pixel-unshuffle."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim // 2, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_unshuffle(self.conv(x), 2)
+
+
+class Upsample(nn.Module):
+    """``(B, C, H, W) -> (B, C/2, 2H, 2W)``: 3x3 conv to 2C channels, then pixel-shuffle."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim * 2, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.conv(x), 2)
+
+
+def make_blocks(n: int, dim: int, heads: int, spatial_heads: int, head_dim: int, window: int,
+                overlap: float, ffn_factor: float) -> nn.Sequential:
+    """``n`` :class:`TransformerBlock` s in a row (an empty Sequential is the identity)."""
+    return nn.Sequential(*[TransformerBlock(dim, heads, spatial_heads, head_dim, window, overlap, ffn_factor)
+                           for _ in range(n)])
+
+
+__all__ = ["LayerNorm2d", "layer_norm_2d", "GatedDconvFFN", "ChannelAttention", "OverlapWindowAttention",
+           "overlap_window_attention_reference", "TransformerBlock", "Downsample", "Upsample", "make_blocks"]
