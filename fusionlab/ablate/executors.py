@@ -7,8 +7,9 @@ Every executor has the same signature::
 and calls ``on_result(task, result)`` in the calling process as each run finishes (so the
 caller can update ``results.csv`` and the progress bar as results arrive).
 
-* ``local``: ``jobs=1`` runs sequentially in this process; ``jobs>1`` uses a process pool
-  with a fresh process per run (papermill is fragile with several kernels in one process).
+* ``local``: ``jobs=1`` runs one at a time, ``jobs>1`` keeps ``jobs`` runs going; every run
+  is its own ``python -m papermill`` process with one kernel (papermill is fragile with
+  several kernels in one process).
 * ``ray``: each run is a Ray task with ``cpus_per_run`` CPUs (and ``gpus_per_run`` GPUs);
   ``address`` joins an existing cluster (``"auto"`` or ``"ray://host:10001"``), otherwise
   a local Ray instance with ``jobs`` CPUs is started and shut down afterwards. On a
@@ -18,8 +19,6 @@ caller can update ``results.csv`` and the progress bar as results arrive).
 from __future__ import annotations
 
 import os
-import signal
-import sys
 from typing import Callable
 
 from ..errors import ConfigError, UsageError
@@ -30,34 +29,21 @@ EXECUTORS = Registry("executor")
 OnResult = Callable[[RunTask, dict], None]
 
 
-def _die_with_parent() -> None:
-    """Pool-worker initializer: on Linux, get SIGKILL when the grid process dies, so a killed
-    ``fusionlab ablate`` leaves no worker (and, through ipykernel's parent poller, no kernel)
-    running a run that the restarted grid will execute again."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-
 @EXECUTORS.register("local")
 def run_local(tasks: list[RunTask], on_result: OnResult, jobs: int = 1, **options) -> None:
-    """Sequential (``jobs=1``) or a pool of ``jobs`` processes, one process per run."""
+    """Sequential (``jobs=1``) or ``jobs`` runs at a time.
+
+    Each run executes in its own papermill process, so threads are enough here to keep
+    ``jobs`` of them going; results come back to this thread in completion order.
+    """
     _no_options("local", options)
     if jobs <= 1:
         for task in tasks:
             on_result(task, execute_run(task))
         return
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    # spawn (not fork): the parent may hold threads (tqdm, zmq) that fork would copy broken;
-    # max_tasks_per_child=1: each run gets a fresh process and therefore a single kernel
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                               initializer=_die_with_parent, max_tasks_per_child=1)
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="fusionlab-run")
     try:
         pending = {pool.submit(execute_run, t): t for t in tasks}
         while pending:
@@ -66,7 +52,7 @@ def run_local(tasks: list[RunTask], on_result: OnResult, jobs: int = 1, **option
                 task = pending.pop(fut)
                 try:
                     result = fut.result()
-                except Exception as e:  # the worker process itself died (OOM kill, segfault)
+                except Exception as e:  # an error outside the notebook (disk full, ...)
                     result = _crashed(task, e)
                 on_result(task, result)
     except BaseException:
@@ -97,8 +83,8 @@ def run_ray(tasks: list[RunTask], on_result: OnResult, jobs: int = 1, address: s
         else:
             ray.init(num_cpus=max(1, int(jobs)), num_gpus=None if gpus_per_run else 0, **kw)
     try:
-        # max_calls=1: a fresh worker process per run, so one kernel per process (as papermill needs)
-        remote = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_calls=1)(execute_run)
+        # the task only waits for its papermill process: the run's CPUs/GPUs are what it reserves
+        remote = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)(execute_run)
         refs = {remote.remote(t): t for t in tasks}
         try:
             while refs:

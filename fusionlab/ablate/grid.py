@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
 import itertools
 import json
 import os
@@ -159,11 +160,13 @@ def _check_keys(d: Any, allowed: tuple[str, ...], src: str, where: str) -> dict:
 
 
 def _names_of(module: str, attr: str) -> tuple[str, ...] | None:
-    """Names exported by another part of fusionlab, or None when that part is not importable."""
+    """Names of a tuple or Registry of another part of fusionlab (models, losses, text), so a
+    typo fails when the grid is loaded rather than minutes later inside a run; None when
+    that part cannot be imported (validation then only checks types)."""
     try:
-        mod = __import__(f"fusionlab.{module}", fromlist=[attr])
+        mod = importlib.import_module(f"fusionlab.{module}")
         return tuple(getattr(mod, attr))
-    except Exception:  # the part is optional here: validation then only checks types
+    except (ImportError, AttributeError):
         return None
 
 
@@ -199,8 +202,9 @@ def validate_params(params: Any, src: str, where: str = "params") -> dict:
             if v not in STAGES:
                 raise ConfigError(f"{_where(src, key)} = {v!r}: expected one of {', '.join(STAGES)}")
         elif k == "text_prior":
-            if v not in TEXT_PRIORS:
-                raise ConfigError(f"{_where(src, key)} = {v!r}: expected one of {', '.join(TEXT_PRIORS)}")
+            known = _names_of("text.prior", "SOURCES") or TEXT_PRIORS
+            if v not in known:
+                raise ConfigError(f"{_where(src, key)} = {v!r}: expected one of {', '.join(known)}")
         elif k == "preset":
             if v not in PRESETS:
                 raise ConfigError(f"{_where(src, key)} = {v!r}: expected one of {', '.join(PRESETS)}")
@@ -217,6 +221,10 @@ def validate_params(params: Any, src: str, where: str = "params") -> dict:
         elif k in ("model", "student", "fusion"):
             if not isinstance(v, str) or not v.strip():
                 raise ConfigError(f"{_where(src, key)} = {v!r}: expected a name")
+            known = _names_of("models", "FUSION_MODULES" if k == "fusion" else "MODELS")
+            if known is not None and v not in known:
+                raise ConfigError(f"{_where(src, key)} = {v!r}: unknown {'fusion module' if k == 'fusion' else 'model'} "
+                                  f"(known: {', '.join(known)})")
         elif k in PATH_KEYS:
             if not isinstance(v, str) or not v.strip():
                 raise ConfigError(f"{_where(src, key)} = {v!r}: expected a path")

@@ -2,11 +2,12 @@
 
 Layout of a run folder ``runs/<ablation>/<run_id>/``::
 
-    params.json   what was asked (written first: label, seed, params)
-    run.ipynb     the executed notebook (outputs, and the failing cell on failure)
-    metrics.json  written by the notebook (fusionlab.train.run_experiment) on success
-    status.json   written last: ok | failed (+ error, failing cell, traceback tail)
-    ...           whatever the notebook writes (fused samples, checkpoint, log)
+    params.json    what was asked (written first: label, seed, params)
+    run.ipynb      the executed notebook (outputs, and the failing cell on failure)
+    papermill.log  output of the papermill process and its kernel
+    metrics.json   written by the notebook (fusionlab.train.run_experiment) on success
+    status.json    written last: ok | failed (+ error, failing cell, traceback tail)
+    ...            whatever the notebook writes (fused samples, checkpoint, log)
 
 A run is *complete* when ``status.json`` says ok, or when there is no ``status.json`` but a
 valid ``metrics.json`` (the grid was killed between the two writes). A run is re-executed
@@ -14,22 +15,26 @@ from scratch otherwise; its old ``metrics.json``/``status.json`` are removed fir
 stale file can never stand in for a new result.
 
 :func:`execute_run` is a plain top-level function of a picklable :class:`RunTask`, so any
-executor (in-process, process pool, Ray task) can call it. It never raises for a failing
+executor (a thread here, a Ray task elsewhere) can call it. It never raises for a failing
 notebook: the failure is recorded and returned, and the grid goes on.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as _dt
 import json
-import math
 import os
 import re
 import socket
+import subprocess
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from ..io import atomic_write_text
 
@@ -37,6 +42,8 @@ PARAMS_FILE = "params.json"
 METRICS_FILE = "metrics.json"
 STATUS_FILE = "status.json"
 NOTEBOOK_FILE = "run.ipynb"
+PARTIAL_NOTEBOOK = ".partial.run.ipynb"   # papermill's output while running (needs an .ipynb suffix)
+LOG_FILE = "papermill.log"                # stdout/stderr of the papermill process and its kernel
 KERNEL_NAME = "python3"
 #: Environment variables that cap the math libraries' threads inside a run's kernel.
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "FUSIONLAB_THREADS")
@@ -119,13 +126,26 @@ def run_state(run_dir: str | os.PathLike) -> str:
 
 
 # ----------------------------------------------------------------------------- executing
-def _failed_cell(nb: Any) -> tuple[int | None, str]:
-    """(execution count, source) of the cell papermill marked as failed/running."""
-    for cell in getattr(nb, "cells", []) or []:
-        state = cell.get("metadata", {}).get("papermill", {}).get("status")
-        if state in ("failed", "running"):
-            return cell.get("execution_count"), "".join(cell.get("source", ""))
-    return None, ""
+def notebook_error(nb_path: str | os.PathLike) -> dict | None:
+    """The first error of an executed notebook: ``ename``, ``evalue``, ``traceback`` (ANSI
+    stripped, last lines), ``cell`` (``In [n]``) and ``source``; None when it holds none."""
+    nb = _read_json(Path(nb_path))
+    if not isinstance(nb, dict):
+        return None
+    running = None
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        count = cell.get("execution_count")
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return {"ename": out.get("ename", "Error"), "evalue": str(out.get("evalue", "")),
+                        "traceback": _tail(out.get("traceback", [])), "cell": f"In [{count}]" if count else "",
+                        "source": "".join(cell.get("source", ""))}
+        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running" and running is None:
+            running = {"ename": "", "evalue": "", "traceback": "", "cell": f"In [{count}]" if count else "",
+                       "source": "".join(cell.get("source", ""))}
+    return running  # killed / timed out / dead kernel inside this cell
 
 
 def _tail(lines: list[str] | str, n: int = 25) -> str:
@@ -138,93 +158,135 @@ def _one_line(s: str, limit: int = 300) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
+def _last_error_line(log: str) -> str:
+    """The most telling line of papermill's stderr (the exception line, else the last line)."""
+    lines = [ln.strip() for ln in _ANSI.sub("", log).splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if re.match(r"^[A-Za-z_.]*(Error|Exception|Interrupt)\b", ln):
+            return ln
+    return lines[-1] if lines else "no output"
+
+
 @contextlib.contextmanager
-def _kernel_env(task: RunTask):
-    """Environment the kernel inherits (papermill starts it from os.environ): thread caps +
-    task env. Restored afterwards, since sequential runs share this process."""
-    new = dict(task.env)
-    if task.threads:
-        new.update({k: str(task.threads) for k in THREAD_VARS})
-    old = {k: os.environ.get(k) for k in new}
-    os.environ.update({k: str(v) for k, v in new.items()})
+def run_lock(run_dir: Path):
+    """Exclusive lock on ``run_dir/.lock``, waiting if it is held; yields the lock's fd.
+
+    The papermill process inherits the fd, so the lock stays held while a run executes even
+    if the grid process that started it was killed: a restarted grid waits for such an
+    orphaned run instead of executing it a second time in the same folder.
+    """
     try:
-        yield
+        import fcntl
+    except ImportError:  # Windows: no advisory locks
+        yield None
+        return
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        os.close(fd)
+
+
+def _finish_orphan(run_dir: Path) -> None:
+    """A run completed by an orphaned papermill process: keep its notebook, record it ok."""
+    partial = run_dir / PARTIAL_NOTEBOOK
+    if partial.exists():
+        os.replace(partial, run_dir / NOTEBOOK_FILE)
+    if read_status(run_dir) is None:
+        atomic_write_text(run_dir / STATUS_FILE, json.dumps(
+            {"status": "ok", "error": "", "error_cell": "", "duration_s": None,
+             "note": "completed by a run started before the grid was interrupted"}, indent=2) + "\n")
+
+
+def finish_orphan_if_done(run_dir: Path) -> None:
+    """Before scheduling: adopt a run an interrupted grid's papermill process completed
+    (metrics.json but no status.json), unless that process still holds the run's lock."""
+    if read_status(run_dir) is not None or read_metrics(run_dir) is None:
+        return
+    try:
+        import fcntl
+    except ImportError:
+        _finish_orphan(run_dir)
+        return
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _finish_orphan(run_dir)
+    except BlockingIOError:
+        pass  # still running: execute_run will wait for it
+    finally:
+        os.close(fd)
+
+
+def papermill_command(task: RunTask, output: Path) -> list[str]:
+    """``python -m papermill`` command line of a task (parameters as base64 YAML)."""
+    params = yaml.safe_dump({**task.inject, "out_dir": str(Path(task.run_dir).resolve())}, sort_keys=True)
+    cmd = [sys.executable, "-m", "papermill", task.notebook, str(output), "-b",
+           base64.b64encode(params.encode()).decode(), "-k", task.kernel_name, "--cwd", str(task.run_dir),
+           "--no-progress-bar", "--no-log-output", "--log-level", "ERROR"]
+    if task.timeout:
+        cmd += ["--execution-timeout", str(int(task.timeout))]
+    return cmd
 
 
 def execute_run(task: RunTask) -> dict:
     """Run the notebook of one task into ``task.run_dir``; record and return the outcome.
 
+    The notebook executes in its own ``python -m papermill`` process (one kernel per
+    process, as papermill needs; light, since this process's imports are not repeated).
+
     Returns:
         dict ``run_id``, ``status`` (``ok`` | ``failed``), ``duration_s``, ``error`` (one
-        line, empty when ok), ``error_cell`` (``In [n]`` of the failing cell or empty).
+        line, empty when ok), ``error_cell`` (``In [n]`` of the failing cell, or empty).
 
     A failing cell, a dead kernel, a timeout or a missing ``metrics.json`` all give
-    ``failed``; ``KeyboardInterrupt`` propagates and leaves the run pending.
+    ``failed``; ``KeyboardInterrupt`` stops the papermill process and propagates (the run
+    stays pending).
     """
-    import papermill as pm  # heavy (nbclient, zmq): only where a run really executes
-    from papermill.exceptions import PapermillExecutionError
-
     run_dir = Path(task.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    for name in (STATUS_FILE, METRICS_FILE):
-        with contextlib.suppress(FileNotFoundError):
-            (run_dir / name).unlink()
-    started = _dt.datetime.now(_dt.timezone.utc)
-    info = {"ablation": task.ablation, "run_id": task.run_id, "label": task.label, "row": task.row,
-            "seed": task.seed, "preset": task.preset, "params": task.params, "injected": task.inject,
-            "notebook": task.notebook, "host": socket.gethostname(), "started": started.isoformat(timespec="seconds")}
-    atomic_write_text(run_dir / PARAMS_FILE, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    with run_lock(run_dir) as lock_fd:
+        if run_state(run_dir) == "complete" and read_status(run_dir) is None:
+            _finish_orphan(run_dir)  # we waited for an orphaned execution of this very run
+            return {"run_id": task.run_id, "status": "ok", "duration_s": None, "error": "", "error_cell": ""}
+        for name in (STATUS_FILE, METRICS_FILE, PARTIAL_NOTEBOOK):
+            with contextlib.suppress(FileNotFoundError):
+                (run_dir / name).unlink()
+        started = _dt.datetime.now(_dt.timezone.utc)
+        info = {"ablation": task.ablation, "run_id": task.run_id, "label": task.label, "row": task.row,
+                "seed": task.seed, "preset": task.preset, "params": task.params, "injected": task.inject,
+                "notebook": task.notebook, "host": socket.gethostname(),
+                "started": started.isoformat(timespec="seconds")}
+        atomic_write_text(run_dir / PARAMS_FILE, json.dumps(info, indent=2, sort_keys=True) + "\n")
 
-    # the executed notebook is written under a temporary name and renamed at the end, also
-    # on failure (it holds the failing cell's traceback, the most useful debugging record)
-    partial = run_dir / f".{NOTEBOOK_FILE}.partial"
-    status: dict[str, Any] = {"status": "ok", "error": "", "error_cell": ""}
-    t0 = time.perf_counter()
-    try:
-        with _kernel_env(task):
-            pm.execute_notebook(
-                task.notebook, str(partial), parameters={**task.inject, "out_dir": str(run_dir.resolve())},
-                kernel_name=task.kernel_name, cwd=str(run_dir), progress_bar=False, log_output=False,
-                execution_timeout=task.timeout,
-                # ipykernel warns about unencrypted TCP on every start: keep the grid's output readable
-                extra_arguments=["--IPKernelApp.log_level=ERROR"])
-    except PapermillExecutionError as e:
-        status.update(status="failed", error=_one_line(f"{e.ename}: {e.evalue}"),
-                      error_cell=f"In [{e.exec_count}]" if e.exec_count is not None else "",
-                      cell_source=str(e.source)[:4000], traceback=_tail(e.traceback))
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # dead kernel, cell timeout, missing kernel, unreadable notebook
-        nb = None
-        with contextlib.suppress(Exception):
-            import nbformat
-
-            nb = nbformat.read(str(partial), as_version=4)
-        count, source = _failed_cell(nb)
-        status.update(status="failed", error=_one_line(f"{type(e).__name__}: {e}"),
-                      error_cell=f"In [{count}]" if count is not None else "", cell_source=source[:4000],
-                      traceback="")
-    finally:
+        env = {**os.environ, **{k: str(v) for k, v in task.env.items()}}
+        if task.threads:
+            env.update({k: str(task.threads) for k in THREAD_VARS})
+        # the executed notebook is written under a temporary name and renamed at the end, also
+        # on failure (it holds the failing cell's traceback, the most useful debugging record)
+        partial = run_dir / PARTIAL_NOTEBOOK
+        t0 = time.perf_counter()
+        with open(run_dir / LOG_FILE, "w") as log:
+            proc = subprocess.run(papermill_command(task, partial), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, pass_fds=(lock_fd,) if lock_fd is not None else ())
+        duration = round(time.perf_counter() - t0, 3)
+        status: dict[str, Any] = {"status": "ok", "error": "", "error_cell": ""}
+        if proc.returncode != 0:
+            err = notebook_error(partial) or {}
+            if err.get("ename"):
+                message = f"{err['ename']}: {err['evalue']}"
+            else:  # no error output: kernel died, timeout, notebook unreadable, no such kernel
+                message = _last_error_line((run_dir / LOG_FILE).read_text(errors="replace"))
+            status.update(status="failed", error=_one_line(message), error_cell=err.get("cell", ""),
+                          cell_source=err.get("source", "")[:4000], traceback=err.get("traceback", ""),
+                          returncode=proc.returncode)
         if partial.exists():
             os.replace(partial, run_dir / NOTEBOOK_FILE)
-    if status["status"] == "ok" and read_metrics(run_dir) is None:
-        status.update(status="failed", error=f"the notebook finished but wrote no valid {METRICS_FILE} in {run_dir}")
-    status["duration_s"] = round(time.perf_counter() - t0, 3)
-    status["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    atomic_write_text(run_dir / STATUS_FILE, json.dumps(status, indent=2, sort_keys=True) + "\n")
-    return {"run_id": task.run_id, "status": status["status"], "duration_s": status["duration_s"],
-            "error": status["error"], "error_cell": status["error_cell"]}
-
-
-def task_dict(task: RunTask) -> dict:
-    return asdict(task)
-
-
-def is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+        if status["status"] == "ok" and read_metrics(run_dir) is None:
+            status.update(status="failed", error=f"the notebook finished but wrote no valid {METRICS_FILE}")
+        status["duration_s"] = duration
+        status["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        atomic_write_text(run_dir / STATUS_FILE, json.dumps(status, indent=2, sort_keys=True) + "\n")
+    return {"run_id": task.run_id, "status": status["status"], "duration_s": duration, "error": status["error"],
+            "error_cell": status["error_cell"]}

@@ -1,14 +1,73 @@
-"""`fusionlab caption` (not implemented yet)."""
+"""`fusionlab caption`: caption every image pair of a dataset into a JSON/CSV caption file."""
 from __future__ import annotations
 
-HELP = "caption (not implemented yet)"
+HELP = "caption image pairs (rules, oracle, MLLM, ...) into a caption file for text-guided training"
+DESCRIPTION = (
+    "Describe every IR/VI pair with a captioner and write {name: caption} to --out (JSON, or CSV by suffix). "
+    "Captions have the DTPF form 'Event Type: <X>\\nDescription: ...'. Resumes an existing --out "
+    "(skips names already captioned) unless --no-resume. Examples:\n"
+    "  fusionlab caption --root ../shared/data/msrs/test --captioner degradation_rules --out captions.json\n"
+    "  fusionlab caption --ir DIR --vi DIR --captioner mllm --model Qwen/Qwen2-VL-7B-Instruct --out captions.json")
 
 
 def add_arguments(p) -> None:
-    pass
+    p.add_argument("--root", help="dataset root with ir/ and vi/ sub-folders (instead of --ir/--vi)")
+    p.add_argument("--ir", help="infrared image folder")
+    p.add_argument("--vi", help="visible image folder")
+    p.add_argument("--captioner", default="degradation_rules",
+                   help="degradation_rules (default) | oracle | file | mllm | constant | shuffled")
+    p.add_argument("--out", required=True, help="caption file to write (.json or .csv)")
+    p.add_argument("--model", help="mllm: local folder or hub name (default Qwen/Qwen2-VL-7B-Instruct)")
+    p.add_argument("--task", default="ir_vi", choices=("ir_vi", "medical"), help="mllm: prompt to use")
+    p.add_argument("--device", default="auto", help="mllm: auto | cpu | cuda[:N]")
+    p.add_argument("--max-new-tokens", type=int, default=64, help="mllm: answer length limit")
+    p.add_argument("--caption-file", help="file / shuffled: caption file to read")
+    p.add_argument("--label", help="oracle: the known degradation of every pair (e.g. normal)")
+    p.add_argument("--style", default="descriptive", choices=("descriptive", "reference"),
+                   help="rules/oracle wording (reference = DTPF's 'This image has <X> condition.')")
+    p.add_argument("--seed", type=int, default=0, help="shuffled: permutation seed")
+    p.add_argument("--limit", type=int, help="caption at most N new pairs")
+    p.add_argument("--no-resume", action="store_true", help="recaption everything, ignoring an existing --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
-    from ..errors import FusionlabError
+    import sys
+    from collections import Counter
 
-    raise FusionlabError("'fusionlab caption' is not implemented yet")
+    from ..data import resolve_layout
+    from ..errors import UsageError
+    from ..text.captioners import caption_folder
+    from ..text.captions import parse_event_type
+
+    if args.root:
+        ir_dir, vi_dir = resolve_layout(args.root)
+    elif args.ir and args.vi:
+        ir_dir, vi_dir = args.ir, args.vi
+    else:
+        raise UsageError("give --root DIR or both --ir DIR and --vi DIR")
+    name = args.captioner
+    cfg: dict = {"type": name}
+    if name == "degradation_rules" or name == "rules":
+        cfg = {"type": "degradation_rules", "style": args.style}
+    elif name == "oracle":
+        if not args.label:
+            raise UsageError("--captioner oracle needs --label LABEL (the known degradation of these pairs)")
+        cfg["style"] = args.style
+    elif name == "file":
+        if not args.caption_file:
+            raise UsageError("--captioner file needs --caption-file PATH")
+        cfg["path"] = args.caption_file
+    elif name == "shuffled":
+        cfg.update(seed=args.seed, caption_file=args.caption_file)
+    elif name == "mllm":
+        from ..text.mllm import DEFAULT_MODEL
+
+        cfg.update(model=args.model or DEFAULT_MODEL, task=args.task, device=args.device,
+                   max_new_tokens=args.max_new_tokens)
+    caps = caption_folder(cfg, ir_dir, vi_dir, args.out, resume=not args.no_resume, labels=args.label,
+                          limit=args.limit, progress=not args.quiet)
+    counts = Counter(parse_event_type(c) for c in caps.values())
+    summary = ", ".join(f"{k} {v}" for k, v in counts.most_common())
+    sys.stdout.write(f"{args.out}: {len(caps)} captions ({summary})\n")
+    return 0

@@ -1,14 +1,104 @@
-"""`fusionlab fuse` (not implemented yet)."""
+"""``fusionlab fuse``: fuse infrared + visible images (files or folders) with a model."""
 from __future__ import annotations
 
-HELP = "fuse (not implemented yet)"
+HELP = "fuse infrared + visible images (files or folders) into colour PNGs"
+DESCRIPTION = (
+    "Fuse IR/VI pairs with a trained checkpoint (default: the shipped student, "
+    "fusionlab/assets/student_synthetic.pt) or an untrained --model. Folders are paired by "
+    "file name stem; outputs are PNGs named like the inputs, in colour when the visible "
+    "image is colour (its CbCr is kept).")
+
+DEFAULT_CHECKPOINT = "assets/student_synthetic.pt"  # relative to the fusionlab package
 
 
 def add_arguments(p) -> None:
-    pass
+    src = p.add_argument_group("inputs")
+    src.add_argument("--ir", help="infrared image file or folder")
+    src.add_argument("--vi", help="visible image file or folder (same kind as --ir)")
+    src.add_argument("--data", help="dataset root with ir/ + vi/ (or <ct|pet|spect>/ + mri/) instead of --ir/--vi")
+    p.add_argument("--out", required=True, help="output folder for the fused PNGs")
+    p.add_argument("--checkpoint", help="model checkpoint (.pt) written by fusionlab")
+    p.add_argument("--model", help="variant name: with --checkpoint, the expected architecture; "
+                                   "alone, an UNTRAINED model with random weights (for testing the pipeline)")
+    p.add_argument("--tile", type=int, default=None,
+                   help="fuse in NxN sliding windows blended over --overlap pixels (bounded memory for big images)")
+    p.add_argument("--overlap", type=int, default=32, help="overlap of sliding windows in pixels (default 32)")
+    p.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
+    p.add_argument("--skip-existing", action="store_true", help="skip pairs whose output file already exists")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights with --model alone (default 0)")
+
+
+def _resolve_pairs(args):
+    from pathlib import Path
+
+    from ..data import find_pairs, resolve_layout
+    from ..errors import UsageError
+
+    if args.data:
+        if args.ir or args.vi:
+            raise UsageError("give either --data or --ir/--vi, not both")
+        return find_pairs(*resolve_layout(args.data))
+    if not (args.ir and args.vi):
+        raise UsageError("give --ir and --vi (files or folders), or --data ROOT")
+    ir, vi = Path(args.ir), Path(args.vi)
+    if ir.is_dir() != vi.is_dir():
+        raise UsageError(f"--ir {ir} and --vi {vi}: both must be files or both folders")
+    if ir.is_dir():
+        return find_pairs(ir, vi)
+    return [(vi.stem, ir, vi)]
+
+
+def _load_model(args, device):
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from .. import models
+    from ..errors import CheckpointError
+
+    if args.checkpoint:
+        model, info = models.load_checkpoint(args.checkpoint, map_location=device, expected=args.model)
+        return model, f"checkpoint {args.checkpoint} ({info['model']})"
+    if args.model:
+        torch.manual_seed(args.seed)
+        model = models.create_model(args.model).to(device).eval()
+        sys.stderr.write(f"fusionlab fuse: warning: --model {args.model} without --checkpoint has random "
+                         "(untrained) weights; the outputs only test the pipeline\n")
+        return model, f"untrained {args.model}"
+    default = Path(models.__file__).resolve().parents[1] / DEFAULT_CHECKPOINT
+    if not default.is_file():
+        raise CheckpointError(f"{default}: default checkpoint not found; pass --checkpoint FILE, or "
+                              "--model dtpf_student for an untrained model")
+    model, info = models.load_checkpoint(default, map_location=device)
+    return model, f"default checkpoint {default.name} ({info['model']})"
 
 
 def run(args) -> int:
-    from ..errors import FusionlabError
+    import sys
+    from pathlib import Path
 
-    raise FusionlabError("'fusionlab fuse' is not implemented yet")
+    from tqdm import tqdm
+
+    from ..data.paired import load_pair
+    from ..device import default_device
+    from ..errors import UsageError
+    from ..io import write_image
+    from ..models import fuse_pair
+
+    if args.tile is not None and (args.tile < 16 or not 0 <= args.overlap < args.tile):
+        raise UsageError(f"--tile {args.tile} --overlap {args.overlap}: need tile >= 16 and 0 <= overlap < tile")
+    pairs = _resolve_pairs(args)
+    out_dir = Path(args.out)
+    device = default_device(args.device)
+    model, what = _load_model(args, device)
+    todo = [(n, i, v) for n, i, v in pairs if not (args.skip_existing and (out_dir / f"{n}.png").exists())]
+    skipped = len(pairs) - len(todo)
+    sys.stderr.write(f"fusionlab fuse: {len(todo)} pair(s) with {what} on {device}"
+                     + (f", {skipped} already done" if skipped else "") + "\n")
+    for name, ir_path, vi_path in tqdm(todo, desc="fuse", unit="pair", file=sys.stderr, dynamic_ncols=True):
+        pair = load_pair(ir_path, vi_path)
+        fused = fuse_pair(model, pair["ir"][None], pair["vi"][None], tile=args.tile, overlap=args.overlap)
+        write_image(out_dir / f"{name}.png", fused[0])
+    print(f"fused {len(todo)} pair(s) into {out_dir}" + (f" ({skipped} skipped, already present)" if skipped else ""))
+    return 0

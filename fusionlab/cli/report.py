@@ -1,14 +1,26 @@
-"""`fusionlab report` (not implemented yet)."""
+"""`fusionlab report GRID.yaml`: render the ablation report notebook to HTML."""
 from __future__ import annotations
 
-HELP = "report (not implemented yet)"
+HELP = "render an ablation's report (paper-style table, plots, fused images) to HTML"
+DESCRIPTION = (
+    "Execute notebooks/ablation_report.ipynb for one grid with papermill (reading "
+    "runs/<ablation>/results.csv) and convert it to a self-contained HTML file for sharing. "
+    "Example: fusionlab report ablations/fusion_modules.yaml --out fusion_modules.html")
 
 
 def add_arguments(p) -> None:
-    pass
+    p.add_argument("grid", help="grid file, e.g. ablations/fusion_modules.yaml")
+    p.add_argument("--runs", default="runs", metavar="DIR", help="runs folder (default: runs)")
+    p.add_argument("--out", default=None, metavar="HTML", help="output file (default: runs/<ablation>/report.html)")
+    p.add_argument("--notebook", default=None, metavar="PATH",
+                   help="report notebook (default: notebooks/ablation_report.ipynb)")
+    p.add_argument("--show-code", action="store_true", help="keep the code cells in the HTML")
 
 
 def run(args) -> int:
-    from ..errors import FusionlabError
+    from ..ablate import render_report
 
-    raise FusionlabError("'fusionlab report' is not implemented yet")
+    out = render_report(args.grid, runs_dir=args.runs, out=args.out, notebook=args.notebook,
+                        show_code=args.show_code)
+    print(out)
+    return 0

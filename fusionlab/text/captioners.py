@@ -288,3 +288,71 @@ def build_captioner(cfg: dict | str | Captioner | None = None, **overrides) -> C
     if cfg is None:
         raise ConfigError(f"no captioner given (known: {', '.join(CAPTIONERS.names())})")
     return CAPTIONERS.build(cfg, **overrides)
+
+
+def write_caption_file(path: str | os.PathLike, captions: dict[str, str]) -> Path:
+    """Write ``{name: caption}`` as sorted, indented JSON (CSV if the suffix is .csv), atomically."""
+    from ..io import atomic_write_text
+
+    p = Path(path)
+    items = dict(sorted(captions.items()))
+    if p.suffix.lower() == ".csv":
+        import io as _io
+
+        buf = _io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["name", "caption"])
+        w.writerows(items.items())
+        return atomic_write_text(p, buf.getvalue())
+    return atomic_write_text(p, json.dumps(items, indent=1, ensure_ascii=False) + "\n")
+
+
+def caption_folder(captioner: Captioner | dict | str, ir_dir: str | os.PathLike, vi_dir: str | os.PathLike,
+                   out: str | os.PathLike, resume: bool = True, labels: dict[str, str] | str | None = None,
+                   limit: int | None = None, progress: bool = True, save_every: int = 1) -> dict[str, str]:
+    """Caption every pair of two folders into a caption file (the ``file`` captioner's format).
+
+    Args:
+        captioner: captioner object or config.
+        ir_dir, vi_dir: folders matched by file stem (fusionlab.data.find_pairs).
+        out: ``.json`` (default format) or ``.csv``; rewritten atomically every
+            ``save_every`` pairs, so an interrupted run loses at most that many captions.
+        resume: keep captions already in ``out`` and skip those names.
+        labels: for ``oracle``: ``{name: label}`` or one label for every pair.
+        limit: caption at most this many (new) pairs.
+        progress: tqdm bar on stderr.
+
+    Returns:
+        all captions now in ``out`` (``{name: caption}``).
+    """
+    from tqdm.auto import tqdm
+
+    from ..data import find_pairs
+    from ..data.paired import load_pair
+
+    cap = build_captioner(captioner)
+    out = Path(out)
+    done: dict[str, str] = {}
+    if resume and out.exists():
+        done = read_caption_file(out)
+    pairs = [p for p in find_pairs(ir_dir, vi_dir) if p[0] not in done]
+    if limit is not None:
+        pairs = pairs[: max(0, int(limit))]
+    pending = 0
+    for name, ir_p, vi_p in tqdm(pairs, desc=f"caption ({type(cap).__name__})", unit="pair", disable=not progress):
+        lab = None
+        if labels is not None:
+            lab = [labels] if isinstance(labels, str) else [labels.get(name)] if name in labels else None
+        if cap.needs_images:
+            pair = load_pair(ir_p, vi_p)
+            ir, vi = pair["ir"][None], pair["vi"][None]
+        else:
+            ir = vi = None
+        done[name] = cap.caption(ir, vi, names=[name], labels=lab)[0]
+        pending += 1
+        if pending >= save_every:
+            write_caption_file(out, done)
+            pending = 0
+    if pending or not out.exists():
+        write_caption_file(out, done)
+    return done

@@ -1,0 +1,187 @@
+"""Paper-style tables from ``results.csv``, and rendering the report notebook to HTML.
+
+* :func:`summarize` -> mean, std and number of seeds per row and metric;
+* :func:`paper_table` -> the paper's layout: one line per row (paper order), for each
+  metric the measured ``mean ± std`` beside the paper's number;
+* :func:`deltas` -> differences to the reference row, measured and paper (the honest
+  comparison when absolute numbers come from other data, e.g. the synthetic ``ci`` set);
+* :func:`rank_agreement` -> Spearman correlation of measured means with the paper's
+  numbers across rows (does the ablation reproduce the paper's ordering?);
+* :func:`render_report` -> executes ``notebooks/ablation_report.ipynb`` with papermill and
+  converts it to a self-contained HTML file (``fusionlab report``).
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import ConfigError, RunFailedError
+from ..io import atomic_write_text
+from .results import metric_columns
+
+REPORT_NOTEBOOK = "ablation_report.ipynb"
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"] == "ok"] if "status" in df.columns else df
+
+
+def _row_order(df: pd.DataFrame) -> list[str]:
+    return list(df.sort_values(["row", "label"], kind="stable")["label"].drop_duplicates())
+
+
+def summarize(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
+    """Per row label: ``<m>_mean``, ``<m>_std`` (ddof=1, NaN for one seed), ``n`` (ok runs).
+
+    Rows without any ok run are kept (NaN), so a failing variant stays visible.
+    """
+    metrics = metrics or metric_columns(df)
+    order = _row_order(df)
+    ok = _ok(df)
+    out = pd.DataFrame(index=pd.Index(order, name="label"))
+    for m in metrics:
+        g = pd.to_numeric(ok[m], errors="coerce").groupby(ok["label"]) if m in ok else None
+        out[f"{m}_mean"] = g.mean() if g is not None else math.nan
+        out[f"{m}_std"] = g.std(ddof=1) if g is not None else math.nan
+    out["n"] = ok.groupby("label").size().reindex(order).fillna(0).astype(int)
+    out["runs"] = df.groupby("label").size().reindex(order).astype(int)
+    return out
+
+
+def _paper(df: pd.DataFrame, m: str) -> pd.Series:
+    col = f"paper_{m}"
+    if col not in df.columns:
+        return pd.Series(dtype=float)
+    return pd.to_numeric(df.drop_duplicates("label").set_index("label")[col], errors="coerce")
+
+
+def _pm(mean: float, std: float, digits: int) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def paper_table(df: pd.DataFrame, metrics: list[str] | None = None, digits: int = 3) -> pd.DataFrame:
+    """The paper's layout: index = row label (paper order); per metric ``<m>`` (measured
+    mean ± std over seeds) and ``<m> paper``; then ``seeds`` (``ok/total`` runs) and
+    ``note`` when any row has one. Cells are strings, ready to print or show as HTML."""
+    metrics = metrics or metric_columns(df)
+    s = summarize(df, metrics)
+    table = pd.DataFrame(index=s.index)
+    for m in metrics:
+        table[m] = [_pm(a, b, digits) for a, b in zip(s[f"{m}_mean"], s[f"{m}_std"])]
+        paper = _paper(df, m).reindex(s.index)
+        table[f"{m} paper"] = [("–" if math.isnan(v) else f"{v:.{digits}f}") for v in paper]
+    table["seeds"] = [f"{n}/{r}" for n, r in zip(s["n"], s["runs"])]
+    if "note" in df.columns and df["note"].astype(str).str.len().gt(0).any():
+        table["note"] = df.drop_duplicates("label").set_index("label")["note"].reindex(s.index).fillna("")
+    table.index.name = "variant"
+    return table
+
+
+def reference_label(df: pd.DataFrame) -> str | None:
+    """Label of the reference row (``reference: true`` in the grid), else the last row."""
+    if "reference" in df.columns and df["reference"].any():
+        return str(df[df["reference"]]["label"].iloc[0])
+    order = _row_order(df)
+    return order[-1] if order else None
+
+
+def deltas(df: pd.DataFrame, metrics: list[str] | None = None, reference: str | None = None) -> pd.DataFrame:
+    """Long table of differences to the reference row: columns ``label, metric, source``
+    (``measured`` | ``paper``), ``delta``, ``std`` (measured: std over seeds of the per-seed
+    differences when both rows have the seed, else of the row's values)."""
+    metrics = metrics or metric_columns(df)
+    reference = reference or reference_label(df)
+    ok = _ok(df)
+    recs = []
+    for m in metrics:
+        if m not in ok.columns:
+            continue
+        vals = ok.pivot_table(index="seed", columns="label", values=m, aggfunc="mean")
+        paper = _paper(df, m)
+        for label in _row_order(df):
+            if label in vals and reference in vals:
+                d = (vals[label] - vals[reference]).dropna()
+                if len(d):
+                    recs.append({"label": label, "metric": m, "source": "measured", "delta": float(d.mean()),
+                                 "std": float(d.std(ddof=1)) if len(d) > 1 else math.nan})
+            if label in paper.index and reference in paper.index and not (
+                    math.isnan(paper[label]) or math.isnan(paper[reference])):
+                recs.append({"label": label, "metric": m, "source": "paper",
+                             "delta": float(paper[label] - paper[reference]), "std": math.nan})
+    return pd.DataFrame(recs, columns=["label", "metric", "source", "delta", "std"])
+
+
+def rank_agreement(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.Series:
+    """Spearman correlation between measured means and paper numbers across rows, per
+    metric (NaN with fewer than 3 rows having both)."""
+    metrics = metrics or metric_columns(df)
+    s = summarize(df, metrics)
+    out = {}
+    for m in metrics:
+        both = pd.DataFrame({"measured": s[f"{m}_mean"], "paper": _paper(df, m).reindex(s.index)}).dropna()
+        out[m] = both["measured"].corr(both["paper"], method="spearman") if len(both) >= 3 else math.nan
+    return pd.Series(out, name="spearman", dtype=float)
+
+
+# ----------------------------------------------------------------------------- HTML report
+def default_report_notebook() -> Path:
+    here = Path.cwd() / "notebooks" / REPORT_NOTEBOOK
+    repo = Path(__file__).resolve().parents[2] / "notebooks" / REPORT_NOTEBOOK
+    for p in (here, repo):
+        if p.is_file():
+            return p
+    raise ConfigError(f"report notebook not found at {here} or {repo} (pass --notebook PATH)")
+
+
+def render_report(grid_path: str | os.PathLike, runs_dir: str | os.PathLike = "runs",
+                  out: str | os.PathLike | None = None, notebook: str | os.PathLike | None = None,
+                  show_code: bool = False, kernel_name: str = "python3") -> Path:
+    """Execute the report notebook for one grid and write it as HTML; returns the HTML path.
+
+    The executed notebook is kept beside the HTML (``report.ipynb``). Default output:
+    ``runs_dir/<grid name>/report.html``.
+
+    Raises:
+        ConfigError: bad grid file or no ``results.csv`` for it.
+        RunFailedError: the report notebook failed (the message names the cell).
+    """
+    import nbformat
+    import papermill as pm
+    from nbconvert import HTMLExporter
+    from papermill.exceptions import PapermillExecutionError
+
+    from .grid import load_grid
+
+    grid = load_grid(grid_path)
+    results = Path(runs_dir).resolve() / grid.name / "results.csv"
+    if not results.is_file():
+        raise ConfigError(f"{results}: no results for grid {grid.name!r} (run 'fusionlab ablate {grid_path}' first)")
+    nb_in = Path(notebook) if notebook else default_report_notebook()
+    out = Path(out) if out else results.parent / "report.html"
+    executed = out.with_suffix(".ipynb")
+    params = {"ablation": grid.name, "grid_file": str(Path(grid_path).resolve()),
+              "runs_dir": str(Path(runs_dir).resolve()), "interactive": False, "demo_fallback": False}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_nb = executed.with_name(f".partial.{executed.name}")
+    try:
+        pm.execute_notebook(str(nb_in), str(tmp_nb), parameters=params, kernel_name=kernel_name,
+                            cwd=str(nb_in.parent.resolve()), progress_bar=False, log_output=False,
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    except PapermillExecutionError as e:
+        raise RunFailedError(f"{nb_in}: report failed at In [{e.exec_count}]: {e.ename}: "
+                             f"{' '.join(str(e.evalue).split())[:200]} (see {tmp_nb})") from None
+    os.replace(tmp_nb, executed)
+    nb = nbformat.read(str(executed), as_version=4)
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input = not show_code
+    exporter.exclude_input_prompt = exporter.exclude_output_prompt = True
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": f"{grid.name} ablation report"}})
+    atomic_write_text(out, body)
+    return out

@@ -1,0 +1,125 @@
+"""Shared plumbing of the metric modules: input checks and valid-mode filtering.
+
+Every metric takes ``(B, 1, H, W)`` float tensors on the 0..255 scale and returns a
+``(B,)`` float64 tensor. The helpers here keep those rules in one place.
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from ..errors import InvalidTensorError, ShapeMismatchError
+
+
+def check_images(*xs: torch.Tensor, names: tuple[str, ...] | None = None,
+                 min_size: int = 2) -> tuple[torch.Tensor, ...]:
+    """Validate metric inputs: same ``(B, 1, H, W)`` shape, floating point, finite.
+
+    Integer tensors are converted to float32 (a uint8 image is a valid input).
+
+    Raises:
+        InvalidTensorError: wrong rank/channels, NaN/inf, image smaller than ``min_size``.
+        ShapeMismatchError: the inputs differ in shape.
+    """
+    names = names or tuple(f"input {i}" for i in range(len(xs)))
+    out = []
+    for x, name in zip(xs, names):
+        if not isinstance(x, torch.Tensor):
+            raise InvalidTensorError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise InvalidTensorError(
+                f"{name}: expected shape (B, 1, H, W) on 0..255, got {tuple(x.shape)} "
+                "(convert [0, 1] RGB/gray tensors with fusionlab.metrics.to_metric_scale)")
+        if not x.is_floating_point():
+            x = x.float()
+        if min(x.shape[-2:]) < min_size:
+            raise InvalidTensorError(f"{name}: image {x.shape[-1]}x{x.shape[-2]} is too small "
+                                     f"(each side needs at least {min_size} pixels)")
+        if not torch.isfinite(x).all():
+            raise InvalidTensorError(f"{name}: holds {int((~torch.isfinite(x)).sum())} NaN/inf values")
+        out.append(x)
+    for x, name in zip(out[1:], names[1:]):
+        if x.shape != out[0].shape:
+            raise ShapeMismatchError(f"{name}: shape {tuple(x.shape)} differs from {names[0]} {tuple(out[0].shape)}")
+    return tuple(out)
+
+
+def levels(x: torch.Tensor) -> torch.Tensor:
+    """Grey levels for histograms: ``round(x)`` (half to even, like np.round) clamped to 0..255, int64."""
+    return x.round().clamp_(0, 255).long()
+
+
+def _is_smooth(n: int) -> bool:
+    for p in (2, 3, 5, 7):
+        while n % p == 0:
+            n //= p
+    return n == 1
+
+
+@functools.lru_cache(maxsize=None)
+def fft_size(n: int) -> int:
+    """Smallest 2,3,5,7-smooth integer >= n (FFT lengths with large prime factors are slow)."""
+    while not _is_smooth(n):
+        n += 1
+    return n
+
+
+class ValidFilter:
+    """Valid-mode 2-D filtering of many maps with one symmetric kernel, by FFT, in float64.
+
+    Why FFT in float64: the local variances of VIF and SSIM are ``E[x^2] - E[x]^2``, a
+    difference of numbers up to 255^2; float32 loses ~1e-3 there, which changes VIF by
+    ~1e-4 on flat (saturated) regions. Float64 FFT convolution keeps the error ~1e-9 and
+    costs the same for a 17x17 Gaussian as for a 3x3 one.
+
+    Zero-padding to a fast FFT length never touches the valid region (the circular
+    wrap-around only reaches the first ``k - 1`` rows/columns, which are discarded).
+
+    Args:
+        kernel: ``(k, k)`` symmetric kernel (correlation == convolution).
+        size: ``(H, W)`` of the maps that will be filtered.
+    """
+
+    def __init__(self, kernel: torch.Tensor, size: tuple[int, int], device=None):
+        self.k = int(kernel.shape[-1])
+        self.size = (int(size[0]), int(size[1]))
+        self.fsize = (fft_size(self.size[0]), fft_size(self.size[1]))
+        kpad = torch.zeros(self.fsize, dtype=torch.float64, device=device)
+        kpad[: self.k, : self.k] = kernel.to(device=device, dtype=torch.float64)
+        self.kernel_fft = torch.fft.rfft2(kpad)
+
+    def spectrum(self, x: torch.Tensor) -> torch.Tensor:
+        """``(..., H, W)`` real -> spectrum at the padded FFT size (reusable across kernels)."""
+        return torch.fft.rfft2(x.to(torch.float64), s=self.fsize)
+
+    def apply(self, spec: torch.Tensor, stride: int = 1) -> torch.Tensor:
+        """Spectrum -> valid filtered maps ``(..., H-k+1, W-k+1)`` (optionally subsampled by ``stride``)."""
+        full = torch.fft.irfft2(spec * self.kernel_fft, s=self.fsize)
+        h, w = self.size
+        return full[..., self.k - 1:h:stride, self.k - 1:w:stride]
+
+    def __call__(self, x: torch.Tensor, stride: int = 1) -> torch.Tensor:
+        return self.apply(self.spectrum(x), stride)
+
+
+@functools.lru_cache(maxsize=None)
+def gaussian_kernel(n: int, sigma: float) -> torch.Tensor:
+    """``(n, n)`` float64 Gaussian normalised to sum 1, as MATLAB ``fspecial('gaussian', n, sigma)``."""
+    r = torch.arange(n, dtype=torch.float64) - (n - 1) / 2
+    h = torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma * sigma))
+    h[h < torch.finfo(torch.float64).eps * h.max()] = 0
+    return h / h.sum()
+
+
+def box_sum_valid(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Sum over every ``k x k`` window (valid mode) via running sums, float64.
+
+    ``(..., H, W)`` -> ``(..., H-k+1, W-k+1)``. Row-then-column cumulative sums keep the
+    rounding error at ~1e-16 of a row total, far below what SSIM's constants can see.
+    """
+    x = x.to(torch.float64)
+    c = torch.nn.functional.pad(x.cumsum(-1), (1, 0))
+    r = c[..., k:] - c[..., :-k]
+    c = torch.nn.functional.pad(r.cumsum(-2), (0, 0, 1, 0))
+    return c[..., k:, :] - c[..., :-k, :]

@@ -1,0 +1,96 @@
+"""SSIM (Wang et al. 2004) the two ways fusion papers compute it.
+
+``SSIM(x, y) = mean over windows of (2 mx my + C1)(2 sxy + C2) / ((mx^2 + my^2 + C1)(sx^2 + sy^2 + C2))``
+with ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``, evaluated on every fully-inside window
+("valid" mode). Fusion SSIM combines SSIM(F, IR) and SSIM(F, VI).
+
+Why published SSIMs disagree (all switches of :class:`~.conventions.Convention`):
+
+* ``window``: ``"uniform7"`` (scikit-image default: 7x7 box, sample covariance N-1) vs
+  ``"gaussian11"`` (Wang's ``ssim.m``: 11x11 Gaussian, sigma 1.5, population covariance);
+* ``data_range`` L: the CDDFuse evaluator calls ``skimage.metrics.structural_similarity``
+  on float images without ``data_range``; old scikit-image then used L = 2 (the float
+  dtype range -1..1) on 0..255 data, making C1, C2 negligible. That is the convention the
+  DTPF/CDDFuse tables carry (e.g. 0.95 for a mean fusion), and why their values are lower
+  than with the correct L = 255 (1.53 for the same image). Newer scikit-image refuses
+  float input without ``data_range``;
+* ``reduce``: sum of the two (cddfuse; hence "SSIM" values above 1 in medical tables) or
+  their mean (MATLAB toolkits).
+
+Filtering runs in float64: with L = 2 the constants are ~1e-3, so float32 round-off in
+the local variances would dominate flat regions.
+"""
+from __future__ import annotations
+
+import torch
+
+from ._common import ValidFilter, box_sum_valid, check_images, gaussian_kernel
+
+WINDOWS = ("uniform7", "gaussian11")
+
+
+def _window_size(window: str) -> int:
+    if window == "uniform7":
+        return 7
+    if window == "gaussian11":
+        return 11
+    from ..errors import ConfigError
+
+    raise ConfigError(f"unknown SSIM window {window!r} (known: {', '.join(WINDOWS)})")
+
+
+def _local_means(maps: torch.Tensor, window: str) -> torch.Tensor:
+    k = _window_size(window)
+    if window == "uniform7":
+        return box_sum_valid(maps, k) / (k * k)
+    return ValidFilter(gaussian_kernel(k, 1.5), maps.shape[-2:], maps.device)(maps)
+
+
+def _ssim_maps(x: torch.Tensor, ys: torch.Tensor, window: str, data_range: float,
+               sample_covariance: bool) -> torch.Tensor:
+    """SSIM maps of one image ``x`` ``(B, 1, H, W)`` against ``R`` images ``ys`` ``(B, R, H, W)``."""
+    k = _window_size(window)
+    r = ys.shape[1]
+    x, ys = x.to(torch.float64), ys.to(torch.float64)
+    m = _local_means(torch.cat([x, ys, x * x, ys * ys, x * ys], 1), window)
+    mx, my = m[:, :1], m[:, 1:r + 1]
+    exx, eyy, exy = m[:, r + 1:r + 2], m[:, r + 2:2 * r + 2], m[:, 2 * r + 2:]
+    cn = k * k / (k * k - 1) if sample_covariance else 1.0
+    vx, vy, vxy = cn * (exx - mx * mx), cn * (eyy - my * my), cn * (exy - mx * my)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    return ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, window: str = "uniform7", data_range: float = 2.0,
+             sample_covariance: bool = True) -> torch.Tensor:
+    """Per-window SSIM map (valid mode).
+
+    Args:
+        x, y: ``(B, 1, H, W)`` on 0..255.
+        window: ``"uniform7"`` | ``"gaussian11"``. data_range: L (see module docstring).
+
+    Returns:
+        ``(B, 1, H-k+1, W-k+1)`` float64 with k = 7 or 11.
+    """
+    x, y = check_images(x, y, names=("x", "y"), min_size=_window_size(window))
+    return _ssim_maps(x, y, window, data_range, sample_covariance)
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, window: str = "uniform7", data_range: float = 2.0,
+         sample_covariance: bool = True) -> torch.Tensor:
+    """Mean SSIM of each pair -> ``(B,)`` float64; symmetric, 1 for identical images."""
+    return ssim_map(x, y, window, data_range, sample_covariance).flatten(1).mean(1)
+
+
+def fusion_ssim(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, window: str = "uniform7",
+                data_range: float = 2.0, sample_covariance: bool = True, reduce: str = "sum") -> torch.Tensor:
+    """Fusion SSIM: SSIM(F, IR) and SSIM(F, VI) combined by ``reduce`` (``"sum"`` | ``"mean"``).
+
+    Defaults are the cddfuse convention (7x7 uniform, sample covariance, L = 2, sum).
+
+    Returns:
+        ``(B,)`` float64.
+    """
+    fused, ir, vi = check_images(fused, ir, vi, names=("fused", "ir", "vi"), min_size=_window_size(window))
+    s = _ssim_maps(fused, torch.cat([ir, vi], 1), window, data_range, sample_covariance).flatten(2).mean(2)
+    return s.sum(1) if reduce == "sum" else s.mean(1)

@@ -1,0 +1,28 @@
+"""Models: the DTPF teacher and student, fusion-module and width variants.
+
+::
+
+    from fusionlab.models import create_model, list_models, fuse_pair
+    model = create_model("dtpf_student")                 # random weights
+    fused = model(ir, vi_y)                               # (B,1,H,W) in [0,1], any H, W
+    fused, feats = model(ir, vi_y, text, return_features=True)
+    rgb = fuse_pair(model, ir, vi_rgb, tile=256)          # colour: Y fused, VI CbCr kept
+    save_checkpoint("s.pt", model, metadata={"epochs": 3})
+    model, info = load_checkpoint("s.pt", expected="dtpf_student")
+
+Modules: ``blocks`` (attention, FFN, LayerNorm), ``fusion`` (the 5 fusion modules),
+``film`` (text modulation), ``net`` (FusionNet + config), ``zoo`` (registered variants),
+``inference`` (colour, padding, sliding windows), ``checkpoint``, ``profile`` (efficiency table).
+"""
+from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from .film import FiLM
+from .fusion import FUSION_MODULES
+from .inference import fuse_pair, sliding_window
+from .net import FusionNet, FusionNetConfig, count_parameters, pad_to_multiple
+from .zoo import MODELS, create_model, list_models, model_config
+
+__all__ = [
+    "create_model", "list_models", "model_config", "MODELS", "FusionNet", "FusionNetConfig", "FUSION_MODULES",
+    "FiLM", "fuse_pair", "sliding_window", "save_checkpoint", "load_checkpoint", "read_checkpoint",
+    "count_parameters", "pad_to_multiple",
+]

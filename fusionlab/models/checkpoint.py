@@ -1,0 +1,141 @@
+"""Checkpoints: model name + config + weights + metadata in one file, loadable safely.
+
+A checkpoint is a plain dict saved with ``torch.save``::
+
+    {"format": "fusionlab.model", "version": 1, "model": name, "config": {...},
+     "state_dict": {...}, "metadata": {...}, "extra": {...}, "fusionlab": "0.1.0"}
+
+It is written atomically (temp file + rename) and read with ``torch.load(weights_only=True)``,
+so loading never executes code from the file. ``extra`` holds anything else a trainer needs
+(optimizer state, epoch, ...) as long as it is made of tensors and builtins.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..errors import CheckpointError, ConfigError
+from ..io import atomic_path
+from .net import FusionNet, FusionNetConfig
+
+FORMAT, VERSION = "fusionlab.model", 1
+
+
+def save_checkpoint(path: str | os.PathLike, model: FusionNet, metadata: dict | None = None,
+                    extra: dict | None = None) -> Path:
+    """Save ``model`` (name, config, weights) plus ``metadata`` / ``extra`` dicts atomically.
+
+    Returns the path. ``metadata`` is meant for small descriptive values (training params,
+    metrics); ``extra`` for state a trainer resumes from. Both must be weights_only-safe
+    (tensors, numbers, strings, lists, dicts, None).
+    """
+    from .. import __version__
+
+    if not isinstance(model, FusionNet):
+        raise CheckpointError(f"{path}: save_checkpoint needs a FusionNet, got {type(model).__name__}")
+    obj = {
+        "format": FORMAT, "version": VERSION, "model": model.name, "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": dict(metadata or {}), "extra": dict(extra or {}), "fusionlab": __version__,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """The raw checkpoint dict (validated), without building a model."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: checkpoint file not found")
+    try:
+        obj = torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{p}: refused by the safe loader (weights_only=True): {first}") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        msg = " ".join(str(e).split())[:200] or type(e).__name__
+        raise CheckpointError(f"{p}: not a readable torch checkpoint (truncated or corrupt? {msg})") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"{p}: not a fusionlab model checkpoint (no 'format': '{FORMAT}' entry; "
+                              "save it with fusionlab.models.save_checkpoint)")
+    if obj.get("version", 0) > VERSION:
+        raise CheckpointError(f"{p}: checkpoint format version {obj['version']} is newer than this fusionlab "
+                              f"understands ({VERSION}); upgrade fusionlab")
+    for key in ("model", "config", "state_dict"):
+        if key not in obj:
+            raise CheckpointError(f"{p}: checkpoint has no {key!r} entry (incomplete file)")
+    return obj
+
+
+def _config_diff(a: FusionNetConfig, b: FusionNetConfig) -> str:
+    da, db = a.to_dict(), b.to_dict()
+    return ", ".join(f"{k}={da[k]!r} vs {db[k]!r}" for k in da if da[k] != db[k])
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
+                    expected: str | FusionNetConfig | nn.Module | None = None) -> tuple[FusionNet, dict]:
+    """Rebuild the model stored in ``path`` and load its weights.
+
+    Args:
+        path: file written by :func:`save_checkpoint`.
+        map_location: device for the weights (the model is moved there too).
+        expected: optional architecture check: a variant name (``"dtpf_student"``), a
+            :class:`FusionNetConfig` or a model whose config must match.
+
+    Returns:
+        ``(model, info)`` with the model in eval mode and ``info`` a dict with ``model``
+        (name), ``config``, ``metadata``, ``extra``, ``fusionlab`` (version) and ``path``.
+
+    Raises:
+        CheckpointError: missing/corrupt file, not a fusionlab checkpoint, weights that do
+            not fit the stored config, or another architecture than ``expected``.
+    """
+    p = Path(path)
+    obj = read_checkpoint(p, map_location)
+    try:
+        cfg = FusionNetConfig.from_dict(dict(obj["config"]))
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{p}: stored model config is invalid ({e})") from None
+    name = str(obj["model"])
+    if expected is not None:
+        if isinstance(expected, str):
+            if name != expected:
+                raise CheckpointError(f"{p}: holds a '{name}' model, expected '{expected}'")
+        else:
+            want = expected.config if isinstance(expected, nn.Module) else expected
+            if not isinstance(want, FusionNetConfig):
+                raise CheckpointError(f"{p}: 'expected' must be a model name, FusionNetConfig or FusionNet")
+            if want != cfg:
+                raise CheckpointError(f"{p}: architecture differs from the expected one ({_config_diff(cfg, want)})")
+    model = FusionNet(cfg, name=name)
+    _load_weights(model, obj["state_dict"], p)
+    model.to(map_location if map_location is not None else "cpu").eval()
+    info = {k: obj.get(k) for k in ("model", "config", "metadata", "extra", "fusionlab")}
+    info["path"] = str(p)
+    return model, info
+
+
+def _load_weights(model: FusionNet, state: dict, p: Path) -> None:
+    """load_state_dict with a one-line CheckpointError naming what does not fit."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or bad:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if bad:
+            k = bad[0]
+            parts.append(f"{len(bad)} with wrong shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+        raise CheckpointError(f"{p}: weights do not fit the stored '{model.name}' architecture: " + "; ".join(parts))
+    model.load_state_dict(state)

@@ -1,0 +1,175 @@
+"""Efficiency of the model variants: parameters, FLOPs/MACs, peak memory, CPU latency.
+
+One function, :func:`profile_models`, measures several variants *side by side in one run*
+(latency repeats are interleaved: teacher, student, teacher, student, ...) so that their
+ratios are meaningful on a shared, noisy machine. ``fusionlab profile`` and
+``benchmarks/model_efficiency.py`` both print its table.
+
+Conventions: FLOPs from ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add = 2
+FLOPs; convolutions, matmuls and attention); GMACs = GFLOPs / 2 (what fusion papers call
+"FLOPs" when they use thop). Peak memory = weights + the largest amount of tensor memory
+alive during one forward pass (CPU allocator events of ``torch.profiler``, or
+``torch.cuda.max_memory_allocated`` on CUDA). Latency = median wall time of a
+``torch.no_grad()`` forward of one ``H x W`` pair with random weights.
+"""
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .net import count_parameters
+from .zoo import create_model, model_config
+
+
+@dataclass
+class ProfileRow:
+    model: str
+    params_m: float
+    gflops: float | None = None
+    gmacs: float | None = None
+    peak_mem_mb: float | None = None
+    latency_s: float | None = None
+    latency_min_s: float | None = None
+    latency_max_s: float | None = None
+
+
+def _inputs(cfg, size, device):
+    g = torch.Generator().manual_seed(0)
+    h, w = size
+    ir, vi = torch.rand(1, 1, h, w, generator=g), torch.rand(1, 1, h, w, generator=g)
+    text = torch.randn(1, cfg.text_dim, generator=g) if cfg.text_dim else None
+    return ir.to(device), vi.to(device), (text.to(device) if text is not None else None)
+
+
+def count_flops(model, ir, vi, text=None) -> int:
+    """FLOPs of one forward (multiply-add = 2), via ``FlopCounterMode``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(ir, vi, text)
+    return int(fc.get_total_flops())
+
+
+def peak_memory_bytes(model, ir, vi, text=None) -> int:
+    """Weights + peak live tensor memory of one forward pass, in bytes."""
+    weights = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+    if ir.device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(ir.device)
+        base = torch.cuda.memory_allocated(ir.device)
+        with torch.no_grad():
+            model(ir, vi, text)
+        torch.cuda.synchronize()
+        return int(torch.cuda.max_memory_allocated(ir.device) - base + weights)
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        model(ir, vi, text)
+    events = sorted((e.time_range.start, e.cpu_memory_usage) for e in prof.events() if e.name == "[memory]")
+    live = peak = 0
+    for _, delta in events:  # allocations (+) and frees (-) in time order
+        live += delta
+        peak = max(peak, live)
+    return int(peak + weights)
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, device: str = "cpu",
+                   threads: int | None = None, flops: bool = True, memory: bool = True,
+                   latency: bool = True, progress=None, **overrides) -> list[ProfileRow]:
+    """Measure the variants ``names`` at ``size`` (H, W) side by side.
+
+    Args:
+        names: model names (see :func:`~fusionlab.models.list_models`).
+        size: input ``(H, W)``.
+        repeats: timed forwards per model (interleaved between models); the median is reported.
+        warmup: untimed forwards per model first (allocator and oneDNN warm-up).
+        device: ``"cpu"`` or ``"cuda"``.
+        threads: ``torch.set_num_threads`` for the run (restored afterwards); None keeps it.
+        flops / memory / latency: which measurements to make (parameters are always counted).
+        progress: optional callable receiving one-line status strings.
+        overrides: applied to every model (e.g. ``fusion="concat_conv1x1"``).
+
+    Returns:
+        one :class:`ProfileRow` per name, in order.
+    """
+    dev = torch.device(device)
+    say = progress or (lambda s: None)
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        rows, models = [], {}
+        for name in names:
+            model_config(name, **overrides)  # validate names/options before heavy work
+        for name in names:
+            torch.manual_seed(0)
+            m = create_model(name, **overrides).to(dev).eval()
+            row = ProfileRow(name, round(count_parameters(m) / 1e6, 3))
+            x = _inputs(m.config, size, dev)
+            if flops:
+                say(f"{name}: counting FLOPs")
+                f = count_flops(m, *x)
+                row.gflops, row.gmacs = round(f / 1e9, 2), round(f / 2e9, 2)
+            if memory:
+                say(f"{name}: measuring peak memory")
+                row.peak_mem_mb = round(peak_memory_bytes(m, *x) / 2 ** 20, 1)
+            rows.append(row)
+            models[name] = (m, x)
+        if latency:
+            times = {n: [] for n in names}
+            with torch.no_grad():
+                for name in names:
+                    m, x = models[name]
+                    for _ in range(warmup):
+                        say(f"{name}: warm-up")
+                        m(*x)
+                for r in range(repeats):
+                    for name in names:  # interleaved: machine load hits all models alike
+                        m, x = models[name]
+                        gc.collect()
+                        _sync(dev)
+                        t0 = time.perf_counter()
+                        m(*x)
+                        _sync(dev)
+                        times[name].append(time.perf_counter() - t0)
+                        say(f"{name}: run {r + 1}/{repeats} {times[name][-1]:.2f} s")
+            for row in rows:
+                ts = times[row.model]
+                row.latency_s = round(statistics.median(ts), 3)
+                row.latency_min_s, row.latency_max_s = round(min(ts), 3), round(max(ts), 3)
+        return rows
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+COLUMNS = {"params_m": "params (M)", "gflops": "GFLOPs", "gmacs": "GMACs", "peak_mem_mb": "peak mem (MB)",
+           "latency_s": "median latency (s)", "latency_min_s": "min (s)", "latency_max_s": "max (s)"}
+
+
+def format_table(rows: list[ProfileRow], reference: str | None = None) -> str:
+    """Markdown table of :func:`profile_models` rows; ``reference`` (e.g. the teacher's name)
+    adds ratio columns relative to that model."""
+    dicts = [asdict(r) for r in rows]
+    cols = [c for c in COLUMNS if any(d[c] is not None for d in dicts)]
+    ref = next((d for d in dicts if d["model"] == reference), None)
+    ratios = [c for c in ("params_m", "gflops", "latency_s") if ref is not None and c in cols and ref[c]]
+    head = ["model"] + [COLUMNS[c] for c in cols] + [f"{COLUMNS[c].split(' (')[0]} / {reference}" for c in ratios]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for d in dicts:
+        cells = [d["model"]] + ["" if d[c] is None else f"{d[c]:g}" for c in cols]
+        cells += [f"{d[c] / ref[c]:.3f}" if d[c] is not None else "" for c in ratios]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def rows_to_dicts(rows: list[ProfileRow]) -> list[dict]:
+    return [asdict(r) for r in rows]

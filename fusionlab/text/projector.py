@@ -1,0 +1,257 @@
+"""Caption-free text prior: a small CNN maps an image pair straight into the caption-embedding space.
+
+Idea (VLV, arXiv 2507.07104): instead of generating text and encoding it, train a vision
+encoder to emit the continuous embedding the text encoder would have produced. Here the
+targets are the (frozen encoder + fixed projection) embeddings of the ``oracle`` captions of
+synthetic degraded pairs, the loss is ``1 - cosine``, and at inference the teacher needs
+no captioner and no text encoder at all - one more row of the text-guidance ablation.
+
+Functional API: :func:`train_projector`, :func:`evaluate_projector`, :func:`save_projector`,
+:func:`load_projector`; module: :class:`Projector` (``embed(ir, vi) -> (B, text_dim)``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import CheckpointError, ConfigError, InvalidTensorError
+
+FORMAT = "fusionlab.text_projector"
+
+
+@dataclass
+class ProjectorConfig:
+    """Architecture and provenance of a projector.
+
+    ``encoder_id``/``seed``/``style`` record which embedding space it regresses (the prior it
+    was trained against); ``max_side`` caps the input size (larger pairs are area-downscaled).
+    """
+
+    text_dim: int = 512
+    width: int = 16
+    max_side: int = 256
+    encoder_id: str = ""
+    seed: int = 0
+    style: str = "descriptive"
+    classes: list[str] = field(default_factory=list)
+
+
+class Projector(nn.Module):
+    """(IR, VI luma) ``(B, 2, H, W)`` -> unit vector ``(B, text_dim)``.
+
+    Four 3x3 conv stages (stride 1, 2, 2, 2; GELU). The mean AND standard deviation of every
+    channel of EVERY stage over the image are concatenated (degradations are global
+    statistics - brightness, contrast, noise level - and pixel noise is only visible at full
+    resolution, so the head must see stage 1 directly), then a 2-layer MLP. Any input size;
+    ~0.1 M parameters at width 16.
+    """
+
+    def __init__(self, cfg: ProjectorConfig | None = None, **kw):
+        super().__init__()
+        self.config = cfg or ProjectorConfig(**kw)
+        w = self.config.width
+        chans = [2, w, 2 * w, 4 * w, 4 * w]
+        self.stages = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(chans[i], chans[i + 1], 3, stride=1 if i == 0 else 2, padding=1), nn.GELU())
+            for i in range(4))
+        self.head = nn.Sequential(nn.Linear(2 * sum(chans[1:]), 8 * w), nn.GELU(), nn.Linear(8 * w, self.config.text_dim))
+
+    @property
+    def text_dim(self) -> int:
+        return self.config.text_dim
+
+    def forward(self, ir: torch.Tensor, vi_y: torch.Tensor) -> torch.Tensor:
+        """``ir``, ``vi_y``: ``(B, 1, H, W)`` in [0, 1] -> ``(B, text_dim)`` L2-normalised."""
+        x = torch.cat([ir, vi_y], dim=1) * 2.0 - 1.0
+        pooled = []
+        for stage in self.stages:
+            x = stage(x)
+            pooled += [x.mean(dim=(2, 3)), x.std(dim=(2, 3), unbiased=False)]
+        return F.normalize(self.head(torch.cat(pooled, dim=1)), dim=-1)
+
+    def prepare(self, ir: torch.Tensor, vi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validate, take VI luma, downscale so the longest side is <= ``max_side``."""
+        from .rules import _luma
+
+        if ir.ndim != 4 or vi.ndim != 4 or ir.shape[0] != vi.shape[0] or ir.shape[-2:] != vi.shape[-2:]:
+            raise InvalidTensorError(f"projector expects ir (B,1,H,W) and vi (B,C,H,W) of one size, got "
+                                     f"{tuple(ir.shape)} and {tuple(vi.shape)}")
+        p = next(self.parameters())
+        ir, vy = _luma(ir.to(p)), _luma(vi.to(p))
+        h, w = ir.shape[-2:]
+        s = self.config.max_side / max(h, w)
+        if s < 1:
+            size = (max(8, round(h * s)), max(8, round(w * s)))
+            ir, vy = F.interpolate(ir, size=size, mode="area"), F.interpolate(vy, size=size, mode="area")
+        return ir, vy
+
+    @torch.no_grad()
+    def embed(self, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
+        """Inference: ``ir`` ``(B,1,H,W)``, ``vi`` ``(B,1|3,H,W)`` in [0, 1] -> ``(B, text_dim)`` float32."""
+        was = self.training
+        self.eval()
+        out = self(*self.prepare(ir, vi)).float()
+        self.train(was)
+        return out
+
+
+# ----------------------------------------------------------------------------- data
+class _DegradedStream:
+    """Endless random batches: random crops/flips of a pool of synthetic pairs + random degradations.
+
+    Fresh degradation parameters and noise every batch, so even a small pool gives varied
+    samples. Labels are uniform over the degradation classes.
+    """
+
+    def __init__(self, n_pairs: int, size: int, crop: int, seed: int):
+        from ..data import make_pair
+
+        pairs = [make_pair(seed + i, size, with_reference=False) for i in range(n_pairs)]
+        self.ir = torch.stack([p["ir"] for p in pairs])
+        self.vi = torch.stack([p["vi"] for p in pairs])
+        self.crop = min(crop, size)
+        self.g = torch.Generator().manual_seed(seed)
+
+    def batch(self, b: int) -> dict:
+        from ..data import degrade_batch
+
+        g, c = self.g, self.crop
+        idx = torch.randint(0, self.ir.shape[0], (b,), generator=g)
+        h, w = self.ir.shape[-2:]
+        irs, vis = [], []
+        for i in idx.tolist():
+            y = int(torch.randint(0, h - c + 1, (1,), generator=g))
+            x = int(torch.randint(0, w - c + 1, (1,), generator=g))
+            ir, vi = self.ir[i, :, y:y + c, x:x + c], self.vi[i, :, y:y + c, x:x + c]
+            if bool(torch.rand((), generator=g) < 0.5):
+                ir, vi = ir.flip(-1), vi.flip(-1)
+            irs.append(ir)
+            vis.append(vi)
+        return degrade_batch(torch.stack(irs), torch.stack(vis), g=g)
+
+
+# ----------------------------------------------------------------------------- train / eval
+def train_projector(prior=None, *, text_dim: int = 512, encoder="minilm", steps: int = 300, batch_size: int = 16,
+                    lr: float = 2e-3, n_pairs: int = 32, size: int = 96, crop: int = 48, width: int = 16,
+                    seed: int = 0, device: str = "cpu", progress: bool = False, log_every: int = 50):
+    """Train a projector to regress the oracle-caption embeddings of synthetic degraded pairs.
+
+    Args:
+        prior: the ``oracle`` :class:`~fusionlab.text.prior.TextPrior` whose embedding space
+            to regress; default ``build_text_prior("oracle", text_dim, encoder=encoder, seed=seed)``.
+        steps, batch_size, lr: AdamW with cosine decay; loss ``1 - cos(pred, target)``.
+        n_pairs, size, crop: pool of ``n_pairs`` synthetic ``size`` x ``size`` pairs
+            (seeds ``seed ..``), random ``crop`` crops.
+        width: projector width (channels of the first stage).
+
+    Returns:
+        ``(projector, history)``: the trained :class:`Projector` (eval mode, CPU) and a list
+        of ``{"step", "loss"}`` dicts.
+    """
+    from tqdm.auto import tqdm
+
+    from .captions import EVENT_TYPES
+    from .prior import build_text_prior
+
+    if steps < 1 or batch_size < 2:
+        raise ConfigError(f"train_projector needs steps >= 1 and batch_size >= 2, got {steps}, {batch_size}")
+    prior = prior or build_text_prior("oracle", text_dim, encoder=encoder, seed=seed)
+    if prior.encoder is None:
+        raise ConfigError(f"train_projector needs a caption-based prior, got source {prior.source!r}")
+    dev = torch.device(device)
+    style = getattr(prior.captioner, "style", "descriptive")
+    cfg = ProjectorConfig(text_dim=prior.text_dim, width=width, encoder_id=prior.encoder_id or "",
+                          seed=prior.seed, style=style, classes=list(EVENT_TYPES))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        proj = Projector(cfg).to(dev)
+    stream = _DegradedStream(n_pairs, size, crop, seed)
+    opt = torch.optim.AdamW(proj.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    history, running = [], 0.0
+    proj.train()
+    for step in tqdm(range(1, steps + 1), desc="projector", disable=not progress):
+        b = stream.batch(batch_size)
+        target = prior(b).to(dev)
+        pred = proj(*proj.prepare(b["ir"], b["vi"]))
+        loss = (1.0 - (pred * target).sum(dim=1)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        running += float(loss.detach())
+        if step % log_every == 0 or step == steps:
+            history.append({"step": step, "loss": running / (log_every if step % log_every == 0 else step % log_every)})
+            running = 0.0
+    return proj.cpu().eval(), history
+
+
+@torch.no_grad()
+def evaluate_projector(projector: Projector, prior=None, n_per_class: int = 20, size: int = 96, seed: int = 50_000):
+    """Nearest-class accuracy of a projector on held-out synthetic degraded pairs.
+
+    Each embedding is compared (cosine) with the embeddings of the five class captions;
+    the prediction is the closest class.
+
+    Returns:
+        dict ``accuracy``, ``cos_true`` (mean cosine to the true caption embedding),
+        ``cos_other`` (mean cosine to the best wrong class), ``confusion`` (pandas DataFrame).
+    """
+    from .captions import EVENT_TYPES, format_caption
+    from .prior import build_text_prior
+    from .rules import confusion_matrix, synthetic_degraded_pairs
+
+    cfg = projector.config
+    prior = prior or build_text_prior("oracle", cfg.text_dim, seed=cfg.seed, style=cfg.style)
+    classes = list(EVENT_TYPES)
+    protos = prior.embed_texts([format_caption(c, style=cfg.style) for c in classes])  # (K, D)
+    true, pred, cos_t, cos_o = [], [], [], []
+    for ir, vi, labels, _ in synthetic_degraded_pairs(n_per_class, size, seed):
+        sim = projector.embed(ir, vi) @ protos.T  # (B, K)
+        ti = torch.tensor([classes.index(lab) for lab in labels])
+        cos_t += sim[torch.arange(len(ti)), ti].tolist()
+        other = sim.clone()
+        other[torch.arange(len(ti)), ti] = -2.0
+        cos_o += other.max(dim=1).values.tolist()
+        pred += [classes[int(i)] for i in sim.argmax(dim=1)]
+        true += labels
+    acc = sum(t == p for t, p in zip(true, pred)) / len(true)
+    return {"accuracy": acc, "cos_true": sum(cos_t) / len(cos_t), "cos_other": sum(cos_o) / len(cos_o),
+            "confusion": confusion_matrix(true, pred, classes)}
+
+
+# ----------------------------------------------------------------------------- save / load
+def save_projector(path: str | os.PathLike, projector: Projector, metadata: dict | None = None) -> Path:
+    """Save config + weights atomically (loadable with ``torch.load(weights_only=True)``)."""
+    from ..io import atomic_path
+
+    obj = {"format": FORMAT, "version": 1, "config": asdict(projector.config),
+           "state_dict": {k: v.detach().cpu() for k, v in projector.state_dict().items()},
+           "metadata": dict(metadata or {})}
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def load_projector(path: str | os.PathLike, map_location: str = "cpu") -> Projector:
+    """Load a projector saved by :func:`save_projector` (eval mode)."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: projector checkpoint not found (train one with train_projector)")
+    try:
+        obj = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{p}: cannot read projector checkpoint ({' '.join(str(e).split())[:160]})") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CheckpointError(f"{p}: not a fusionlab text projector checkpoint")
+    try:
+        proj = Projector(ProjectorConfig(**obj["config"]))
+        proj.load_state_dict(obj["state_dict"])
+    except (TypeError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{p}: projector checkpoint does not match the architecture ({str(e)[:160]})") from None
+    return proj.eval()

@@ -1,0 +1,103 @@
+"""Evaluation helpers shared by validation, ``run_experiment`` and the benchmark.
+
+Metrics follow the papers' reading (see ``fusionlab.metrics``): the fused luma is put back
+together with the visible CbCr (the colour image a user would save), and every image is
+quantised to 8 bits and converted to gray exactly as when the PNGs are read back, so
+numbers computed here equal ``fusionlab evaluate`` on the written files.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ..io import rgb_to_ycbcr, to_luma, write_image, ycbcr_to_rgb
+
+#: the paper's headline metrics and SSIM (what validation logs)
+HEADLINE = ("EN", "VIF", "Qabf", "SSIM")
+
+
+def colorize(fused_y: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
+    """``(B, 1, H, W)`` fused luma + ``(B, 1|3, H, W)`` visible -> fused image with the
+    visible colours (``(B, 3, H, W)``; gray stays ``(B, 1, H, W)``), in [0, 1]."""
+    if vi.shape[1] == 1:
+        return fused_y.clamp(0, 1)
+    ycc = rgb_to_ycbcr(vi)
+    return ycbcr_to_rgb(torch.cat([fused_y.clamp(0, 1), ycc[:, 1:]], 1))
+
+
+def pair_metrics(fused_y: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor,
+                 metrics: Iterable[str] | None = HEADLINE) -> dict[str, float]:
+    """Metrics of one fused pair.
+
+    Args:
+        fused_y: ``(1, 1, H, W)`` fused luma in [0, 1] (or an RGB ``(1, 3, H, W)`` fused image).
+        ir: ``(1, 1, H, W)`` in [0, 1]. vi: ``(1, 1|3, H, W)`` in [0, 1].
+        metrics: names (default EN, VIF, Qabf, SSIM); None = the 12 of METRIC_NAMES.
+
+    Returns:
+        ``{metric: float}`` on the papers' scale.
+    """
+    from ..metrics import evaluate, to_metric_scale
+
+    fused = colorize(fused_y, vi) if fused_y.shape[1] == 1 else fused_y
+    vals = evaluate(to_metric_scale(ir)[0], to_metric_scale(vi)[0], to_metric_scale(fused)[0],
+                    metrics=list(metrics) if metrics is not None else None)
+    return {k: float(v) for k, v in vals.items()}
+
+
+def baseline(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Pixel baselines on luma: ``"mean"`` ((IR + VI_Y) / 2) or ``"max"`` (max(IR, VI_Y))."""
+    if kind == "mean":
+        return lambda ir, vi_y: 0.5 * (ir + vi_y)
+    if kind == "max":
+        return torch.maximum
+    raise ValueError(f"unknown baseline {kind!r} (mean, max)")
+
+
+def evaluate_fuser(fuse: Callable[[dict], torch.Tensor], items: Sequence[dict],
+                   metrics: Iterable[str] | None = HEADLINE, samples_dir: str | Path | None = None,
+                   max_samples: int = 4) -> tuple[dict[str, float], list[dict]]:
+    """Run ``fuse(item) -> (1, 1, H, W) fused luma`` on every item (``ir``, ``vi``, ``name``).
+
+    Returns ``(mean, per_image)``: the mean of each metric (NaN-aware) and one dict per
+    image (``name`` + metrics). The first ``max_samples`` fused images (with the visible
+    colours) are written to ``samples_dir/<name>.png`` when it is given.
+    """
+    rows = []
+    for i, it in enumerate(items):
+        with torch.no_grad():
+            fused = fuse(it).detach().float().cpu().clamp(0, 1)
+        row = {"name": it["name"], **pair_metrics(fused, it["ir"], it["vi"], metrics)}
+        rows.append(row)
+        if samples_dir is not None and i < max_samples:
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(it["name"]))
+            write_image(Path(samples_dir) / f"{safe}.png", colorize(fused, it["vi"])[0])
+    keys = [k for k in rows[0] if k != "name"] if rows else []
+    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
+    return mean, rows
+
+
+def model_fuser(model: torch.nn.Module, prior=None, device: torch.device | str = "cpu",
+                tile: int | None = None) -> Callable[[dict], torch.Tensor]:
+    """``item -> fused luma`` with a trained model (and its text prior, if any); ``tile``
+    fuses large images in overlapping tiles (bounded memory)."""
+    dev = torch.device(device)
+
+    def fuse(it: dict) -> torch.Tensor:
+        ir, vi = it["ir"].to(dev), it["vi"].to(dev)
+        text = None
+        if prior is not None:
+            t = prior({"ir": ir, "vi": vi, "names": [it["name"]], "labels": [it.get("label", "normal")]})
+            text = None if t is None else t.to(dev)
+        vi_y = to_luma(vi)
+        model.eval()
+        if tile and max(ir.shape[-2:]) > tile:
+            from ..models import sliding_window
+
+            return sliding_window(model, ir, vi_y, text, tile=tile)
+        return model(ir, vi_y, text)
+
+    return fuse

@@ -1,0 +1,283 @@
+"""Source of notebooks/02_metrics_explained.ipynb (build with scripts/build_notebooks.py)."""
+
+# %% [markdown]
+# # 02 · The fusion metrics, explained
+#
+# There is no ground-truth fused image, so papers score a fusion F against its sources IR
+# and VI with nine numbers. This notebook computes them on three simple fusions of one pair -
+# the pixel **mean**, the pixel **max**, and the **visible image itself** - and shows the
+# maps behind each number, then why two papers can print different values for the same
+# image (conventions), and how some metrics can be gamed.
+#
+# | metric | measures | from | note |
+# |---|---|---|---|
+# | EN | entropy of F's 256-bin histogram (bits) | F only | rewards noise |
+# | SD | standard deviation of F (contrast) | F only | rewards noise |
+# | SF | spatial frequency: RMS of first differences | F only | rewards noise |
+# | AG | average gradient (sharpness) | F only | rewards noise |
+# | MI | mutual information MI(F, IR) + MI(F, VI) | F, IR, VI | nats or bits! |
+# | SCD | corr(F - VI, IR) + corr(F - IR, VI) | F, IR, VI | undefined if F equals a source |
+# | VIF | visual information fidelity, 4 scales, VIF(IR, F) + VIF(VI, F) | F, IR, VI | DTPF's headline metric |
+# | Qabf | Sobel edge preservation of IR and VI in F, weighted by edge strength | F, IR, VI | in [0, 1] |
+# | SSIM | SSIM(F, IR) + SSIM(F, VI) | F, IR, VI | data range 2 vs 255! |
+#
+# All are "higher is better". All take gray images on 0..255, as the papers' evaluator
+# (CDDFuse `utils/Evaluator.py`) reads 8-bit files.
+
+# %% tags=["parameters"]
+# Parameters (papermill: -p NAME VALUE). FUSIONLAB_PRESET: ci (seconds) | laptop | full.
+import os
+
+preset = os.environ.get("FUSIONLAB_PRESET", "laptop")
+data_root = None  # None: the shared reference pair (MSRS 00016N) if present, else synthetic; or a folder
+seed = 0
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from fusionlab.metrics import compute_metrics, to_metric_scale
+from fusionlab.presets import pick
+from fusionlab.viz.walkthrough import choose_data, find_shared_data, image_grid, load_pairs, setup
+
+setup(seed)
+max_side = pick(ci=160, laptop=None, full=None, preset=preset)
+shared = find_shared_data()
+if data_root is None and shared is not None:
+    data = choose_data("textif_samples")  # holds 00016N, the pair of the reference values
+    pair = load_pairs(data, n=1, max_side=max_side, names=["00016N"])[0]
+else:
+    data = choose_data(data_root)
+    pair = load_pairs(data, n=1, max_side=max_side, size=(120, 160))[0]
+print(data)
+print(f"pair {pair['name']}: {tuple(pair['ir'].shape[-2:])}")
+
+# the three fusions, on the metric scale (gray 0..255, integers like an 8-bit file)
+ir, vi = to_metric_scale(pair["ir"]), to_metric_scale(pair["vi"])
+fusions = {"mean": torch.round((ir + vi) / 2), "max": torch.maximum(ir, vi), "VI": vi.clone()}
+
+
+def scores(fusions, convention="cddfuse"):
+    """One row per fusion, one column per metric."""
+    return pd.DataFrame({k: {m: float(v[0]) for m, v in compute_metrics(ir, vi, f, convention=convention).items()}
+                         for k, f in fusions.items()}).T
+
+
+table = scores(fusions)
+table.round(3)
+
+# %% [markdown]
+# Already a surprise: the visible image alone scores higher than the max fusion on EN, MI,
+# VIF and SSIM, and the mean fusion has the worst EN/SD/SF/AG. The pictures below show why.
+#
+# ## 1. EN and SD: the histogram of F
+#
+# EN is the entropy of the gray-level histogram (how many gray levels are used, how evenly);
+# SD its spread. Neither looks at IR or VI: a fusion that *adds* contrast or noise gains.
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 2.6))
+for name, f in fusions.items():
+    ax.hist(f.flatten().numpy(), bins=64, range=(0, 255), histtype="step", lw=1.5,
+            label=f"{name}: EN {table.loc[name, 'EN']:.2f}, SD {table.loc[name, 'SD']:.1f}")
+ax.set_xlabel("gray level"), ax.set_ylabel("pixels"), ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# ## 2. SF and AG: gradients of F
+#
+# SF is the RMS of horizontal and vertical first differences, AG the mean gradient
+# magnitude. The maps are the per-pixel gradient strength AG averages: the max fusion keeps
+# the strong edges of both images (warm people from IR, texture from VI).
+
+# %%
+from fusionlab.viz.metric_maps import gradient_maps_of
+
+grads = {k: gradient_maps_of(f) for k, f in fusions.items()}
+vmax = max(float(np.percentile(g, 99)) for g in grads.values())
+fig, axes = plt.subplots(1, 3, figsize=(10, 2.6))
+for ax, (k, g) in zip(axes, grads.items()):
+    im = ax.imshow(g, cmap="magma", vmin=0, vmax=vmax)
+    ax.set_title(f"{k}: AG {table.loc[k, 'AG']:.2f}  SF {table.loc[k, 'SF']:.2f}"), ax.axis("off")
+fig.colorbar(im, ax=axes, fraction=0.02)
+plt.show()
+
+# %% [markdown]
+# ## 3. MI: joint histograms
+#
+# MI(F, S) is large when knowing F's gray level tells you S's gray level. The joint histogram
+# of (S, F) is then concentrated on a curve. The visible image has MI(F, VI) = entropy of VI,
+# the largest possible - that is why "VI as fusion" wins MI while ignoring IR entirely.
+
+# %%
+from fusionlab.metrics import joint_histogram
+
+fig, axes = plt.subplots(1, 4, figsize=(11, 2.8))
+for ax, (k, src, sname) in zip(axes, [("max", ir, "IR"), ("max", vi, "VI"), ("VI", ir, "IR"), ("mean", vi, "VI")]):
+    jh = joint_histogram(fusions[k], src)[0].numpy()
+    ax.imshow(np.log1p(jh), origin="lower", cmap="viridis")
+    ax.set_xlabel(f"{sname} gray level"), ax.set_ylabel(f"F = {k}"), ax.set_xticks([]), ax.set_yticks([])
+    ax.set_title(f"F={k} vs {sname}")
+plt.show()
+
+# %% [markdown]
+# ## 4. SCD: what F adds beyond each source
+#
+# SCD correlates F - VI (what F took beyond VI) with IR, and F - IR with VI. For F = VI the
+# first difference is zero and SCD is undefined (NaN in the table).
+
+# %%
+f = fusions["max"]
+image_grid([[(f - vi)[0, 0].numpy(), ir[0] / 255, (f - ir)[0, 0].numpy(), vi[0] / 255]],
+           col_titles=["F - VI (F = max)", "IR", "F - IR (F = max)", "VI"], size=2.3, cmap="coolwarm")
+plt.show()
+
+# %% [markdown]
+# ## 5. Qabf: are the sources' edges preserved?
+#
+# Sobel gives each pixel an edge strength g and orientation a, in IR, VI and F. For each
+# source, Q_SF in [0, 1] says how much of that edge (strength and orientation) survives in
+# F; Qabf is the average of Q_IR,F and Q_VI,F weighted by the source edge strengths, so
+# strong edges count most.
+
+# %%
+from fusionlab.viz.metric_maps import qabf_maps
+
+q = qabf_maps(fusions["max"], ir, vi)
+fig = image_grid([[q["g_ir"], q["g_vi"], q["g_f"]], [q["a_ir"], q["a_vi"], q["a_f"]],
+                  [q["q_ir"], q["q_vi"], (q["q_ir"] * q["g_ir"] + q["q_vi"] * q["g_vi"]) / (q["g_ir"] + q["g_vi"] + 1e-9)]],
+                 row_titles=["edge strength g", "orientation a (rad)", "preservation Q"],
+                 col_titles=[["IR", "VI", "F = max"], ["IR", "VI", "F = max"],
+                             ["Q(IR -> F)", "Q(VI -> F)", f"weighted: Qabf {table.loc['max', 'Qabf']:.3f}"]],
+                 size=2.1, cmap="magma")
+plt.show()
+
+# %% [markdown]
+# ## 6. VIF: information that survives, at four scales
+#
+# VIF models each source as a natural image seen through a noisy channel
+# (sigma_n^2 = 2 on 0..255). At each of 4 scales (Gaussian windows 17, 9, 5, 3; images
+# low-passed and halved between scales) it measures per pixel the information the source
+# carries (den) and the part of it that survives in F (num). VIF(S, F) = sum num / sum den,
+# and the fusion VIF adds VIF(IR, F) + VIF(VI, F). F with *more* local contrast than S gives
+# VIF(S, F) > 1: VIF rewards contrast enhancement.
+
+# %%
+from fusionlab.viz.metric_maps import vif_scale_maps
+
+sm = vif_scale_maps(vi, fusions["max"])
+fig = image_grid([[s["ref"] for s in sm], [s["den"] for s in sm], [s["num"] for s in sm]],
+                 row_titles=["VI at scale", "info in VI (den)", "survives in F (num)"],
+                 col_titles=[f"scale {i + 1}: {s['ref'].shape[1]}x{s['ref'].shape[0]}" for i, s in enumerate(sm)],
+                 size=2.0, cmap="viridis")
+plt.show()
+per_scale = pd.DataFrame({src: [s["num_sum"] / sum(t["den_sum"] for t in m) for s in m]
+                          for src, m in (("VIF(IR, F)", vif_scale_maps(ir, fusions["max"])), ("VIF(VI, F)", sm))},
+                         index=[f"scale {i}" for i in range(1, 5)])
+ax = per_scale.plot.bar(figsize=(5, 2.4), title="share of VIF per scale (F = max)")
+plt.show()
+print(per_scale.sum().round(3).to_dict(), "sum =", round(float(per_scale.sum().sum()), 3))
+
+# %% [markdown]
+# ## 7. SSIM: structure per window
+#
+# SSIM compares local means, contrasts and structure in 7x7 windows. The papers' evaluator
+# uses scikit-image's old default `data_range = 2` for 0..255 images, which makes the
+# stabilising constants ~0: their "SSIM" is almost pure structure correlation.
+
+# %%
+from fusionlab.viz.metric_maps import ssim_maps
+
+sm_max = ssim_maps(fusions["max"], ir, vi)
+image_grid([[sm_max["ir"], sm_max["vi"]]], col_titles=["SSIM(F=max, IR)", "SSIM(F=max, VI)"], size=2.6,
+           cmap="RdBu")
+plt.show()
+
+# %% [markdown]
+# ## 8. Why papers' numbers disagree: conventions
+#
+# Two evaluators, same images, different numbers. `fusionlab.metrics` names every switch in a
+# `Convention`: `cddfuse` (the Python evaluator most 2023-2025 IR-VI papers use, including
+# DTPF) and `matlab` (the classic MATLAB toolkits). Differences: gray conversion and rounding,
+# MI in nats vs bits, SF/AG normalisation, SSIM window/range/averaging, PSNR peak.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+both = pd.concat({"cddfuse": table, "matlab": scores(fusions, "matlab")}, axis=1).swaplevel(axis=1)
+both[["MI", "SF", "AG", "SSIM", "PSNR"]].round(3)
+
+# %% [markdown]
+# MI differs by a factor ln 2 (nats vs bits), SSIM by almost a factor 2 (sum vs mean) and
+# more (range 2 vs 255, window), SF/AG by their normalisation. When you compare with a paper,
+# check which evaluator it used; fusionlab reports `cddfuse` by default because the DTPF
+# tables do.
+
+# %% [markdown]
+# ## 9. Gaming the no-reference metrics
+#
+# EN, SD, SF and AG only look at F. Add noise to a fusion and they go *up*; the metrics that
+# compare with the sources (VIF, Qabf, SSIM) go down. Always read both kinds together.
+
+# %%
+g = torch.Generator().manual_seed(seed)
+noisy = (fusions["max"] + 12 * torch.randn(fusions["max"].shape, generator=g)).clamp(0, 255).round()
+gamed = scores({"max": fusions["max"], "max + noise": noisy})
+gamed[["EN", "SD", "SF", "AG", "VIF", "Qabf", "SSIM"]].round(3)
+
+# %% [markdown]
+# ## 10. Do we match the papers' evaluator?
+#
+# The shared folder holds reference values computed with the CDDFuse evaluator for MSRS
+# 00016N fused three ways (8-bit PNG files). Reading the same files with
+# `fusionlab.metrics.evaluate_files` reproduces them to float32 rounding:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+import json
+
+from fusionlab.metrics import evaluate_files
+
+ref_json = shared.parent / "reference" / "metrics_00016N.json" if shared is not None else None
+if ref_json is not None and ref_json.is_file():
+    ref = json.loads(ref_json.read_text())
+    rows = {}
+    for method, rel in ref["fused"].items():
+        got = evaluate_files(shared.parent / ref["ir"], shared.parent / ref["vi"], shared.parent / rel)
+        rows[method] = {m: abs(got[m] - v) / max(abs(v), 1e-12) for m, v in ref["values"][method].items()
+                        if v is not None}
+    err = pd.DataFrame(rows).T
+    print(f"largest relative error over {err.size} values: {err.max().max():.1e}")
+else:
+    print("shared reference values not found: skipped (set FUSIONLAB_SHARED to run this check)")
+
+# %% [markdown]
+# ## 11. A fixed example (checked by the notebook tests)
+#
+# The same three fusions of a synthetic pair, which is identical on every machine. If an
+# implementation change moves any of these numbers, CI notices.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from fusionlab.data import make_pair
+
+syn = make_pair(seed=0, size=(96, 128))
+sir, svi = to_metric_scale(syn["ir"]), to_metric_scale(syn["vi"])
+fixed = {"mean": torch.round((sir + svi) / 2), "max": torch.maximum(sir, svi)}
+print(pd.DataFrame({k: {m: float(v[0]) for m, v in compute_metrics(sir, svi, f, metrics=[
+    "EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM"]).items()} for k, f in fixed.items()}).T.round(3))
+
+# %% [markdown]
+# ## 12. Try it
+#
+# Swipe between the fusions, with the metric readout of both sides (computed on the
+# displayed images). Try "difference" mode to see where the noisy fusion differs.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from fusionlab.viz.compare import CompareWidget, show
+
+show(CompareWidget({"IR": ir / 255, "VI": vi / 255, **{k: v / 255 for k, v in fusions.items()},
+                    "max + noise": noisy / 255}, left="max", right="max + noise"))
