@@ -208,7 +208,11 @@ def test_sigkill_mid_grid_then_restart_finishes_each_row_exactly_once(tmp_path):
     df = read_results(grid_dir / "results.csv")
     assert len(df) == 4 and df["run_id"].is_unique and set(df["status"]) == {"ok"}
     assert sorted(df["run_id"]) == sorted(r.run_id for r in expand(load_grid(FAKE_GRID), "ci"))
-    assert len([d for d in grid_dir.iterdir() if d.is_dir()]) == 4
+    run_dirs = [d for d in grid_dir.iterdir() if d.is_dir()]
+    assert len(run_dirs) == 4
+    for d in run_dirs:  # also a run finished by the killed grid's papermill process is recorded
+        assert json.loads((d / "status.json").read_text())["status"] == "ok" and (d / "run.ipynb").is_file()
+        assert not (d / ".partial.run.ipynb").exists()
 
 
 # ------------------------------------------------------------------ tables

@@ -27,7 +27,7 @@ from ..presets import get_preset
 from .executors import EXECUTORS
 from .grid import Grid, Run, expand, load_grid
 from .results import RESULTS_FILE, collect_results, write_results
-from .runner import KERNEL_NAME, RunTask, finish_orphan_if_done, run_state
+from .runner import KERNEL_NAME, RunTask, adopt_orphan, run_state
 
 RUN_NOTEBOOK = "run_experiment.ipynb"
 LOCK_FILE = ".lock"
@@ -166,9 +166,12 @@ def run_grid(grid: Grid | str | os.PathLike, preset: str | None = None, runs_dir
     with grid_lock(grid_dir):
         todo: list[RunTask] = []
         for r in selected:
-            finish_orphan_if_done(grid_dir / r.run_id)
+            # a run still held by the papermill process of an interrupted grid is scheduled:
+            # execute_run waits for that process and adopts its result instead of rerunning
+            busy = not adopt_orphan(grid_dir / r.run_id)
             state = run_state(grid_dir / r.run_id)
-            if (state == "complete" and not force) or (state == "failed" and not retry_failed and not force):
+            if not busy and ((state == "complete" and not force) or (state == "failed" and not retry_failed
+                                                                     and not force)):
                 continue
             # resolving paths here (not in the worker) reports an unset $VAR before anything runs
             todo.append(RunTask(ablation=grid.name, run_id=r.run_id, label=r.label, row=r.row, seed=r.seed,

@@ -199,22 +199,24 @@ def _finish_orphan(run_dir: Path) -> None:
              "note": "completed by a run started before the grid was interrupted"}, indent=2) + "\n")
 
 
-def finish_orphan_if_done(run_dir: Path) -> None:
-    """Before scheduling: adopt a run an interrupted grid's papermill process completed
-    (metrics.json but no status.json), unless that process still holds the run's lock."""
+def adopt_orphan(run_dir: Path) -> bool:
+    """Record a run that an interrupted grid's papermill process completed (metrics.json but
+    no status.json) as ok; True if done or nothing to adopt, False while that process still
+    holds the run's lock (then :func:`execute_run` waits for it and adopts the run)."""
     if read_status(run_dir) is not None or read_metrics(run_dir) is None:
-        return
+        return True
     try:
         import fcntl
     except ImportError:
         _finish_orphan(run_dir)
-        return
+        return True
     fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         _finish_orphan(run_dir)
+        return True
     except BlockingIOError:
-        pass  # still running: execute_run will wait for it
+        return False
     finally:
         os.close(fd)
 

@@ -5,11 +5,27 @@ Every metric takes ``(B, 1, H, W)`` float tensors on the 0..255 scale and return
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 
 import torch
 
 from ..errors import InvalidTensorError, ShapeMismatchError
+
+
+_TRUSTED = contextvars.ContextVar("fusionlab_metrics_trusted", default=False)
+
+
+@contextlib.contextmanager
+def trusted_inputs():
+    """Inside this block :func:`check_images` only checks sizes: the caller (``compute_metrics``)
+    validated the batch once, so 13 metrics need not re-scan it for NaN 13 times."""
+    token = _TRUSTED.set(True)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
 
 
 def check_images(*xs: torch.Tensor, names: tuple[str, ...] | None = None,
@@ -23,6 +39,11 @@ def check_images(*xs: torch.Tensor, names: tuple[str, ...] | None = None,
         ShapeMismatchError: the inputs differ in shape.
     """
     names = names or tuple(f"input {i}" for i in range(len(xs)))
+    if _TRUSTED.get():
+        if min(xs[0].shape[-2:]) < min_size:
+            raise InvalidTensorError(f"{names[0]}: image {xs[0].shape[-1]}x{xs[0].shape[-2]} is too small "
+                                     f"(each side needs at least {min_size} pixels)")
+        return tuple(x if x.is_floating_point() else x.float() for x in xs)
     out = []
     for x, name in zip(xs, names):
         if not isinstance(x, torch.Tensor):
@@ -115,11 +136,14 @@ def gaussian_kernel(n: int, sigma: float) -> torch.Tensor:
 def box_sum_valid(x: torch.Tensor, k: int) -> torch.Tensor:
     """Sum over every ``k x k`` window (valid mode) via running sums, float64.
 
-    ``(..., H, W)`` -> ``(..., H-k+1, W-k+1)``. Row-then-column cumulative sums keep the
-    rounding error at ~1e-16 of a row total, far below what SSIM's constants can see.
+    ``(..., H, W)`` -> ``(..., H-k+1, W-k+1)``. For integer data (8-bit images and their
+    products) every partial sum is an integer below 2^53, so the result is exact; otherwise
+    the error is ~1e-16 of a row total, far below what SSIM's constants can see.
     """
-    x = x.to(torch.float64)
-    c = torch.nn.functional.pad(x.cumsum(-1), (1, 0))
-    r = c[..., k:] - c[..., :-k]
-    c = torch.nn.functional.pad(r.cumsum(-2), (0, 0, 1, 0))
-    return c[..., k:, :] - c[..., :-k, :]
+    c = x.to(torch.float64).cumsum(-1)
+    r = c[..., k - 1:].clone()
+    r[..., 1:] -= c[..., :-k]
+    c = r.cumsum(-2)
+    s = c[..., k - 1:, :].clone()
+    s[..., 1:, :] -= c[..., :-k, :]
+    return s

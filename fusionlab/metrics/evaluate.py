@@ -26,7 +26,7 @@ import torch
 from ..errors import ConfigError, EmptyInputError, InvalidTensorError, MissingPairError, ShapeMismatchError
 from ..registry import Registry
 from . import correlation, information, qabf, ssim, statistics, vif
-from ._common import check_images
+from ._common import check_images, trusted_inputs
 from .conventions import Convention, get_convention, read_gray, to_metric_scale
 
 #: the 12 metrics fusion papers report, in the order of their tables
@@ -106,10 +106,11 @@ def compute_metrics(ir: torch.Tensor, vi: torch.Tensor, fused: torch.Tensor,
     b, _, h, w = fused.shape
     step = max(1, CHUNK_PIXELS // (h * w))
     parts: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    for i in range(0, b, step):
-        f, a, v = fused[i:i + step], ir[i:i + step], vi[i:i + step]
-        for n in names:
-            parts[n].append(METRICS.get(n)(f, a, v, conv).to(torch.float64))
+    with torch.no_grad(), trusted_inputs():
+        for i in range(0, b, step):
+            f, a, v = fused[i:i + step], ir[i:i + step], vi[i:i + step]
+            for n in names:
+                parts[n].append(METRICS.get(n)(f, a, v, conv).to(torch.float64))
     return {n: torch.cat(p) for n, p in parts.items()}
 
 

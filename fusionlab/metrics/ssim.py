@@ -39,26 +39,39 @@ def _window_size(window: str) -> int:
     raise ConfigError(f"unknown SSIM window {window!r} (known: {', '.join(WINDOWS)})")
 
 
-def _local_means(maps: torch.Tensor, window: str) -> torch.Tensor:
+def _local_sums(maps: torch.Tensor, window: str) -> tuple[torch.Tensor, float]:
+    """Window-weighted sums of ``maps`` and the total window weight ``W`` (49 or 1)."""
     k = _window_size(window)
     if window == "uniform7":
-        return box_sum_valid(maps, k) / (k * k)
-    return ValidFilter(gaussian_kernel(k, 1.5), maps.shape[-2:], maps.device)(maps)
+        # plain sums: for 8-bit data every partial sum is an integer < 2^53, so exact
+        return box_sum_valid(maps, k), float(k * k)
+    return ValidFilter(gaussian_kernel(k, 1.5), maps.shape[-2:], maps.device)(maps), 1.0
 
 
 def _ssim_maps(x: torch.Tensor, ys: torch.Tensor, window: str, data_range: float,
                sample_covariance: bool) -> torch.Tensor:
-    """SSIM maps of one image ``x`` ``(B, 1, H, W)`` against ``R`` images ``ys`` ``(B, R, H, W)``."""
+    """SSIM maps of one image ``x`` ``(B, 1, H, W)`` against ``R`` images ``ys`` ``(B, R, H, W)``.
+
+    Written on window sums ``S`` with total weight ``W`` (means are ``S / W``), multiplied
+    through by ``W^2``: with integer data all numerators below are exact integers in
+    float64 (no ``E[x^2] - E[x]^2`` cancellation), and there are fewer passes over memory.
+    """
     k = _window_size(window)
     r = ys.shape[1]
     x, ys = x.to(torch.float64), ys.to(torch.float64)
-    m = _local_means(torch.cat([x, ys, x * x, ys * ys, x * ys], 1), window)
-    mx, my = m[:, :1], m[:, 1:r + 1]
-    exx, eyy, exy = m[:, r + 1:r + 2], m[:, r + 2:2 * r + 2], m[:, 2 * r + 2:]
+    s, wt = _local_sums(torch.cat([x, ys, x * x, ys * ys, x * ys], 1), window)
+    sx, sy = s[:, :1], s[:, 1:r + 1]
+    sxx, syy, sxy = s[:, r + 1:r + 2], s[:, r + 2:2 * r + 2], s[:, 2 * r + 2:]
     cn = k * k / (k * k - 1) if sample_covariance else 1.0
-    vx, vy, vxy = cn * (exx - mx * mx), cn * (eyy - my * my), cn * (exy - mx * my)
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    return ((2 * mx * my + c1) * (2 * vxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    c1 = (0.01 * data_range * wt) ** 2
+    c2 = (0.03 * data_range * wt) ** 2
+    p = sx * sy                       # W^2 mx my
+    q = sx * sx + sy * sy             # W^2 (mx^2 + my^2)
+    a1 = 2 * p + c1
+    b1 = q + c1
+    a2 = (wt * sxy - p).mul_(2 * cn).add_(c2)            # W^2 (2 cov + C2)
+    b2 = (wt * (sxx + syy) - q).mul_(cn).add_(c2)        # W^2 (var_x + var_y + C2)
+    return (a1 * a2).div_(b1 * b2)
 
 
 def ssim_map(x: torch.Tensor, y: torch.Tensor, window: str = "uniform7", data_range: float = 2.0,

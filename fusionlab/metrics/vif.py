@@ -91,23 +91,20 @@ def _vif_terms(refs: torch.Tensor, dist: torch.Tensor, sigma_n_sq: float = SIGMA
 
 
 def _vif_pixel_terms(s1, s2, s12, sigma_n_sq):
-    """The per-pixel VIF information terms with vifp_mscale's clamping, in the same order."""
+    """Per-pixel information terms from local variances ``s1`` (ref), ``s2`` (dist) and
+    covariance ``s12``, with vifp_mscale's clamping rules.
+
+    vifp_mscale sets the gain ``g`` to 0 where the reference window is flat (``s1 < eps``),
+    the distorted window is flat (``s2 < eps``) or the gain is negative (contrast
+    inversion). Wherever ``g = 0`` the numerator is ``log10(1 + 0) = 0`` whatever the
+    residual variance is, so a single mask reproduces all of its branches.
+    """
     s1, s2 = s1.clamp(min=0), s2.clamp(min=0)
     g = s12 / (s1 + EPS)
-    sv = s2 - g * s12
-    flat1 = s1 < EPS  # flat reference window: no information to transmit
-    g = torch.where(flat1, 0.0, g)
-    sv = torch.where(flat1, s2, sv)
-    s1 = torch.where(flat1, 0.0, s1)
-    flat2 = s2 < EPS  # flat distorted window: everything was lost
-    g = torch.where(flat2, 0.0, g)
-    sv = torch.where(flat2, 0.0, sv)
-    neg = g < 0  # contrast inversion counts as noise, not as signal
-    sv = torch.where(neg, s2, sv)
-    g = torch.where(neg, 0.0, g)
-    sv = sv.clamp(min=EPS)
-    num = torch.log10(1 + g * g * s1 / (sv + sigma_n_sq))
-    den = torch.log10(1 + s1 / sigma_n_sq)
+    sv = (s2 - g * s12).clamp_(min=EPS)
+    keep = (s1 >= EPS) & (s2 >= EPS) & (g >= 0)
+    num = torch.where(keep, torch.log10(1 + g * g * s1 / (sv + sigma_n_sq)), 0.0)
+    den = torch.log10(1 + torch.where(s1 < EPS, 0.0, s1) / sigma_n_sq)
     return num, den
 
 

@@ -42,37 +42,48 @@ class ProjectorConfig:
 
 
 class Projector(nn.Module):
-    """(IR, VI luma) ``(B, 2, H, W)`` -> unit vector ``(B, text_dim)``.
+    """(IR, VI luma) -> unit vector ``(B, text_dim)`` in the caption-embedding space.
 
-    Four 3x3 conv stages (stride 1, 2, 2, 2; GELU). The mean AND standard deviation of every
-    channel of EVERY stage over the image are concatenated (degradations are global
-    statistics - brightness, contrast, noise level - and pixel noise is only visible at full
-    resolution, so the head must see stage 1 directly), then a 2-layer MLP. Any input size;
-    ~0.1 M parameters at width 16.
+    Two streams (IR and VI, as degradations hit one modality each and VI texture would
+    drown IR noise in a shared first layer) of four 3x3 conv stages (stride 1, 2, 2, 2;
+    GELU). The mean and log standard deviation of every channel of EVERY stage are pooled
+    over the image - degradations are global statistics (brightness, contrast, noise
+    level), pixel noise is visible only at full resolution, and on a log scale the x2-x10
+    changes of spread that noise and low contrast cause become large, equal steps - then a
+    2-layer MLP. Any input size; ~0.2 M parameters at width 16.
     """
 
     def __init__(self, cfg: ProjectorConfig | None = None, **kw):
         super().__init__()
         self.config = cfg or ProjectorConfig(**kw)
         w = self.config.width
-        chans = [2, w, 2 * w, 4 * w, 4 * w]
-        self.stages = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(chans[i], chans[i + 1], 3, stride=1 if i == 0 else 2, padding=1), nn.GELU())
-            for i in range(4))
-        self.head = nn.Sequential(nn.Linear(2 * sum(chans[1:]), 8 * w), nn.GELU(), nn.Linear(8 * w, self.config.text_dim))
+        chans = [1, w, 2 * w, 4 * w, 4 * w]
+
+        def stream() -> nn.ModuleList:
+            return nn.ModuleList(
+                nn.Sequential(nn.Conv2d(chans[i], chans[i + 1], 3, stride=1 if i == 0 else 2, padding=1), nn.GELU())
+                for i in range(4))
+
+        self.ir_stages, self.vi_stages = stream(), stream()
+        n_pooled = 2 * 2 * sum(chans[1:])  # 2 streams x (mean, log-std) x channels
+        self.head = nn.Sequential(nn.Linear(n_pooled, 8 * w), nn.GELU(), nn.Linear(8 * w, self.config.text_dim))
+
+    @staticmethod
+    def _pool(x: torch.Tensor, stages: nn.ModuleList) -> list[torch.Tensor]:
+        out = []
+        for stage in stages:
+            x = stage(x)
+            out += [x.mean(dim=(2, 3)), torch.log(x.std(dim=(2, 3), unbiased=False) + 1e-3)]
+        return out
+
+    def forward(self, ir: torch.Tensor, vi_y: torch.Tensor) -> torch.Tensor:
+        """``ir``, ``vi_y``: ``(B, 1, H, W)`` in [0, 1] -> ``(B, text_dim)`` L2-normalised."""
+        pooled = self._pool(ir * 2.0 - 1.0, self.ir_stages) + self._pool(vi_y * 2.0 - 1.0, self.vi_stages)
+        return F.normalize(self.head(torch.cat(pooled, dim=1)), dim=-1)
 
     @property
     def text_dim(self) -> int:
         return self.config.text_dim
-
-    def forward(self, ir: torch.Tensor, vi_y: torch.Tensor) -> torch.Tensor:
-        """``ir``, ``vi_y``: ``(B, 1, H, W)`` in [0, 1] -> ``(B, text_dim)`` L2-normalised."""
-        x = torch.cat([ir, vi_y], dim=1) * 2.0 - 1.0
-        pooled = []
-        for stage in self.stages:
-            x = stage(x)
-            pooled += [x.mean(dim=(2, 3)), x.std(dim=(2, 3), unbiased=False)]
-        return F.normalize(self.head(torch.cat(pooled, dim=1)), dim=-1)
 
     def prepare(self, ir: torch.Tensor, vi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Validate, take VI luma, downscale so the longest side is <= ``max_side``."""

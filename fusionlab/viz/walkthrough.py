@@ -242,3 +242,57 @@ def image_grid(grid, row_titles=None, col_titles=None, size: float = 2.2, suptit
         fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def run_dir(name: str, preset: str | None = None) -> Path:
+    """Folder for a notebook's training runs: ``runs/walkthrough/<name>`` next to the notebook,
+    or a fresh temporary folder in the ``ci`` preset (CI leaves no files in the work tree)."""
+    from ..presets import get_preset
+
+    if (preset or get_preset()) == "ci":
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix=f"fusionlab_{name}_"))
+    return Path("runs") / "walkthrough" / name
+
+
+def degraded_items(pairs, labels=None, seed: int = 0) -> list[dict]:
+    """Every pair under every degradation: items ``name`` (``<pair>/<label>``), ``ir``
+    ``(1, 1, H, W)``, ``vi`` ``(1, C, H, W)`` (degraded, batched), ``label``, ``pair``.
+
+    The draw of each (pair, label) is seeded by ``seed`` and its position, so every model
+    sees exactly the same degraded inputs.
+    """
+    from ..data import DEGRADATIONS, degrade
+
+    labels = list(labels or DEGRADATIONS)
+    items = []
+    for i, p in enumerate(pairs):
+        for j, lab in enumerate(labels):
+            g = torch.Generator().manual_seed(seed * 100_003 + i * 101 + j)
+            ir, vi = degrade(p["ir"][None], p["vi"][None], lab, g)
+            items.append({"name": f"{p['name']}/{lab}", "ir": ir, "vi": vi, "label": lab, "pair": p["name"]})
+    return items
+
+
+def score_fusers(fusers, items, metrics=("EN", "VIF", "Qabf", "SSIM")):
+    """Mean metrics per (fuser, degradation label).
+
+    Args:
+        fusers: ``{name: fuse(item) -> fused luma (1, 1, H, W)}`` (e.g.
+            :func:`fusionlab.train.model_fuser`).
+        items: from :func:`degraded_items`.
+
+    Returns:
+        pandas DataFrame with columns ``fuser``, ``label`` and one per metric.
+    """
+    import pandas as pd
+
+    from ..train.evaluation import evaluate_fuser
+
+    rows = []
+    for fname, fuse in fusers.items():
+        _, per = evaluate_fuser(fuse, items, metrics)
+        for it, r in zip(items, per):
+            rows.append({"fuser": fname, "label": it["label"], **{m: r[m] for m in metrics}})
+    return pd.DataFrame(rows).groupby(["fuser", "label"], sort=False).mean().reset_index()
