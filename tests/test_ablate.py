@@ -74,6 +74,7 @@ def test_loss_sets_are_order_free_and_axes_cross_rows(tmp_path):
     ({"base": {"stage": "student"}}, "base.stage = 'student'"),
     ({"base": {"text_prior": "mllm_magic"}}, "base.text_prior = 'mllm_magic'"),
     ({"base": {"width": -3}}, "base.width = -3"),
+    ({"base": {"width": 15}}, "base.width = 15: expected an even integer"),
     ({"base": {"losses": ["int", "perceptual"]}}, "unknown name 'perceptual'"),
     ({"base": {"fusion": "sum"}}, "base.fusion = 'sum': unknown fusion module"),
     ({"base": {"caption_file": "../../etc/passwd"}}, "may not leave the grid file's folder"),
@@ -135,7 +136,7 @@ def test_shipped_ablation_grids_are_valid(path):
 # ------------------------------------------------------------------ running grids
 def test_local_grid_runs_records_failures_skips_complete_and_retries(tmp_path):
     rows = yaml.safe_load(FAKE_GRID.read_text())["rows"] + [
-        {"label": "unlucky", "params": {"fusion": "scfm", "width": 13}}]
+        {"label": "unlucky", "params": {"fusion": "scfm", "eval_pairs": 13}}]
     grid_file = _grid_file(tmp_path, rows=rows, seeds=[0])
     runs_dir = tmp_path / "runs"
     out = run_grid(grid_file, preset="ci", runs_dir=runs_dir, notebook=FAKE_NB, jobs=2, progress=False)
@@ -144,10 +145,10 @@ def test_local_grid_runs_records_failures_skips_complete_and_retries(tmp_path):
     assert list(df["label"]) == ["variant A", "variant B", "unlucky"]
     assert list(df["status"]) == ["ok", "ok", "failed"]
     bad = df.iloc[2]
-    assert bad["error"] == "ValueError: width 13 is unlucky (fixture failure)"
+    assert bad["error"] == "ValueError: eval_pairs 13 is unlucky (fixture failure)"
     assert bad["error_cell"].startswith("In [") and pd.isna(bad["EN"])
     status = json.loads((runs_dir / "fake_grid" / bad["run_id"] / "status.json").read_text())
-    assert "width == 13" in status["cell_source"] and "ValueError" in status["traceback"]
+    assert "eval_pairs == 13" in status["cell_source"] and "ValueError" in status["traceback"]
     nb = json.loads((runs_dir / "fake_grid" / bad["run_id"] / "run.ipynb").read_text())
     assert any(o.get("ename") == "ValueError" for c in nb["cells"] for o in c.get("outputs", []))
     # results.csv carries the metrics of metrics.json, the paper numbers and the params
@@ -162,7 +163,7 @@ def test_local_grid_runs_records_failures_skips_complete_and_retries(tmp_path):
     assert run_grid(grid_file, preset="ci", runs_dir=runs_dir, notebook=FAKE_NB, retry_failed=False,
                     progress=False).executed == 0
     # change one parameter of one row: exactly that row runs, the old row's folder stays
-    rows[2]["params"]["width"] = 12
+    rows[2]["params"]["eval_pairs"] = 12
     fixed = _grid_file(tmp_path, rows=rows, seeds=[0])
     out = run_grid(fixed, preset="ci", runs_dir=runs_dir, notebook=FAKE_NB, progress=False)
     assert out.executed == 1 and list(out.results["status"]) == ["ok"] * 3

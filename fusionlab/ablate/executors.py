@@ -81,7 +81,7 @@ def run_ray(tasks: list[RunTask], on_result: OnResult, jobs: int = 1, address: s
         if address:
             ray.init(address=address, **kw)
         else:
-            ray.init(num_cpus=max(1, int(jobs)), num_gpus=None if gpus_per_run else 0, **kw)
+            _start_local_ray(ray, num_cpus=max(1, int(jobs)), num_gpus=None if gpus_per_run else 0, **kw)
     try:
         # the task only waits for its papermill process: the run's CPUs/GPUs are what it reserves
         remote = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)(execute_run)
@@ -106,6 +106,18 @@ def run_ray(tasks: list[RunTask], on_result: OnResult, jobs: int = 1, address: s
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _start_local_ray(ray, **kw) -> None:
+    """``ray.init`` of a local instance, retried once: Ray gives its raylet a fixed 30 s to
+    register, which a heavily loaded machine can miss ("timed out during startup")."""
+    try:
+        ray.init(**kw)
+    except Exception as e:
+        if "timed out during startup" not in str(e):
+            raise
+        ray.shutdown()
+        ray.init(**kw)
 
 
 def _crashed(task: RunTask, e: BaseException) -> dict:

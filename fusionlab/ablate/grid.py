@@ -13,14 +13,15 @@ A grid file (``ablations/<name>.yaml``) describes one ablation of the paper::
         paper: {EN: 6.749, VIF: 1.060, Qabf: 0.732}  # numbers beside the measured ones
         reference: true                  # the row deltas are measured against (optional)
         note: "40.3 M"                   # shown in the table (optional)
+        presets: {full: {fusion: scfm}}  # this row's params for one preset (optional)
     axes: {width: [16, 32]}              # optional extra axes crossed with every row
     seeds: [0, 1]                        # a grid axis: mean +- std over seeds
     presets:                             # overrides per preset (ci = seconds per run)
       ci: {eval_pairs: 2}
       full: {data: ${FUSIONLAB_DATA}/MSRS/train, seeds: [0, 1, 2]}
 
-The params of one run are ``base | {preset: P} | presets[P] | row.params | axes | {seed}``
-(later wins). Its id is a hash of those params (key order does not matter), so a run that
+The params of one run are ``base | {preset: P} | presets[P] | row.params |
+row.presets[P] | axes | {seed}`` (later wins). Its id is a hash of those params (key order does not matter), so a run that
 is already complete is found again after an edit of an unrelated row, and changing one
 parameter of one row reruns exactly that row.
 
@@ -58,7 +59,7 @@ STAGES = ("teacher", "distill")
 TEXT_PRIORS = ("none", "rules", "oracle", "file", "projector", "constant", "shuffled")
 
 GRID_KEYS = ("name", "description", "paper_table", "metrics", "base", "rows", "axes", "seeds", "presets")
-ROW_KEYS = ("label", "params", "paper", "reference", "note")
+ROW_KEYS = ("label", "params", "paper", "reference", "note", "presets")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ID_LEN = 12
 
@@ -73,6 +74,7 @@ class Row:
     paper: dict[str, float] = field(default_factory=dict)
     reference: bool = False
     note: str = ""
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-preset params of this row
 
 
 @dataclass
@@ -208,7 +210,10 @@ def validate_params(params: Any, src: str, where: str = "params") -> dict:
         elif k == "preset":
             if v not in PRESETS:
                 raise ConfigError(f"{_where(src, key)} = {v!r}: expected one of {', '.join(PRESETS)}")
-        elif k in ("width", "eval_pairs"):
+        elif k == "width":  # the attention heads split the channels in halves: even widths only
+            if isinstance(v, bool) or not isinstance(v, int) or v < 2 or v % 2:
+                raise ConfigError(f"{_where(src, key)} = {v!r}: expected an even integer >= 2 (e.g. 16, 32, 48)")
+        elif k == "eval_pairs":
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{_where(src, key)} = {v!r}: expected a positive integer")
         elif k == "seed":
@@ -322,8 +327,13 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
                 raise ConfigError(f"{src}: {where}.params.{k}: seeds and presets are grid axes, not row params")
         if not isinstance(r.get("reference", False), bool):
             raise ConfigError(f"{src}: {where}.reference must be true or false")
+        row_presets = _check_keys(r.get("presets"), PRESETS, src, f"{where}.presets")
+        row_presets = {p: validate_params(v or {}, src, f"{where}.presets.{p}") for p, v in row_presets.items()}
+        if any(k in v for v in row_presets.values() for k in ("seed", "preset")):
+            raise ConfigError(f"{src}: {where}.presets: seeds and presets are grid axes, not row params")
         rows.append(Row(label=label.strip(), params=params, paper=_number_map(r.get("paper"), src, f"{where}.paper"),
-                        reference=bool(r.get("reference", False)), note=str(r.get("note") or "")))
+                        reference=bool(r.get("reference", False)), note=str(r.get("note") or ""),
+                        presets=row_presets))
     if sum(r.reference for r in rows) > 1:
         raise ConfigError(f"{src}: rows: only one row may be the reference")
 
@@ -407,8 +417,8 @@ def expand(grid: Grid, preset: str) -> list[Run]:
     for seed in seeds:
         for i, row in enumerate(grid.rows):
             for point in points:
-                params = {**grid.base, "preset": preset, **over, **row.params, **dict(zip(axis_names, point)),
-                          "seed": seed}
+                params = {**grid.base, "preset": preset, **over, **row.params, **row.presets.get(preset, {}),
+                          **dict(zip(axis_names, point)), "seed": seed}
                 params = canonical_params(params)
                 label = row.label
                 if point:

@@ -110,6 +110,19 @@ def select_runs(runs: list[Run], grid: Grid, rows: Sequence[str | int] | None) -
     return [r for r in runs if r.row in wanted]
 
 
+def check_run_params(params: dict, grid: Grid, run: Run) -> None:
+    """Validate params as :func:`fusionlab.train.run_experiment` will (existing files and
+    folders, model names, ...); errors name the grid file and the row."""
+    try:
+        from ..train.experiment import validate_params
+    except ImportError:  # training part not installed: the run notebook reports problems itself
+        return
+    try:
+        validate_params(params)
+    except ConfigError as e:
+        raise ConfigError(f"{grid.path or grid.name}: row {run.label!r} (preset {run.preset}): {e}") from None
+
+
 def plan(grid: Grid, preset: str, runs_dir: str | os.PathLike = "runs") -> pd.DataFrame:
     """Runs of the grid and their state, without executing anything (``--dry-run``)."""
     grid_dir = Path(runs_dir) / grid.name
@@ -173,9 +186,12 @@ def run_grid(grid: Grid | str | os.PathLike, preset: str | None = None, runs_dir
             if not busy and ((state == "complete" and not force) or (state == "failed" and not retry_failed
                                                                      and not force)):
                 continue
-            # resolving paths here (not in the worker) reports an unset $VAR before anything runs
+            # resolving and checking here (not in the worker) reports an unset $VAR, a missing
+            # dataset or caption file before anything runs, instead of once per failed run
+            inject = r.resolved_params(grid)
+            check_run_params(inject, grid, r)
             todo.append(RunTask(ablation=grid.name, run_id=r.run_id, label=r.label, row=r.row, seed=r.seed,
-                                preset=preset, params=r.params, inject=r.resolved_params(grid),
+                                preset=preset, params=r.params, inject=inject,
                                 run_dir=str(grid_dir / r.run_id), notebook=str(nb.resolve()),
                                 kernel_name=kernel_name, timeout=timeout, threads=threads, env=env))
         write_results(collect_results(grid, runs, grid_dir), results_path)

@@ -45,6 +45,8 @@ NOTEBOOK_FILE = "run.ipynb"
 PARTIAL_NOTEBOOK = ".partial.run.ipynb"   # papermill's output while running (needs an .ipynb suffix)
 LOG_FILE = "papermill.log"                # stdout/stderr of the papermill process and its kernel
 KERNEL_NAME = "python3"
+#: Top-level keys of metrics.json that are not results (run_experiment echoes its params).
+SKIP_METRIC_KEYS = ("params", "per_image")
 #: Environment variables that cap the math libraries' threads inside a run's kernel.
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "FUSIONLAB_THREADS")
 
@@ -83,13 +85,16 @@ def flatten_metrics(data: Any) -> dict[str, float]:
     """Numbers of a metrics.json -> flat ``{name: float}``.
 
     A nested ``"metrics"`` mapping is promoted to the top level (``{"metrics": {"EN": 6.7}}``
-    gives ``EN``); other nested mappings are joined with dots (``train.loss``). Strings,
-    lists and booleans are skipped (they are not table cells).
+    gives ``EN``); other nested mappings are joined with dots (``train.teacher.seconds``).
+    Strings, lists, booleans and the echoed ``params`` are skipped (not table cells; the
+    params have their own column).
     """
     out: dict[str, float] = {}
 
     def walk(d: dict, prefix: str) -> None:
         for k, v in d.items():
+            if not prefix and k in SKIP_METRIC_KEYS:
+                continue
             name = f"{prefix}{k}"
             if isinstance(v, dict):
                 walk(v, "" if (not prefix and k == "metrics") else name + ".")

@@ -80,9 +80,11 @@ def _is_smooth(n: int) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def fft_size(n: int) -> int:
-    """Smallest 2,3,5,7-smooth integer >= n (FFT lengths with large prime factors are slow)."""
+    """Smallest multiple of 4 >= n that is 2,3,5,7-smooth (FFT lengths with large prime
+    factors are slow; the multiple of 4 lets :meth:`ValidFilter.apply_down2` fold spectra)."""
+    n += -n % 4
     while not _is_smooth(n):
-        n += 1
+        n += 4
     return n
 
 
@@ -119,6 +121,26 @@ class ValidFilter:
         full = torch.fft.irfft2(spec * self.kernel_fft, s=self.fsize)
         h, w = self.size
         return full[..., self.k - 1:h:stride, self.k - 1:w:stride]
+
+    def apply_down2(self, spec: torch.Tensor) -> torch.Tensor:
+        """Like ``apply(spec, stride=2)`` but 4x cheaper: keeping every second sample in
+        space folds the spectrum onto a quarter-size grid (aliasing), so one small inverse
+        FFT yields exactly the kept samples. Needs odd kernel size and FFT sizes divisible by 4.
+
+        With ``Y`` the half spectrum ``(P, Q/2 + 1)``, the quarter-grid spectrum is
+        ``Z[k, l] = 1/4 sum_{a, b} Y[k + aP/2, l + bQ/2]``; the ``l + Q/2`` terms are read from
+        ``conj(Y[-k, Q/2 - l])`` (Hermitian symmetry of a real image).
+        """
+        p, q = self.fsize
+        y = spec * self.kernel_fft
+        s = y[..., : q // 4 + 1]
+        mirrored = y[..., q // 4: q // 2 + 1].flip((-2, -1)).roll(1, -2).conj()  # Y[-k, Q/2 - l]
+        s = s + mirrored
+        z = (s[..., : p // 2, :] + s[..., p // 2:, :]) * 0.25
+        full = torch.fft.irfft2(z, s=(p // 2, q // 2))
+        h, w = self.size
+        o = (self.k - 1) // 2
+        return full[..., o:o + (h - self.k + 2) // 2, o:o + (w - self.k + 2) // 2]
 
     def __call__(self, x: torch.Tensor, stride: int = 1) -> torch.Tensor:
         return self.apply(self.spectrum(x), stride)

@@ -108,7 +108,8 @@ def compute_metrics(ir: torch.Tensor, vi: torch.Tensor, fused: torch.Tensor,
     parts: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     with torch.no_grad(), trusted_inputs():
         for i in range(0, b, step):
-            f, a, v = fused[i:i + step], ir[i:i + step], vi[i:i + step]
+            # one float64 copy per chunk, shared by all metrics (they reduce in float64)
+            f, a, v = (t[i:i + step].to(torch.float64) for t in (fused, ir, vi))
             for n in names:
                 parts[n].append(METRICS.get(n)(f, a, v, conv).to(torch.float64))
     return {n: torch.cat(p) for n, p in parts.items()}

@@ -23,7 +23,8 @@ orientation term ``||aA - aF| - pi/2| * 2/pi``, ``Q_AF = sqrt(Qg Qa)`` with Nrg=
 kg=19, sg=0.5, Nra=0.9995, ka=22, sa=0.5, and weights ``w = g^1.5`` where ``g >= 2`` else
 0.001. Lower is better; 0 when F adds no edge.
 
-Maps are computed in the input's precision (float32, like the reference), sums in float64.
+Qabf maps are computed in float32 (like the reference; Sobel of 8-bit data is exact), Nabf
+maps in float64 (like MATLAB), sums in float64.
 """
 from __future__ import annotations
 
@@ -95,11 +96,12 @@ def edge_preservation(g_src: torch.Tensor, a_src: torch.Tensor, g_fused: torch.T
     Returns:
         ``(B, 1, H, W)`` map.
     """
-    rel = torch.where(g_src > g_fused, g_fused / torch.where(g_src > g_fused, g_src, 1.0),
-                      torch.where(g_src == g_fused, g_fused, g_src / torch.where(g_src < g_fused, g_fused, 1.0)))
+    # min/max ratio; where the strengths are equal the reference code stores g_F itself
+    rel = torch.where(g_src == g_fused, g_fused, torch.minimum(g_src, g_fused) / torch.maximum(g_src, g_fused))
     ang = 1 - torch.abs(a_src - a_fused) / (math.pi / 2)
-    q_g = TG / (1 + torch.exp(KG * (rel - DG)))
-    q_a = TA / (1 + torch.exp(KA * (ang - DA)))
+    # clamp the exponent: exp(-1e4) underflows through slow denormals to the same 1 / (1 + 0)
+    q_g = TG / (1 + torch.exp((KG * (rel - DG)).clamp_(min=-80.0)))
+    q_a = TA / (1 + torch.exp((KA * (ang - DA)).clamp_(min=-80.0)))
     return q_g * q_a
 
 
@@ -114,7 +116,8 @@ def qabf(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tenso
     """
     fused, ir, vi = check_images(fused, ir, vi, names=("fused", "ir", "vi"))
     b = fused.shape[0]
-    g, a = edge_strength_orientation(torch.cat([fused, ir, vi]))  # one conv for all three
+    # float32 like the reference evaluator (exact Sobel for 8-bit data), one pass for all three
+    g, a = edge_strength_orientation(torch.cat([fused, ir, vi]).to(torch.float32))
     g_f, g_a, g_b = g.split(b)
     a_f, a_a, a_b = a.split(b)
     q_a = edge_preservation(g_a, a_a, g_f, a_f)

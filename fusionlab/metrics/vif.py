@@ -72,7 +72,7 @@ def _vif_terms(refs: torch.Tensor, dist: torch.Tensor, sigma_n_sq: float = SIGMA
         win = gaussian_window(n)
         if s > 0:  # Gaussian low-pass at this scale's window, then subsample by 2
             down = ValidFilter(win, sizes[s - 1], x.device)
-            x = down.apply(spec_prev, stride=2)
+            x = down.apply_down2(spec_prev)
         filt = ValidFilter(win, sizes[s], x.device)
         rr, d = x[:, :r], x[:, r:]
         # one FFT pass over all 3R+2... maps: refs, dist, refs^2, dist^2, refs*dist

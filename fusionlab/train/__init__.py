@@ -4,23 +4,41 @@
 
     from fusionlab.train import load_config, train_teacher, distill_student, run_experiment
     cfg = load_config("teacher_ci")                      # preset name or YAML path
-    summary = train_teacher(cfg)                         # -> runs/.../model.pt
+    summary = train_teacher(cfg)                         # -> runs/teacher_ci/model.pt
     student = distill_student(load_config("distill_ci"), teacher=summary["model"])
     metrics = run_experiment({"stage": "distill", "preset": "ci"}, "runs/manual/x")
 
 Modules: ``config`` (dataclasses + YAML presets), ``data`` (deterministic degradation-aware
 batches), ``trainer`` (one Trainer for both stages), ``evaluation`` (metrics of fused
-pairs, baselines), ``experiment`` (``run_experiment``, what the ablation notebook calls).
-"""
-from .config import DataConfig, TrainConfig, list_presets, load_config, resolve_config_path
-from .data import BatchStream, build_sources, split_names, val_items
-from .evaluation import baseline, colorize, evaluate_fuser, model_fuser, pair_metrics
-from .experiment import PARAM_KEYS, experiment_config, run_experiment
-from .trainer import Trainer, distill_student, train_teacher
+pairs, baselines), ``experiment`` (``run_experiment``, what the ablation notebook calls),
+``cli`` (shared plumbing of ``fusionlab train`` / ``fusionlab distill``).
 
-__all__ = [
-    "TrainConfig", "DataConfig", "load_config", "list_presets", "resolve_config_path",
-    "BatchStream", "build_sources", "split_names", "val_items",
-    "pair_metrics", "colorize", "baseline", "evaluate_fuser", "model_fuser",
-    "Trainer", "train_teacher", "distill_student", "run_experiment", "experiment_config", "PARAM_KEYS",
-]
+Names are imported lazily, so ``import fusionlab.train`` (and ``fusionlab --help``) stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "TrainConfig": "config", "DataConfig": "config", "load_config": "config", "list_presets": "config",
+    "resolve_config_path": "config",
+    "BatchStream": "data", "build_sources": "data", "split_names": "data", "val_items": "data",
+    "pair_metrics": "evaluation", "colorize": "evaluation", "baseline": "evaluation",
+    "evaluate_fuser": "evaluation", "model_fuser": "evaluation",
+    "Trainer": "trainer", "train_teacher": "trainer", "distill_student": "trainer",
+    "run_experiment": "experiment", "experiment_config": "experiment", "PARAM_KEYS": "experiment",
+    "PRESET_SETTINGS": "experiment",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fusionlab.train' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

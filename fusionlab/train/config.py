@@ -163,9 +163,16 @@ def _build(cls, d, where: str):
         raise ConfigError(f"{where}: expected a mapping of {cls.__name__} fields, got {type(d).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
-    for k, v in d.items():
+    d = dict(d)
+    for k, v in list(d.items()):
         if k not in known:
             raise ConfigError(f"{where}: unknown key {k!r} (known: {', '.join(sorted(known))})")
+        if isinstance(v, str) and _accepts_float(hints[k]):
+            # YAML 1.1 reads 1e-4 (no dot) as a string: accept it where a number is expected
+            try:
+                d[k] = v = float(v)
+            except ValueError:
+                pass
         if not _type_ok(v, hints[k]):
             raise ConfigError(f"{where}: {k}={v!r} has the wrong type (expected {_type_name(hints[k])})")
     kw = dict(d)
@@ -177,6 +184,10 @@ def _build(cls, d, where: str):
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
     return cls(**kw)
+
+
+def _accepts_float(tp) -> bool:
+    return tp is float or float in typing.get_args(tp)
 
 
 def _type_name(tp) -> str:

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from ..device import default_device
-from ..errors import CheckpointError, ConfigError, OutputError
+from ..errors import CheckpointError, ConfigError, OutputError, RunFailedError
 from ..io import atomic_write_text, to_luma
 from .config import TrainConfig, dump_config
 from .data import BatchStream, build_sources, val_items
@@ -156,6 +156,13 @@ class Trainer:
         val_sources = build_sources(d.val, "val", synthetic_pairs=d.synthetic_val, synthetic_size=d.synthetic_size,
                                     holdout=d.holdout, train_specs=d.train)
         self.val_set = val_items(val_sources, d.val_pairs, d.val_crop)
+        from ..metrics.vif import MIN_SIZE
+
+        for it in self.val_set:  # fail now, not after the first training steps
+            if min(it["ir"].shape[-2:]) < MIN_SIZE:
+                h, w = it["ir"].shape[-2:]
+                raise ConfigError(f"validation pair {it['name']} is {w}x{h}: the metrics (VIF) need at least "
+                                  f"{MIN_SIZE} px per side (raise data.val_crop or data.synthetic_size)")
 
         # ---- networks, text priors, losses
         self.teacher = None
@@ -273,7 +280,8 @@ class Trainer:
         self.model.train()
         loss, parts = self.compute_loss(batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"step {self.step}: loss is {float(loss)} (lower lr, or check the data)")
+            raise RunFailedError(f"{self.out_dir}: step {self.step}: loss is {float(loss)} (training diverged; lower lr "
+                                 "or check the data)")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.cfg.grad_clip > 0:
@@ -285,7 +293,7 @@ class Trainer:
         self.scheduler.step()
         self.step += 1
         self._in_update = False
-        return float(loss), parts
+        return float(loss.detach()), parts
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()

@@ -184,17 +184,21 @@ def load_student(checkpoint: str | os.PathLike | None = None, fallback: str = "d
 def setup(seed: int = 0, threads: int | None = None) -> str:
     """Make a notebook run reproducible and CPU-friendly; returns the preset name.
 
-    Sets torch threads (default: up to 2, what a laptop/CI core budget allows), seeds torch,
-    and small, readable matplotlib defaults.
+    Seeds torch, sets small readable matplotlib defaults and the torch thread count:
+    ``threads`` if given, else 1 in the ``ci`` preset (its tensors are tiny: threads only
+    add synchronisation, and on a busy shared machine oversubscribed OpenMP threads make a
+    step 5-10x slower - measured on the 2-core CI machine under load), else torch's default.
     """
     import matplotlib as mpl
 
     from ..presets import get_preset
 
-    torch.set_num_threads(threads or min(2, os.cpu_count() or 1))
+    preset = get_preset()
+    if threads or preset == "ci":
+        torch.set_num_threads(int(threads or 1))
     torch.manual_seed(seed)
     mpl.rcParams.update({"figure.dpi": 80, "axes.titlesize": 9, "font.size": 9, "image.cmap": "gray"})
-    return get_preset()
+    return preset
 
 
 def image_grid(grid, row_titles=None, col_titles=None, size: float = 2.2, suptitle: str | None = None,
@@ -296,3 +300,39 @@ def score_fusers(fusers, items, metrics=("EN", "VIF", "Qabf", "SSIM")):
         for it, r in zip(items, per):
             rows.append({"fuser": fname, "label": it["label"], **{m: r[m] for m in metrics}})
     return pd.DataFrame(rows).groupby(["fuser", "label"], sort=False).mean().reset_index()
+
+
+@torch.no_grad()
+def compare_features(teacher, student, ir: torch.Tensor, vi: torch.Tensor, text: torch.Tensor | None = None,
+                     adapters=None) -> list[dict]:
+    """Teacher vs student features, level by level (what L_feat compares).
+
+    Args:
+        teacher, student: FusionNets; ``ir`` ``(1, 1, H, W)``, ``vi`` ``(1, 1|3, H, W)`` in [0, 1].
+        text: the teacher's text embedding ``(1, text_dim)`` or None.
+        adapters: the learned 1x1 convolutions of the distillation loss
+            (``trainer.criterion.adapters``), mapping teacher channels to student channels.
+
+    Returns:
+        one dict per level: ``teacher``, ``student`` (and ``adapted``) channel-mean absolute
+        activation maps ``(h, w)`` numpy, ``channels`` ``(C_t, C_s)``, and with adapters
+        ``cosine``: the mean per-pixel cosine between ``Down(F_t)`` and ``F_s`` (1 = same
+        direction everywhere; what normalised L_feat pushes towards).
+    """
+    from ..io import to_luma
+
+    vi_y = to_luma(vi)
+    _, ft = teacher.eval()(ir, vi_y, text, return_features=True)
+    _, fs = student.eval()(ir, vi_y, None, return_features=True)
+    mapped = adapters(ft) if adapters is not None else [None] * len(ft)
+    out = []
+    for t, s, a in zip(ft, fs, mapped):
+        d = {"teacher": t[0].abs().mean(0).numpy(), "student": s[0].abs().mean(0).numpy(),
+             "channels": (int(t.shape[1]), int(s.shape[1]))}
+        if a is not None:
+            if a.shape[-2:] != s.shape[-2:]:
+                a = F.interpolate(a, size=s.shape[-2:], mode="bilinear", align_corners=False)
+            d["adapted"] = a[0].abs().mean(0).numpy()
+            d["cosine"] = float(F.cosine_similarity(a, s.float(), dim=1).mean())
+        out.append(d)
+    return out

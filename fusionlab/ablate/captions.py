@@ -1,0 +1,54 @@
+"""The caption file of the ``file`` row of the text-prior ablation, for synthetic data.
+
+The paper captions every training/test image once, offline, with an MLLM (Qwen2-VL-7B) and
+trains with those per-image captions. :func:`synthetic_caption_file` does the same for the
+synthetic scenes :func:`fusionlab.train.run_experiment` uses (training, validation and
+evaluation names of the chosen presets), with a captioner that looks at each clean scene
+(default ``degradation_rules``, the offline stand-in for an MLLM: no weights to download).
+
+Why this row differs from ``oracle``: training degrades each sample on the fly, so a
+per-image caption written once cannot name the degradation of the sample in a given batch
+(the oracle can). On real data with real degradations (MSRS night scenes) and an MLLM
+file from ``fusionlab caption --captioner mllm``, the row is exactly the paper's setting.
+
+The shipped file is ``ablations/captions/synthetic_rules.json``::
+
+    python -c "from fusionlab.ablate.captions import synthetic_caption_file as f; \
+f('ablations/captions/synthetic_rules.json')"
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+
+def synthetic_names(presets: Sequence[str] = ("ci", "laptop")) -> dict[str, tuple[int, int]]:
+    """``{scene name: (seed, size)}`` of every synthetic pair run_experiment may show a
+    model under ``presets`` (training scenes, validation scenes, evaluation scenes)."""
+    from ..train.data import SYNTHETIC_VAL_SEED0
+    from ..train.experiment import PRESET_SETTINGS, SYNTHETIC_EVAL_SEED0
+
+    out: dict[str, tuple[int, int]] = {}
+    for p in presets:
+        s = PRESET_SETTINGS[p]
+        for seed0, n, size in ((0, s["synthetic_train"], s["synthetic_size"]),
+                               (SYNTHETIC_VAL_SEED0, s["val_pairs"], s["synthetic_size"]),
+                               (SYNTHETIC_EVAL_SEED0, s["eval_pairs"], s["eval_size"])):
+            for seed in range(seed0, seed0 + n):
+                out.setdefault(f"syn_{seed:05d}", (seed, size))
+    return out
+
+
+def synthetic_caption_file(path: str | os.PathLike, presets: Sequence[str] = ("ci", "laptop"),
+                           captioner: str | dict = "degradation_rules") -> Path:
+    """Caption the clean synthetic scenes of ``presets`` into a ``{name: caption}`` JSON file."""
+    from ..data import make_pair
+    from ..text.captioners import build_captioner, write_caption_file
+
+    cap = build_captioner(captioner)
+    captions = {}
+    for name, (seed, size) in sorted(synthetic_names(presets).items()):
+        pair = make_pair(seed, size, with_reference=False)
+        captions[name] = cap.caption(pair["ir"][None], pair["vi"][None], names=[name], labels=["normal"])[0]
+    return write_caption_file(path, captions)
