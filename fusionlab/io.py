@@ -244,7 +244,10 @@ def write_image(path: str | os.PathLike, img: torch.Tensor | np.ndarray) -> Path
     Accepts ``(C, H, W)`` / ``(1, C, H, W)`` tensors or ``(H, W[, C])`` arrays.
     """
     p = Path(path)
-    arr = to_uint8(img)
+    try:
+        arr = to_uint8(img)
+    except InvalidTensorError as e:  # name the file the bad image was meant for
+        raise InvalidTensorError(f"{p}: {e}") from None
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
            ".webp": "WEBP"}.get(p.suffix.lower(), "PNG")
     with atomic_path(p) as tmp:

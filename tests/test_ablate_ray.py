@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fusionlab.ablate import read_results, run_grid
 
@@ -14,14 +15,18 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 @pytest.mark.ray
 def test_ray_executor_runs_a_grid_on_a_local_instance(tmp_path):
-    out = run_grid(FIXTURES / "fake_grid.yaml", preset="ci", runs_dir=tmp_path, executor="ray", jobs=2,
-                   notebook=FIXTURES / "fake_run.ipynb", progress=False)
-    assert not ray.is_initialized()  # the instance it started is shut down again
-    assert out.executed == 4 and out.n_ok == 4
+    grid = yaml.safe_load((FIXTURES / "fake_grid.yaml").read_text())
+    grid["seeds"] = [0]
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    kw = dict(preset="ci", runs_dir=tmp_path / "runs", executor="ray", jobs=2, notebook=FIXTURES / "fake_run.ipynb",
+              progress=False)
+    out = run_grid(path, **kw)
+    assert not ray.is_initialized()  # the local instance it started is shut down again
+    assert out.executed == 2 and out.n_ok == 2
     df = read_results(out.results_path)
     assert df["run_id"].is_unique and set(df["status"]) == {"ok"} and df["EN"].notna().all()
-    status = (tmp_path / "fake_grid" / df["run_id"][0] / "params.json").read_text()
-    assert '"preset": "ci"' in status
-    again = run_grid(FIXTURES / "fake_grid.yaml", preset="ci", runs_dir=tmp_path, executor="ray", jobs=2,
-                     notebook=FIXTURES / "fake_run.ipynb", progress=False)
+    params = (out.grid_dir / df["run_id"][0] / "params.json").read_text()
+    assert '"preset": "ci"' in params
+    again = run_grid(path, **kw)
     assert again.executed == 0 and not ray.is_initialized()  # nothing to do: Ray is not even started

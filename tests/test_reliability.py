@@ -182,7 +182,8 @@ def assert_error(result, code: int, cmd: str, *needles: str, what: str | None = 
     lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip()]
     assert rc == code, f"exit code {rc} != {code}; stderr:\n{err}"
     assert "Traceback" not in err, err
-    errs = [ln for ln in lines if ln.startswith(f"fusionlab {cmd}: error:")]
+    # argparse reports unknown options from the top-level parser ("fusionlab: error: ...")
+    errs = [ln for ln in lines if re.match(rf"fusionlab( {cmd})?: error: ", ln)]
     assert len(errs) == 1 and lines[-1] == errs[0], f"expected one final error line, stderr:\n{err}"
     line = errs[0]
     assert "unexpected" not in line, f"an exception escaped unclassified: {line}"
@@ -331,14 +332,15 @@ def test_tiny_and_thin_images(run_cli, ckpts, tmp_path, h, w):
     rc, _, err = run_fuse(run_cli, root, ckpts["good"], out)
     assert rc == 0, err
     assert fio.read_image(out / "t.png").shape == (3, h, w)
+    triplet = r"(%s|%s|%s): " % tuple(re.escape(str(p)) for p in (root / "ir/t.png", root / "vi/t.png", out / "t.png"))
     res = run_cli("evaluate", "--ir", root / "ir", "--vi", root / "vi", "--fused", out, "--no-progress")
-    assert_error(res, 1, "evaluate", out / "t.png", what=r"too small .*at least \d+ pixels")
+    assert_error(res, 1, "evaluate", what=triplet + r"image \d+x\d+ is too small .*at least \d+ pixels")
     res = run_cli("evaluate", "--ir", root / "ir/t.png", "--vi", root / "vi/t.png", "--fused", out / "t.png",
-                  "--metrics", "EN,SD")  # EN/SD are defined from 1 pixel... but SF/AG need 2
+                  "--metrics", "EN,SD")  # need a 2x2 image (the checks are shared by all metrics)
     if min(h, w) >= 2:
         assert res[0] == 0, res[2]
     else:
-        assert_error(res, 1, "evaluate", out / "t.png", what="too small")
+        assert_error(res, 1, "evaluate", what=triplet + "image .* is too small")
     if min(h, w) < 3:
         res = run_cli("caption", "--root", root, "--out", tmp_path / "c.json", "--quiet")
         assert_error(res, 1, "caption", root / "ir/t.png", what="at least 3x3")
@@ -448,7 +450,7 @@ def test_library_never_uses_unsafe_loaders():
             if "weights_only=True" not in m.group(1):
                 bad.append(f"{p.name}: torch.load({m.group(1)})")
         for pat in (r"yaml\.load\(", r"yaml\.unsafe_load", r"yaml\.full_load", r"pickle\.loads?\(",
-                    r"allow_pickle=True", r"\beval\("):
+                    r"allow_pickle=True", r"(?<![\w.])eval\("):
             if re.search(pat, src):
                 bad.append(f"{p.name}: {pat}")
     assert not bad, bad
@@ -473,7 +475,7 @@ GRID_CASES = {
     "unknown_param": (("{fusion: scfm}", "{fusoin: scfm}"), r"rows\[1\]\.params\.fusoin: unknown key"),
     "unknown_fusion": (("{fusion: scfm}", "{fusion: scmf}"), r"rows\[1\]\.params\.fusion = 'scmf': unknown fusion"),
     "bad_seed": (("seeds: [0]", "seeds: [-1]"), r"seeds = \[-1\]: expected a non-empty list of integers"),
-    "bad_width": (("text_prior: oracle}", "text_prior: oracle, width: 0}"), r"base\.width = 0: expected a positive"),
+    "bad_width": (("text_prior: oracle}", "text_prior: oracle, width: 0}"), r"base\.width = 0: expected an? "),
     "bad_stage": (("stage: teacher", "stage: teach"), r"base\.stage = 'teach': expected one of"),
     "bad_yaml": (("rows:", "rows: [\n"), r"invalid YAML at line \d+"),
     "not_a_mapping": ("- just\n- a list\n", r"must be a YAML mapping"),
@@ -552,7 +554,7 @@ TRAIN_CASES = {
     "bad_yaml": ("data: [unclosed\n", r"invalid YAML at line \d+"),
     "python_tag": ("steps: !!python/object/apply:os.system ['touch {marker}']\n",
                    r"invalid YAML at line \d+ \(could not determine a constructor"),
-    "binary": (None, r"cannot read|not a text file|invalid YAML"),
+    "binary": (None, r"not a text \(YAML\) file"),
 }
 
 
@@ -747,13 +749,14 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "FUSIONLAB_PRESET": "ci", "OMP_NUM_T
 def test_subprocess_exit_codes_one_line_and_debug_traceback(ckpts, tmp_path):
     """Real processes: exit code, stderr is exactly one line without traceback; --debug adds one."""
     root = make_dataset(tmp_path / "d", names=("a", "b"))
+    good = make_dataset(tmp_path / "good", names=("a",))
     (root / "vi/b.png").unlink()
     grid = tmp_path / "g.yaml"
     grid.write_text(GOOD_GRID.replace("seeds: [0]", "seeds: [0]\ncolour: red"))
     cases = [
         (_cli("fuse", "--data", root, "--checkpoint", ckpts["good"], "--out", tmp_path / "o"), 1,
          str(root / "ir/b.png")),
-        (_cli("fuse", "--data", root, "--checkpoint", ckpts["truncated"], "--out", tmp_path / "o"), 1,
+        (_cli("fuse", "--data", good, "--checkpoint", ckpts["truncated"], "--out", tmp_path / "o"), 1,
          str(ckpts["truncated"])),
         (_cli("ablate", grid, "--dry-run"), 1, "colour: unknown key"),
         (_cli("evaluate", "--ir", root / "ir"), 2, "required"),

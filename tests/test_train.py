@@ -25,7 +25,7 @@ def tiny_cfg(out, stage="teacher", **kw) -> TrainConfig:
     data = DataConfig(train=["synthetic"], val=["synthetic"], synthetic_train=4, synthetic_val=1, synthetic_size=48,
                       crop=32, batch=1, val_pairs=1, val_crop=48, degrade_prob=0.8)
     base = dict(stage=stage, model="dtpf_teacher_tiny", student="dtpf_student_tiny", text_prior="oracle", steps=3,
-                out_dir=str(out), log_every=1, val_every=2, ckpt_every=1, progress=False, threads=2, data=data)
+                out_dir=str(out), log_every=1, val_every=2, ckpt_every=1, progress=False, threads=1, data=data)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -232,6 +232,7 @@ def test_run_experiment_validates_params(tmp_path):
 
 def test_run_experiment_distill_ci_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSIONLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FUSIONLAB_THREADS", "1")
     from fusionlab.train.experiment import PRESET_SETTINGS
 
     # an even smaller ci preset for this test: the real one is exercised by the notebooks

@@ -3,7 +3,7 @@
 ``fusionlab/ablate/examples/<ablation>/`` holds the ``results.csv`` of a real
 ``fusionlab ablate ablations/<ablation>.yaml --preset ci`` run (tiny synthetic data,
 seconds of CPU training per run: the numbers say that the machinery works, not what the
-method achieves) with each run's ``metrics.json``, ``status.json`` and first fused sample.
+method achieves) and each run's first fused sample (``<run id>/samples/*.png``).
 The report notebook uses them only when ``runs/<ablation>/results.csv`` does not exist
 and says so in a banner. :func:`bundle_example` (re)creates them from a runs folder.
 """
@@ -43,8 +43,8 @@ def locate_results(ablation: str, runs_dir: str | os.PathLike = "runs", example_
 
 
 def bundle_example(grid_dir: str | os.PathLike, dest: str | os.PathLike | None = None, samples: int = 1) -> Path:
-    """Copy a finished grid's table and small per-run files into ``dest``
-    (default: the package's ``examples/<ablation>``); checkpoints and notebooks are left out."""
+    """Copy a finished grid's table and the first ``samples`` fused images of every run into
+    ``dest`` (default: the package's ``examples/<ablation>``); nothing else is copied."""
     from ..viz.images import find_samples
 
     grid_dir = Path(grid_dir)
@@ -54,11 +54,7 @@ def bundle_example(grid_dir: str | os.PathLike, dest: str | os.PathLike | None =
         shutil.rmtree(dest)
     for rd in df["run_dir"]:
         src = grid_dir / str(rd)
-        for name in ("metrics.json", "status.json", "params.json"):
-            if (src / name).is_file():
-                (dest / str(rd)).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src / name, dest / str(rd) / name)
-        for s in find_samples(src)[:samples]:
+        for s in find_samples(src)[:samples]:  # the table holds the numbers: only images are copied
             target = dest / str(rd) / s.relative_to(src)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(s, target)

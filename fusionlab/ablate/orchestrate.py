@@ -79,7 +79,10 @@ def grid_lock(grid_dir: Path) -> Iterator[None]:
     except ImportError:  # Windows: no advisory locks; one grid process at a time is up to the user
         yield
         return
-    grid_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        grid_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file in the way, read-only disk: one line naming the folder
+        raise OutputError(f"{grid_dir}: cannot write here ({e.strerror or e})") from None
     path = grid_dir / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -45,6 +45,8 @@ NOTEBOOK_FILE = "run.ipynb"
 PARTIAL_NOTEBOOK = ".partial.run.ipynb"   # papermill's output while running (needs an .ipynb suffix)
 LOG_FILE = "papermill.log"                # stdout/stderr of the papermill process and its kernel
 KERNEL_NAME = "python3"
+#: papermill exit codes of a run stopped from outside (SIGINT/SIGTERM/SIGKILL, shell 128+n)
+INTERRUPTED = (-2, -9, -15, 130, 137, 143)
 #: Top-level keys of metrics.json that are not results (run_experiment echoes its params).
 SKIP_METRIC_KEYS = ("params", "per_image")
 #: Environment variables that cap the math libraries' threads inside a run's kernel.
@@ -244,8 +246,8 @@ def execute_run(task: RunTask) -> dict:
     process, as papermill needs; light, since this process's imports are not repeated).
 
     Returns:
-        dict ``run_id``, ``status`` (``ok`` | ``failed``), ``duration_s``, ``error`` (one
-        line, empty when ok), ``error_cell`` (``In [n]`` of the failing cell, or empty).
+        dict ``run_id``, ``status`` (``ok`` | ``failed`` | ``interrupted``), ``duration_s``,
+        ``error`` (one line, empty when ok), ``error_cell`` (``In [n]`` of the failing cell).
 
     A failing cell, a dead kernel, a timeout or a missing ``metrics.json`` all give
     ``failed``; ``KeyboardInterrupt`` stops the papermill process and propagates (the run
@@ -279,8 +281,15 @@ def execute_run(task: RunTask) -> dict:
                                   stdin=subprocess.DEVNULL, pass_fds=(lock_fd,) if lock_fd is not None else ())
         duration = round(time.perf_counter() - t0, 3)
         status: dict[str, Any] = {"status": "ok", "error": "", "error_cell": ""}
+        err = notebook_error(partial) or {} if proc.returncode != 0 else {}
+        if proc.returncode in INTERRUPTED or err.get("ename") == "KeyboardInterrupt":
+            # Ctrl-C / kill reached the papermill process: not a failure of the run, it stays
+            # pending (no status.json) and the next grid executes it again
+            if partial.exists():
+                os.replace(partial, run_dir / NOTEBOOK_FILE)
+            return {"run_id": task.run_id, "status": "interrupted", "duration_s": duration,
+                    "error": "interrupted", "error_cell": err.get("cell", "")}
         if proc.returncode != 0:
-            err = notebook_error(partial) or {}
             if err.get("ename"):
                 message = f"{err['ename']}: {err['evalue']}"
             else:  # no error output: kernel died, timeout, notebook unreadable, no such kernel

@@ -17,7 +17,7 @@ def add_arguments(p) -> None:
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local processes (default) or Ray tasks")
     p.add_argument("--jobs", "-j", type=int, default=1,
-                   help="runs at a time (local process pool / CPUs of a local Ray instance); default 1")
+                   help="runs at a time, each in its own papermill process (ray: CPUs of the local instance); default 1")
     p.add_argument("--runs", default="runs", metavar="DIR", help="runs folder (default: runs)")
     p.add_argument("--notebook", default=None, metavar="PATH",
                    help="run notebook (default: notebooks/run_experiment.ipynb)")

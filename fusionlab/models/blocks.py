@@ -142,85 +142,124 @@ class OverlapWindowAttention(nn.Module):
         scale = head_dim ** -0.5
         self.rel_h = nn.Parameter(torch.randn(2 * self.ow - 1, head_dim) * scale)
         self.rel_w = nn.Parameter(torch.randn(2 * self.ow - 1, head_dim) * scale)
-        # rel_idx[x, i]: table row for query row x and key row i (offset i - pad - x, centred)
+        # rel_idx[x, i]: table row for query row x and key row i (offset i - pad - x, centred);
+        # the fast path reads the same entries through strided views (see _rel_logits)
         x = torch.arange(window)[:, None]
         i = torch.arange(self.ow)[None, :]
         self.register_buffer("rel_idx", i - self.pad - x + self.ow - 1, persistent=False)
-        # one-hot row and column codes of the ow*ow keys: appended to the keys so that the
-        # relative logits appended to the queries are added inside the attention product
+        # one-hot row and column codes of the ow*ow keys (training path, see _attend_train)
         eye = torch.eye(self.ow)
         codes = torch.cat([eye.repeat_interleave(self.ow, 0), eye.repeat(self.ow, 1)], dim=1)
         self.register_buffer("key_codes", codes, persistent=False)  # (ow*ow, 2*ow)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
-        ws, ow, nh, d, p = self.window, self.ow, self.heads, self.head_dim, self.pad
+        ws, nh, d, p = self.window, self.heads, self.head_dim, self.pad
         inner = nh * d
         # work in (B, H, W, C): a free view of channels-last activations
         qkv = self.qkv(x).permute(0, 2, 3, 1)
         ph, pw = (-h) % ws, (-w) % ws
         if ph or pw:  # zero k/v beyond the image, like the border padding of the key windows
             qkv = F.pad(qkv, (0, 0, 0, pw, 0, ph))
-        H, W = h + ph, w + pw
-        gh, gw = H // ws, W // ws
-        n, L, S = b * gh * gw, ws * ws, ow * ow
-        # Window partition in (B, H, W, C) layout: every copy moves contiguous runs of
-        # pixels x channels, and q/k/v stay strided views that the fused SDPA kernel takes.
-        # queries (B*windows, ws*ws, heads, d), seen as (B*windows, heads, ws*ws, d)
-        q = qkv[..., :inner].reshape(b, gh, ws, gw, ws, inner).permute(0, 1, 3, 2, 4, 5).reshape(n, L, nh, d)
-        qs = q.transpose(1, 2) * d ** -0.5
-        # keys/values of the overlapping ow x ow windows: strided view of the zero-padded
-        # k/v map, copied once (no im2col + transpose as with F.unfold)
-        kv = F.pad(qkv[..., inner:], (0, 0, p, p, p, p))
-        sb, sh, sw, sc = kv.stride()
-        kv = kv.as_strided((b, gh, gw, ow, ow, 2 * inner), (sb, ws * sh, ws * sw, sh, sw, sc)).reshape(n, S, 2, nh, d)
-        k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)  # (n, heads, ow*ow, d) views
-        # relative position logits from the scaled queries: (n, heads, ws, ws, ow) each
-        q5 = qs.reshape(n, nh, ws, ws, d)
-        rel_h = torch.einsum("nhxyd,xid->nhxyi", q5, self.rel_h[self.rel_idx]).contiguous()
-        rel_w = torch.einsum("nhxyd,yjd->nhxyj", q5, self.rel_w[self.rel_idx]).contiguous()
-        out = _biased_attention(qs, k, v, rel_h, rel_w, self.key_codes)  # (n, heads, ws*ws, d)
-        # back to (B, H, W, heads*d), one copy; NCHW view with channels-last strides
-        out = out.transpose(1, 2).reshape(b, gh, gw, ws, ws, inner).permute(0, 1, 3, 2, 4, 5).reshape(b, H, W, inner)
+        q = qkv[..., :inner]
+        kv = F.pad(qkv[..., inner:], (0, 0, p, p, p, p))  # (B, H+2p, W+2p, 2*inner), zero border
+        if torch.is_grad_enabled() and (x.requires_grad or self.rel_h.requires_grad):
+            out = self._attend_train(q, kv)
+        else:
+            out = self._attend_chunked(q, kv)
         if ph or pw:
             out = out[:, :h, :w]
-        return self.project_out(out.permute(0, 3, 1, 2))
+        return self.project_out(out.permute(0, 3, 1, 2))  # NCHW view with channels-last strides
 
+    # -- helpers ---------------------------------------------------------------------------
+    def _key_windows(self, kv: torch.Tensor) -> torch.Tensor:
+        """``(B, gh, gw, ow, ow, 2*inner)`` strided view of the overlapping key/value windows."""
+        ws, ow = self.window, self.ow
+        b, hp, wp, c = kv.shape
+        sb, sh, sw, sc = kv.stride()
+        return kv.as_strided((b, (hp - ow) // ws + 1, (wp - ow) // ws + 1, ow, ow, c),
+                             (sb, ws * sh, ws * sw, sh, sw, sc))
 
-#: windows per fused-attention call at inference: keeps the (chunk, heads, 64, 144) bias
-#: tensor at ~2.4 MB, inside the CPU caches, instead of hundreds of MB at 480x640.
-ATTENTION_CHUNK = 64
+    def _rel_logits(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Relative position logits ``(n, heads, ws, ws, ow)`` (rows, columns) of queries
+        ``q (n, heads, ws*ws, d)``, scaled by ``d ** -0.5`` like the content logits.
 
+        One matmul against both 23-entry tables, then the HaloNet "relative to absolute"
+        shift as a strided *view*: entry ``(x, y, i)`` of the row logits is table row
+        ``i - pad - x + ow - 1`` of query ``(x, y)``, i.e. the x-stride shrinks by one.
+        """
+        n, nh, L, d = q.shape
+        ws, ow, p = self.window, self.ow, self.pad
+        t = 2 * ow - 1
+        tables = torch.cat([self.rel_h, self.rel_w]) * d ** -0.5  # (2t, d)
+        logits = (q @ tables.t()).view(n, nh, ws, ws, 2 * t)  # contiguous
+        s0, s1, sx, sy, _ = logits.stride()
+        off = logits.storage_offset() + ow - 1 - p
+        rel_h = logits.as_strided((n, nh, ws, ws, ow), (s0, s1, sx - 1, sy, 1), off)
+        rel_w = logits.as_strided((n, nh, ws, ws, ow), (s0, s1, sx, sy - 1, 1), off + t)
+        return rel_h, rel_w
 
-def _biased_attention(qs: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rel_h: torch.Tensor,
-                      rel_w: torch.Tensor, key_codes: torch.Tensor) -> torch.Tensor:
-    """softmax(qs k^T + rel_h[x, y, i] + rel_w[x, y, j]) v over ``ow x ow`` keys, via fused SDPA.
+    def _attend_chunked(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        """Inference: ``q (B, H, W, inner)``, padded ``kv`` -> ``(B, H, W, inner)``.
 
-    ``qs (n, h, L, d)`` are the already scaled queries, ``k, v (n, h, ow*ow, d)``,
-    ``rel_h, rel_w (n, h, ws, ws, ow)``. Two exact formulations, picked by measurement:
+        Windows are processed a few dozen at a time: their queries, keys/values and the
+        ``(chunk, heads, 64, 144)`` bias mask are gathered into cache-sized buffers and used at
+        once by the fused SDPA kernel (the bias goes in as ``attn_mask``), and the result is
+        written straight into the output map. Nothing of size ``windows x 144`` is ever
+        materialised in full, which is what made the reference code slow and memory-hungry.
+        """
+        ws, ow, nh, d = self.window, self.ow, self.heads, self.head_dim
+        b, H, W, inner = q.shape
+        gh, gw = H // ws, W // ws
+        L, S = ws * ws, ow * ow
+        windows = self._key_windows(kv)
+        out = q.new_empty(b, H, W, inner)
+        chunk = max(1, ATTENTION_CHUNK // nh)
+        mask_buf = q.new_empty(min(chunk, gw), nh, ws, ws, ow, ow)
+        for bi in range(b):
+            for gi in range(gh):
+                rows = slice(gi * ws, (gi + 1) * ws)
+                for g0 in range(0, gw, chunk):
+                    g1 = min(gw, g0 + chunk)
+                    g, cols = g1 - g0, slice(g0 * ws, g1 * ws)
+                    qc = (q[bi, rows, cols].reshape(ws, g, ws, nh, d).permute(1, 3, 0, 2, 4)
+                          .reshape(g, nh, L, d))
+                    kvc = windows[bi, gi, g0:g1].reshape(g, S, 2, nh, d)
+                    rel_h, rel_w = self._rel_logits(qc)
+                    mask = torch.add(rel_h[..., :, None], rel_w[..., None, :], out=mask_buf[:g]).view(g, nh, L, S)
+                    o = F.scaled_dot_product_attention(qc, kvc[:, :, 0].transpose(1, 2), kvc[:, :, 1].transpose(1, 2),
+                                                       attn_mask=mask, scale=d ** -0.5)
+                    # SDPA returns (g, L, heads, d) memory: one strided copy into the map
+                    out[bi, rows, cols].view(ws, g, ws, inner).copy_(
+                        o.transpose(1, 2).reshape(g, ws, ws, inner).permute(1, 0, 2, 3))
+        return out
 
-    * inference: the bias is built as SDPA's float ``attn_mask`` a chunk of windows at a
-      time (cache-sized), so the fused CPU kernel runs with ~30 % overhead over no bias;
-    * training: a mask that needs a gradient sends SDPA to its slow unfused path, so the
-      bias terms are appended to the queries and one-hot row/column codes to the keys
-      (``[qs, rel_h, rel_w] . [k, onehot(i), onehot(j)]`` = the biased logit), with ``v``
-      zero-padded to the same width, which keeps the fused kernel and its backward.
-    """
-    n, nh, L, d = qs.shape
-    ow = rel_h.shape[-1]
-    if torch.is_grad_enabled() and (qs.requires_grad or k.requires_grad or v.requires_grad):
-        q_aug = torch.cat([qs, rel_h.reshape(n, nh, L, ow), rel_w.reshape(n, nh, L, ow)], dim=-1)
-        k_aug = torch.cat([k, key_codes.to(k.dtype).expand(n, nh, ow * ow, 2 * ow)], dim=-1)
+    def _attend_train(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        """Training (autograd): all windows at once, bias folded into the attention product.
+
+        A bias mask that needs a gradient sends SDPA to its slow unfused path, so the
+        relative logits are appended to the queries and one-hot row/column codes to the keys
+        (``[q/sqrt(d), rel_h, rel_w] . [k, onehot(i), onehot(j)]`` = the biased logit), with
+        ``v`` zero-padded to the same width: the fused kernel and its backward stay in use.
+        """
+        ws, ow, nh, d = self.window, self.ow, self.heads, self.head_dim
+        b, H, W, inner = q.shape
+        gh, gw = H // ws, W // ws
+        n, L, S = b * gh * gw, ws * ws, ow * ow
+        q = q.reshape(b, gh, ws, gw, ws, inner).permute(0, 1, 3, 2, 4, 5).reshape(n, L, nh, d).transpose(1, 2)
+        kv = self._key_windows(kv).reshape(n, S, 2, nh, d)
+        k, v = kv[:, :, 0].transpose(1, 2), kv[:, :, 1].transpose(1, 2)
+        rel_h, rel_w = self._rel_logits(q)
+        q_aug = torch.cat([q * d ** -0.5, rel_h.reshape(n, nh, L, ow), rel_w.reshape(n, nh, L, ow)], dim=-1)
+        k_aug = torch.cat([k, self.key_codes.to(k.dtype).expand(n, nh, S, 2 * ow)], dim=-1)
         v_aug = F.pad(v, (0, 2 * ow))  # same width as q/k, else SDPA falls back to the slow path
-        return F.scaled_dot_product_attention(q_aug, k_aug, v_aug, scale=1.0)[..., :d]
-    chunk = max(1, ATTENTION_CHUNK // nh)
-    out = qs.new_empty(n, L, nh, d).transpose(1, 2)  # the layout SDPA returns
-    buf = qs.new_empty(min(chunk, n), nh, *rel_h.shape[2:4], ow, ow)
-    for s in range(0, n, chunk):
-        e = min(n, s + chunk)
-        mask = torch.add(rel_h[s:e, ..., :, None], rel_w[s:e, ..., None, :], out=buf[:e - s]).view(e - s, nh, L, -1)
-        out[s:e] = F.scaled_dot_product_attention(qs[s:e], k[s:e], v[s:e], attn_mask=mask, scale=1.0)
-    return out
+        o = F.scaled_dot_product_attention(q_aug, k_aug, v_aug, scale=1.0)[..., :d]  # (n, heads, L, d)
+        return o.transpose(1, 2).reshape(b, gh, gw, ws, ws, inner).permute(0, 1, 3, 2, 4, 5).reshape(b, H, W, inner)
+
+
+#: windows per fused-attention call at inference (divided by the heads): keeps the bias
+#: mask of a chunk at ~2.4 MB, inside the CPU caches, instead of ~350 MB at 480x640.
+ATTENTION_CHUNK = 64
 
 
 def overlap_window_attention_reference(attn: OverlapWindowAttention, x: torch.Tensor) -> torch.Tensor:

@@ -190,6 +190,8 @@ class FusionNet(nn.Module):
                 shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
                 hint = " (use fusionlab.models.fuse_pair for RGB visible images)" if nm == "vi" else ""
                 raise InvalidTensorError(f"{self.name}: {nm} must be a (B, 1, H, W) tensor, got {shape}{hint}")
+            if not torch.isfinite(t).all():  # NaN would silently propagate to every output pixel
+                raise InvalidTensorError(f"{self.name}: {nm} holds {int((~torch.isfinite(t)).sum())} NaN/inf values")
         if ir.shape != vi.shape:
             raise ShapeMismatchError(f"{self.name}: ir {tuple(ir.shape)} and vi {tuple(vi.shape)} differ in shape")
         if text is None or self.film is None:

@@ -118,7 +118,7 @@ def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, de
             if flops:
                 say(f"{name}: counting FLOPs")
                 f = count_flops(m, *x)
-                row.gflops, row.gmacs = round(f / 1e9, 2), round(f / 2e9, 2)
+                row.gflops, row.gmacs = round(f / 1e9, 3), round(f / 2e9, 3)
             if memory:
                 say(f"{name}: measuring peak memory")
                 row.peak_mem_mb = round(peak_memory_bytes(m, *x) / 2 ** 20, 1)

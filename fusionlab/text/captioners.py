@@ -23,7 +23,7 @@ from typing import Sequence
 
 import torch
 
-from ..errors import ConfigError, MissingPairError
+from ..errors import ConfigError, InvalidTensorError, MissingPairError
 from ..registry import Registry
 from .captions import EVENT_TYPES, TASK_PROMPT, format_caption
 from .rules import RuleThresholds, classify_degradation
@@ -348,7 +348,10 @@ def caption_folder(captioner: Captioner | dict | str, ir_dir: str | os.PathLike,
             ir, vi = pair["ir"][None], pair["vi"][None]
         else:
             ir = vi = None
-        done[name] = cap.caption(ir, vi, names=[name], labels=lab)[0]
+        try:
+            done[name] = cap.caption(ir, vi, names=[name], labels=lab)[0]
+        except InvalidTensorError as e:  # e.g. an image too small for the rules: name the pair's file
+            raise InvalidTensorError(f"{ir_p}: {e}") from None
         pending += 1
         if pending >= save_every:
             write_caption_file(out, done)

@@ -274,6 +274,8 @@ def load_config(name_or_path: str | os.PathLike, overrides: dict | None = None) 
         raise ConfigError(f"{path}: invalid YAML{at} ({getattr(e, 'problem', None) or 'syntax error'})") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (YAML) file") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides or {})

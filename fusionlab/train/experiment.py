@@ -265,7 +265,7 @@ def run_experiment(params: dict, out_dir: str | os.PathLike) -> dict:
     """
     from ..metrics import METRIC_NAMES
     from .evaluation import evaluate_fuser, model_fuser
-    from .trainer import Trainer
+    from .trainer import Trainer, torch_threads
 
     t_start = time.perf_counter()
     p = validate_params(params)
@@ -292,8 +292,9 @@ def run_experiment(params: dict, out_dir: str | os.PathLike) -> dict:
     train_info[cfg.stage] = {k: summary[k] for k in ("steps", "seconds", "val")}
 
     items = eval_items(p)
-    mean, per_image = evaluate_fuser(model_fuser(trainer.model, trainer.prior, trainer.device, s["eval_tile"]),
-                                     items, METRIC_NAMES, samples_dir=out / "samples")
+    with torch_threads(None):
+        mean, per_image = evaluate_fuser(model_fuser(trainer.model, trainer.prior, trainer.device, s["eval_tile"]),
+                                         items, METRIC_NAMES, samples_dir=out / "samples")
     result = {"metrics": mean, "per_image": per_image, "params": p, "stage": p["stage"],
               "model": trainer.model.name, "eval": {"data": p["eval_data"], "pairs": len(items)},
               "train": train_info, "checkpoint": summary["model"],

@@ -94,6 +94,27 @@ def cosine_lambda(steps: int, warmup: int, min_ratio: float) -> Callable[[int], 
     return f
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Use ``n`` intra-op threads inside the block, then restore. ``n=None`` uses
+    ``$FUSIONLAB_THREADS`` if set, else leaves torch's setting alone.
+
+    Why it matters: on a shared, oversubscribed CPU, 2+ OpenMP threads wait for each other
+    at every op and a step can take 20x longer than with 1 thread.
+    """
+    import os
+
+    n = n or int(os.environ.get("FUSIONLAB_THREADS", "0") or 0) or None
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        if n:
+            torch.set_num_threads(old)
+
+
 class _GracefulInterrupt:
     """SIGINT sets a flag (the loop stops at the next step boundary, saves, re-raises);
     a second Ctrl-C interrupts at once. Only installable from the main thread."""
@@ -142,8 +163,6 @@ class Trainer:
         self.cfg = cfg
         self.out_dir = Path(cfg.out_dir)
         self.device = default_device(cfg.device)
-        if cfg.threads:
-            torch.set_num_threads(int(cfg.threads))
         self.use_amp = bool(cfg.amp) and self.device.type == "cuda"
         ckpt_path = self._resume_path(resume, overwrite)
         seed_everything(cfg.seed)
@@ -406,7 +425,10 @@ class Trainer:
         from tqdm.auto import tqdm
 
         cfg = self.cfg
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a file in the way, read-only disk: one line naming the folder
+            raise OutputError(f"{self.out_dir}: cannot write here ({e.strerror or e})") from None
         atomic_write_text(self.out_dir / "config.yaml", dump_config(cfg))
         self._open_log()
         t0 = self._t0 = time.perf_counter()
@@ -415,7 +437,7 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not cfg.progress, desc=cfg.stage,
                    dynamic_ncols=True, mininterval=1.0)
         try:
-            with _GracefulInterrupt() as stop:
+            with _GracefulInterrupt() as stop, torch_threads(cfg.threads):
                 while self.step < cfg.steps:
                     loss, parts = self.train_step(self.stream.batch(self.step))
                     bar.update(1)
@@ -449,7 +471,8 @@ class Trainer:
             self._log_f.close()
             raise
         bar.close()
-        val = self.validate() if self.val_set else {}
+        with torch_threads(cfg.threads):
+            val = self.validate() if self.val_set else {}
         self._log("val", val, t0)
         self._log_f.close()
         ckpt = self.save()

@@ -144,8 +144,8 @@ full = students["distilled (base+feat+res)"]
 levels = compare_features(teacher, full.model, it["ir"], it["vi"], text, full.criterion.adapters)
 image_grid([[lv["teacher"] for lv in levels], [lv["adapted"] for lv in levels], [lv["student"] for lv in levels]],
            row_titles=["teacher |F_t|", "adapted |Down(F_t)|", "student |F_s|"],
-           col_titles=[f"level {i + 1}: {lv['channels'][0]} -> {lv['channels'][1]} ch\ncos {lv['cosine']:.2f}"
-                       for i, lv in enumerate(levels)], size=2.0, cmap="viridis")
+           col_titles=[f"feature {i + 1}: {lv['student'].shape[1]}x{lv['student'].shape[0]}, "
+                       f"{lv['channels'][0]} -> {lv['channels'][1]} ch\ncos {lv['cosine']:.2f}" for i, lv in enumerate(levels)], size=2.0, cmap="viridis")
 plt.show()
 
 # %% [markdown]
