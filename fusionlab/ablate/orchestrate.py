@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -204,10 +205,14 @@ def run_grid(grid: Grid | str | os.PathLike, preset: str | None = None, runs_dir
         def on_result(task: RunTask, result: dict) -> None:
             counts[result["status"]] = counts.get(result["status"], 0) + 1
             write_results(collect_results(grid, runs, grid_dir), results_path)
-            if result["status"] != "ok" and bar is not None:
+            if result["status"] == "failed":  # reported as it happens, the grid goes on
                 where = f" at {result['error_cell']}" if result.get("error_cell") else ""
-                bar.write(f"FAILED {task.label} seed {task.seed} ({task.run_id}){where}: {result['error']} "
-                          f"[{Path(task.run_dir) / 'run.ipynb'}]")
+                msg = (f"FAILED {task.label} seed {task.seed} ({task.run_id}){where}: {result['error']} "
+                       f"[{Path(task.run_dir) / 'run.ipynb'}]")
+                if bar is not None:
+                    bar.write(msg, file=sys.stderr)
+                else:
+                    print(msg, file=sys.stderr)
             if bar is not None:
                 bar.set_postfix(counts, refresh=False)
                 bar.update(1)

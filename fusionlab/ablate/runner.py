@@ -281,7 +281,7 @@ def execute_run(task: RunTask) -> dict:
                                   stdin=subprocess.DEVNULL, pass_fds=(lock_fd,) if lock_fd is not None else ())
         duration = round(time.perf_counter() - t0, 3)
         status: dict[str, Any] = {"status": "ok", "error": "", "error_cell": ""}
-        err = notebook_error(partial) or {} if proc.returncode != 0 else {}
+        err = (notebook_error(partial) or {}) if proc.returncode != 0 else {}
         if proc.returncode in INTERRUPTED or err.get("ename") == "KeyboardInterrupt":
             # Ctrl-C / kill reached the papermill process: not a failure of the run, it stays
             # pending (no status.json) and the next grid executes it again

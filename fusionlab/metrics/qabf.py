@@ -33,7 +33,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._common import check_images
+from ._common import check_images, row_bands
 
 # Qabf constants (Xydeas & Petrovic)
 TG, KG, DG = 0.9994, -15.0, 0.5
@@ -80,7 +80,10 @@ def edge_strength_orientation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     Returns:
         ``(g, a)``, each ``(B, 1, H, W)`` in ``x``'s dtype.
     """
-    sx, sy = sobel_responses(x)
+    return _strength_orientation(*sobel_responses(x))
+
+
+def _strength_orientation(sx: torch.Tensor, sy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.sqrt(sx * sx + sy * sy)
     a = torch.where(sx == 0, math.pi / 2, torch.atan(sy / torch.where(sx == 0, 1.0, sx)))
     return g, a
@@ -115,15 +118,18 @@ def qabf(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tenso
         ``(B,)`` float64 in [0, 1] (NaN if both sources are flat). Symmetric in (ir, vi).
     """
     fused, ir, vi = check_images(fused, ir, vi, names=("fused", "ir", "vi"))
-    b = fused.shape[0]
-    # float32 like the reference evaluator (exact Sobel for 8-bit data), one pass for all three
-    g, a = edge_strength_orientation(torch.cat([fused, ir, vi]).to(torch.float32))
-    g_f, g_a, g_b = g.split(b)
-    a_f, a_a, a_b = a.split(b)
-    q_a = edge_preservation(g_a, a_a, g_f, a_f)
-    q_b = edge_preservation(g_b, a_b, g_f, a_f)
-    num = (q_a * g_a + q_b * g_b).flatten(1).sum(1, dtype=torch.float64)
-    return num / (g_a + g_b).flatten(1).sum(1, dtype=torch.float64)
+    # float32 like the reference evaluator (Sobel of 8-bit data is exact); zero padding as
+    # conv2 'same'; then cache-sized row bands, all three images as channels of one tensor
+    x = F.pad(torch.cat([fused, ir, vi], 1).to(torch.float32), (1, 1, 1, 1))
+    num = den = 0
+    for band in row_bands(x, 2):
+        gx, gy = _sobel(band)
+        g, a = _strength_orientation(-gx, gy)
+        g_s = g[:, 1:]  # both sources as 2 channels, F broadcast against them
+        q = edge_preservation(g_s, a[:, 1:], g[:, :1], a[:, :1])
+        num = num + (q * g_s).sum((1, 2, 3), dtype=torch.float64)
+        den = den + g_s.sum((1, 2, 3), dtype=torch.float64)
+    return num / den
 
 
 # ------------------------------------------------------------------------------- Nabf
@@ -163,14 +169,17 @@ def nabf(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tenso
         ``(B,)`` float64 in [0, 1]. Symmetric in (ir, vi).
     """
     fused, ir, vi = check_images(fused, ir, vi, names=("fused", "ir", "vi"))
-    b = fused.shape[0]
-    gv, gh = kumar_gradients(torch.cat([fused, ir, vi]))
-    g = torch.sqrt(gh * gh + gv * gv)
-    a = torch.where((gv == 0) & (gh == 0), 0.0, torch.atan(gv / gh))  # gh = 0 -> atan(+-inf) = +-pi/2
-    (g_f, g_a, g_b), (a_f, a_a, a_b) = g.split(b), a.split(b)
-    q_a, q_b = _nabf_q(g_a, a_a, g_f, a_f), _nabf_q(g_b, a_b, g_f, a_f)
-    w_a = torch.where(g_a >= TD, g_a ** LG, WT_MIN)
-    w_b = torch.where(g_b >= TD, g_b ** LG, WT_MIN)
-    artifact = (g_f > g_a) & (g_f > g_b)
-    num = torch.where(artifact, (1 - q_a) * w_a + (1 - q_b) * w_b, 0.0).flatten(1).sum(1)
-    return num / (w_a + w_b).flatten(1).sum(1)
+    x = F.pad(torch.cat([fused, ir, vi], 1).to(torch.float64), (1, 1, 1, 1), mode="reflect")
+    num = den = 0
+    for band in row_bands(x, 2):
+        gv, gh = _sobel(band)
+        gv, gh = gv / 8, gh / 8
+        g = torch.sqrt(gh * gh + gv * gv)
+        a = torch.where((gv == 0) & (gh == 0), 0.0, torch.atan(gv / gh))  # gh = 0 -> atan(+-inf) = +-pi/2
+        g_f, g_s = g[:, :1], g[:, 1:]  # both sources as 2 channels
+        q = _nabf_q(g_s, a[:, 1:], g_f, a[:, :1])
+        w = torch.where(g_s >= TD, g_s ** LG, WT_MIN)
+        artifact = (g_f > g_s).all(1, keepdim=True)  # stronger than in both sources
+        num = num + torch.where(artifact, (1 - q) * w, 0.0).sum((1, 2, 3))
+        den = den + w.sum((1, 2, 3))
+    return num / den

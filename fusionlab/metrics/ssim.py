@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from ._common import ValidFilter, box_sum_valid, check_images, gaussian_kernel
+from ._common import ValidFilter, box_sum_valid, check_images, gaussian_kernel, row_bands
 
 WINDOWS = ("uniform7", "gaussian11")
 
@@ -89,10 +89,26 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, window: str = "uniform7", data_ra
     return _ssim_maps(x, y, window, data_range, sample_covariance)
 
 
+def _mean_ssim(x: torch.Tensor, ys: torch.Tensor, window: str, data_range: float,
+               sample_covariance: bool) -> torch.Tensor:
+    """Mean of the SSIM maps ``(B, R)``; the uniform window runs on row bands (cache-sized),
+    the Gaussian one on whole images (its FFT filter is global)."""
+    k = _window_size(window)
+    n = (x.shape[-2] - k + 1) * (x.shape[-1] - k + 1)
+    if window != "uniform7":
+        return _ssim_maps(x, ys, window, data_range, sample_covariance).flatten(2).sum(2) / n
+    both = torch.cat([x, ys], 1)
+    total = 0
+    for band in row_bands(both, k - 1):
+        total = total + _ssim_maps(band[:, :1], band[:, 1:], window, data_range, sample_covariance).sum((2, 3))
+    return total / n
+
+
 def ssim(x: torch.Tensor, y: torch.Tensor, window: str = "uniform7", data_range: float = 2.0,
          sample_covariance: bool = True) -> torch.Tensor:
     """Mean SSIM of each pair -> ``(B,)`` float64; symmetric, 1 for identical images."""
-    return ssim_map(x, y, window, data_range, sample_covariance).flatten(1).mean(1)
+    x, y = check_images(x, y, names=("x", "y"), min_size=_window_size(window))
+    return _mean_ssim(x, y, window, data_range, sample_covariance)[:, 0]
 
 
 def fusion_ssim(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, window: str = "uniform7",
@@ -105,5 +121,5 @@ def fusion_ssim(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, window:
         ``(B,)`` float64.
     """
     fused, ir, vi = check_images(fused, ir, vi, names=("fused", "ir", "vi"), min_size=_window_size(window))
-    s = _ssim_maps(fused, torch.cat([ir, vi], 1), window, data_range, sample_covariance).flatten(2).mean(2)
+    s = _mean_ssim(fused, torch.cat([ir, vi], 1), window, data_range, sample_covariance)
     return s.sum(1) if reduce == "sum" else s.mean(1)

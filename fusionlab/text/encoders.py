@@ -19,7 +19,9 @@ Every encoder has ``dim``, ``id`` (names the weights; the disk-cache key) and
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -236,8 +238,8 @@ class OpenCLIPEncoder(TextEncoder):
                     f"offline, put the weights file at {default_path} or pass pretrained=PATH") from None
             weights_id = f"tag:{tag}"
         else:
-            with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # open_clip warns about pretrained=None
+            with torch.random.fork_rng(devices=[]), warnings.catch_warnings(), _quiet_logging():
+                warnings.simplefilter("ignore")  # open_clip warns/logs "initialized randomly" before we load
                 torch.manual_seed(seed)
                 model = open_clip.create_model(model_name, pretrained=None, device="cpu")
             if weights is not None:
@@ -259,6 +261,15 @@ class OpenCLIPEncoder(TextEncoder):
     def _encode(self, texts: list[str]) -> torch.Tensor:
         tokens = self._tokenizer(texts).to(self.device)
         return self._model.encode_text(tokens)
+
+
+@contextlib.contextmanager
+def _quiet_logging():
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _load_text_tower(model: torch.nn.Module, path: Path) -> None:

@@ -66,7 +66,10 @@ class Projector(nn.Module):
 
         self.ir_stages, self.vi_stages = stream(), stream()
         n_pooled = 2 * 2 * sum(chans[1:])  # 2 streams x (mean, log-std) x channels
-        self.head = nn.Sequential(nn.Linear(n_pooled, 8 * w), nn.GELU(), nn.Linear(8 * w, self.config.text_dim))
+        # BatchNorm standardises the pooled statistics (log-stds around -4, means around 0.1):
+        # without it the MLP learned the IR classes 5-10x slower (measured).
+        self.head = nn.Sequential(nn.BatchNorm1d(n_pooled), nn.Linear(n_pooled, 8 * w), nn.GELU(),
+                                  nn.Linear(8 * w, self.config.text_dim))
 
     @staticmethod
     def _pool(x: torch.Tensor, stages: nn.ModuleList) -> list[torch.Tensor]:

@@ -30,7 +30,9 @@ from ..errors import ConfigError, EmptyInputError
 
 SYNTHETIC = "synthetic"
 HOLDOUT = "holdout"
-#: seeds of synthetic validation/evaluation scenes start here, far from training scenes
+#: synthetic training scenes use seeds 1000.. (the demo and notebooks show seeds < 1000, so
+#: what they display was never trained on); validation scenes start at 100000
+SYNTHETIC_TRAIN_SEED0 = 1_000
 SYNTHETIC_VAL_SEED0 = 100_000
 
 
@@ -80,8 +82,8 @@ def build_sources(specs: Sequence[str], split: str, *, synthetic_pairs: int, syn
         specs: entries ``"synthetic"``, ``"holdout"`` (validation only: the pairs held out
             of the training folders) or dataset folders.
         split: ``"train"`` or ``"val"``.
-        synthetic_pairs: number of synthetic scenes (training seeds start at 0, validation
-            seeds at :data:`SYNTHETIC_VAL_SEED0`).
+        synthetic_pairs: number of synthetic scenes (training seeds start at
+            :data:`SYNTHETIC_TRAIN_SEED0`, validation seeds at :data:`SYNTHETIC_VAL_SEED0`).
         holdout: pairs of every training folder kept out of training.
         train_specs: the training specs (to resolve ``"holdout"``).
     """
@@ -89,7 +91,7 @@ def build_sources(specs: Sequence[str], split: str, *, synthetic_pairs: int, syn
     for spec in specs:
         spec = str(spec)
         if spec == SYNTHETIC:
-            seed0 = 0 if split == "train" else SYNTHETIC_VAL_SEED0
+            seed0 = SYNTHETIC_TRAIN_SEED0 if split == "train" else SYNTHETIC_VAL_SEED0
             out.append(_RGB(SyntheticPairs(synthetic_pairs, synthetic_size, seed0, with_reference=False), ""))
         elif spec == HOLDOUT:
             if split != "val":
