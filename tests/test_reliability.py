@@ -33,6 +33,16 @@ SIZE = (24, 24)  # corpus images: tiny, so ~100 CLI runs stay within seconds
 TINY = "dtpf_student_tiny"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models on tiny images: one thread is ~10x faster than two on a busy 2-core machine
+    (OpenMP threads spin-wait for each other)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 # ============================================================================ corpus builders
 def _rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
@@ -419,6 +429,7 @@ class _Evil:
         return (exec, (f"open({self.marker!r}, 'w').write('pwned')",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_malicious_checkpoint_is_refused_not_executed(run_cli, tmp_path):
     from fusionlab.models import load_checkpoint
 
@@ -791,7 +802,7 @@ def test_fuse_killed_with_sigint_and_sigkill_resumes_to_the_same_result(run_cli,
     """A folder run interrupted (SIGINT: exit 130, one line) then killed (SIGKILL) mid-run leaves only
     complete images; --skip-existing finishes the job and the result equals an uninterrupted run."""
     names = [f"p{i:02d}" for i in range(24)]
-    root = make_dataset(tmp_path / "d", names=names, size=(64, 64))
+    root = make_dataset(tmp_path / "d", names=names, size=(32, 32))
     ref = tmp_path / "ref"
     assert run_fuse(run_cli, root, ckpts["good"], ref)[0] == 0
     out = tmp_path / "out"
@@ -814,8 +825,9 @@ def test_fuse_killed_with_sigint_and_sigkill_resumes_to_the_same_result(run_cli,
     p.wait(timeout=60)
     # every visible output is a complete image (partial writes live only in hidden temp files)
     for f in fio.list_images(out):
-        assert fio.read_image(f).shape == (3, 64, 64)
+        assert fio.read_image(f).shape == (3, 32, 32)
     n2 = done()
+    assert n2 < len(names), "the run finished before it was killed: nothing left to resume"
     before = {f.name: f.stat().st_mtime_ns for f in fio.list_images(out)}
     # 3) resume: only the missing pairs are fused, the result equals the uninterrupted run
     rc, stdout, err = run_fuse(run_cli, root, ckpts["good"], out, "--skip-existing")

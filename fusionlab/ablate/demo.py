@@ -3,7 +3,7 @@
 ``fusionlab/ablate/examples/<ablation>/`` holds the ``results.csv`` of a real
 ``fusionlab ablate ablations/<ablation>.yaml --preset ci`` run (tiny synthetic data,
 seconds of CPU training per run: the numbers say that the machinery works, not what the
-method achieves) and each run's first fused sample (``<run id>/samples/*.png``).
+method achieves) and the first fused sample of each seed-0 run (``<run id>/samples/*.png``).
 The report notebook uses them only when ``runs/<ablation>/results.csv`` does not exist
 and says so in a banner. :func:`bundle_example` (re)creates them from a runs folder.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 from ..errors import ConfigError
 from .results import RESULTS_FILE, read_results, write_results
@@ -42,9 +43,11 @@ def locate_results(ablation: str, runs_dir: str | os.PathLike = "runs", example_
     return ex, True
 
 
-def bundle_example(grid_dir: str | os.PathLike, dest: str | os.PathLike | None = None, samples: int = 1) -> Path:
-    """Copy a finished grid's table and the first ``samples`` fused images of every run into
-    ``dest`` (default: the package's ``examples/<ablation>``); nothing else is copied."""
+def bundle_example(grid_dir: str | os.PathLike, dest: str | os.PathLike | None = None, samples: int = 1,
+                   seeds: Sequence[int] | None = None) -> Path:
+    """Copy a finished grid's table and the first ``samples`` fused images of every run (of
+    ``seeds`` only, if given: keeps the package small) into ``dest`` (default: the
+    package's ``examples/<ablation>``); nothing else is copied."""
     from ..viz.images import find_samples
 
     grid_dir = Path(grid_dir)
@@ -52,7 +55,9 @@ def bundle_example(grid_dir: str | os.PathLike, dest: str | os.PathLike | None =
     dest = Path(dest) if dest else EXAMPLES / grid_dir.name
     if dest.exists():
         shutil.rmtree(dest)
-    for rd in df["run_dir"]:
+    for rd, seed in zip(df["run_dir"], df["seed"]):
+        if seeds is not None and int(seed) not in seeds:
+            continue
         src = grid_dir / str(rd)
         for s in find_samples(src)[:samples]:  # the table holds the numbers: only images are copied
             target = dest / str(rd) / s.relative_to(src)

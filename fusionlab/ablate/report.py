@@ -120,13 +120,15 @@ def deltas(df: pd.DataFrame, metrics: list[str] | None = None, reference: str | 
 
 def rank_agreement(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.Series:
     """Spearman correlation between measured means and paper numbers across rows, per
-    metric (NaN with fewer than 3 rows having both)."""
+    metric (NaN with fewer than 3 rows having both, or when one side is constant: a tie
+    everywhere has no ordering to agree with)."""
     metrics = metrics or metric_columns(df)
     s = summarize(df, metrics)
     out = {}
     for m in metrics:
         both = pd.DataFrame({"measured": s[f"{m}_mean"], "paper": _paper(df, m).reindex(s.index)}).dropna()
-        out[m] = both["measured"].corr(both["paper"], method="spearman") if len(both) >= 3 else math.nan
+        ok = len(both) >= 3 and both["measured"].nunique() > 1 and both["paper"].nunique() > 1
+        out[m] = both["measured"].corr(both["paper"], method="spearman") if ok else math.nan
     return pd.Series(out, name="spearman", dtype=float)
 
 

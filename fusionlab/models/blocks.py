@@ -11,23 +11,62 @@ Every block maps ``(B, C, H, W) -> (B, C, H, W)`` float features (any range) unl
   pre-normed with a residual (X-Restormer).
 * :class:`Downsample` / :class:`Upsample` - 3x3 conv + pixel (un)shuffle.
 
-Why it is fast on a CPU (what the reference implementation loses time on):
+Why it is fast on a CPU (what the reference implementation loses time on). Activations are
+kept channels-last, so that ``(B, C, H, W)`` is a free view of a ``(B*H*W, C)`` matrix, and
+memory traffic - not arithmetic - is what small widths are limited by on a CPU:
 
-* LayerNorm runs ``F.layer_norm`` on a channels-last *view*: when the activations are stored
-  channels-last (the network converts its input once) the permutes are free, no copies.
-* Window attention computes the relative position bias as two tiny matmuls
-  (query x row-table, query x column-table) and folds them into the attention product by
-  appending them to the queries and one-hot row/column codes to the keys. The attention is
-  then ONE fused ``scaled_dot_product_attention`` call; the ``(windows, 64, 144)`` bias
-  tensor of the reference code is never materialised.
-* Keys and values of the overlapping windows are gathered by one ``unfold`` call on the
-  already projected (and narrow: heads x 16 channels) k/v features.
+* LayerNorm runs ``F.layer_norm`` on that view: no permute copies.
+* 1x1 convs run as one GEMM; the projection that ends each residual branch adds the
+  residual inside the GEMM (``addmm``), saving a full read+write pass per branch, and
+  plain 1x1 convs use oneDNN directly at inference (faster than torch's default for 1x1).
+* Channel attention never reshapes the ``(B, 3C, H, W)`` map: the Gram matrix ``q^T k`` is
+  one GEMM over the strided view, the L2 normalisation is applied to the small ``C x C``
+  map instead of the big ``q``/``k``, and the output projection is folded into the
+  attention (``y = x + v (W_out A)^T``, one GEMM over the map instead of two).
+* Window attention gathers queries, overlapping keys/values and the relative-position bias
+  of a few dozen windows at a time into cache-sized buffers and runs the fused
+  ``scaled_dot_product_attention`` kernel on them; see :class:`OverlapWindowAttention`.
+
+All of these are exact reformulations (same parameters, same function up to float rounding);
+``tests/test_models.py`` checks them against the literal definitions.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+
+# ----------------------------------------------------------------------------- 1x1 convs
+def _as_rows(x: torch.Tensor) -> torch.Tensor | None:
+    """``(B, C, H, W)`` channels-last -> ``(B*H*W, C)`` view, or None if not channels-last dense."""
+    y = x.permute(0, 2, 3, 1)
+    return y.reshape(-1, x.shape[1]) if y.is_contiguous() else None
+
+
+def pointwise(x: torch.Tensor, conv: nn.Conv2d, residual: torch.Tensor | None = None) -> torch.Tensor:
+    """``conv(x) (+ residual)`` for a 1x1 ``conv``, fast on channels-last CPU tensors.
+
+    With a residual the sum is computed inside the GEMM (``addmm``); without one, inference
+    calls oneDNN's convolution directly (torch routes 1x1 convs to a slower generic GEMM
+    path). Falls back to ``conv(x) + residual`` for any other layout/device/dtype.
+    """
+    rows = _as_rows(x) if x.device.type == "cpu" and x.dtype == torch.float32 else None
+    if rows is not None:
+        b, _, h, w = x.shape
+        weight = conv.weight.view(conv.weight.shape[0], -1)
+        if residual is not None and (res := _as_rows(residual)) is not None:
+            out = torch.addmm(res, rows, weight.t())
+            if conv.bias is not None:
+                out = out + conv.bias
+            return out.view(b, h, w, -1).permute(0, 3, 1, 2)
+        if residual is None and not torch.is_grad_enabled() and _MKLDNN:
+            return torch.ops.aten.mkldnn_convolution(x, conv.weight, conv.bias, [0, 0], [1, 1], [1, 1], 1)
+    y = conv(x)
+    return y if residual is None else y + residual
+
+
+_MKLDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.aten, "mkldnn_convolution")
 
 
 # ----------------------------------------------------------------------------- LayerNorm
@@ -70,9 +109,10 @@ class GatedDconvFFN(nn.Module):
         self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, 3, padding=1, groups=hidden * 2, bias=bias)
         self.project_out = nn.Conv2d(hidden, dim, 1, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(a) * b)
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C, H, W) -> (B, C, H, W)``; ``residual`` (same shape) is added to the output."""
+        a, b = self.dwconv(pointwise(x, self.project_in)).chunk(2, dim=1)
+        return pointwise(F.gelu(a) * b, self.project_out, residual)
 
 
 # ----------------------------------------------------------------------------- channel attention
@@ -95,18 +135,38 @@ class ChannelAttention(nn.Module):
         self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, 3, padding=1, groups=dim * 3, bias=bias)
         self.project_out = nn.Conv2d(dim, dim, 1, bias=bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C, H, W) -> (B, C, H, W)``; ``residual`` (same shape) is added to the output.
+
+        Computed as ``y = residual + v (W_out A)^T`` with ``A`` the block-diagonal
+        ``C x C`` attention built from the Gram matrix ``q^T k`` divided by the norms of q
+        and k (= ``normalize(q) normalize(k)^T``): the big map is read by two GEMMs and a
+        norm, never reshaped, normalised or projected on its own.
+        """
         b, c, h, w = x.shape
-        qkv = self.qkv_dwconv(self.qkv(x))
-        # (B, 3C, H, W) -> 3 x (B, heads, C/heads, H*W); reshape copies only if channels-last
-        q, k, v = qkv.reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
-        q = F.normalize(q, dim=-1)
-        k = F.normalize(k, dim=-1)
-        # The attention map is tiny (C/heads x C/heads) and the two products over H*W are the
-        # whole cost, so plain batched matmuls are optimal here; SDPA brings nothing.
-        attn = (q @ k.transpose(-2, -1)) * self.temperature
-        out = attn.softmax(dim=-1) @ v
-        return self.project_out(out.reshape(b, c, h, w))
+        nh, hd = self.heads, c // self.heads
+        qkv = self.qkv_dwconv(pointwise(x, self.qkv)).permute(0, 2, 3, 1)
+        qkv = qkv.reshape(b, h * w, 3 * c)  # a view for channels-last activations
+        q, k, v = qkv.split(c, dim=2)  # (B, HW, C) strided views
+        eps = 1e-12  # F.normalize's
+        qn = torch.linalg.vector_norm(q, dim=1).clamp_min(eps).view(b, nh, hd, 1)
+        kn = torch.linalg.vector_norm(k, dim=1).clamp_min(eps).view(b, nh, 1, hd)
+        gram = (q.transpose(1, 2) @ k).view(b, nh, hd, nh, hd)
+        gram = gram.diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)  # (B, heads, hd, hd) per-head blocks
+        attn = (gram / (qn * kn) * self.temperature).softmax(dim=-1)
+        # block-diagonal (B, C, C) attention, folded into the output projection
+        eye = torch.eye(nh, dtype=attn.dtype, device=attn.device)
+        attn = torch.einsum("bhij,hg->bhigj", attn, eye).reshape(b, c, c)
+        proj = self.project_out.weight.view(c, c) @ attn  # (B, C, C)
+        if residual is not None and (res := _as_rows(residual)) is not None:
+            y = torch.baddbmm(res.view(b, h * w, c), v, proj.transpose(1, 2))
+            residual = None
+        else:
+            y = v @ proj.transpose(1, 2)
+        if self.project_out.bias is not None:
+            y = y + self.project_out.bias
+        y = y.view(b, h, w, c).permute(0, 3, 1, 2)
+        return y if residual is None else y + residual
 
 
 # ----------------------------------------------------------------------------- window attention
@@ -152,24 +212,25 @@ class OverlapWindowAttention(nn.Module):
         codes = torch.cat([eye.repeat_interleave(self.ow, 0), eye.repeat(self.ow, 1)], dim=1)
         self.register_buffer("key_codes", codes, persistent=False)  # (ow*ow, 2*ow)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, C, H, W) -> (B, C, H, W)``; ``residual`` (same shape) is added to the output."""
         b, _, h, w = x.shape
         ws, nh, d, p = self.window, self.heads, self.head_dim, self.pad
         inner = nh * d
         # work in (B, H, W, C): a free view of channels-last activations
-        qkv = self.qkv(x).permute(0, 2, 3, 1)
+        qkv = pointwise(x, self.qkv).permute(0, 2, 3, 1)
         ph, pw = (-h) % ws, (-w) % ws
         if ph or pw:  # zero k/v beyond the image, like the border padding of the key windows
             qkv = F.pad(qkv, (0, 0, 0, pw, 0, ph))
         q = qkv[..., :inner]
-        kv = F.pad(qkv[..., inner:], (0, 0, p, p, p, p))  # (B, H+2p, W+2p, 2*inner), zero border
+        kv = _zero_border_pad(qkv[..., inner:], p)  # (B, H+2p, W+2p, 2*inner)
         if torch.is_grad_enabled() and (x.requires_grad or self.rel_h.requires_grad):
             out = self._attend_train(q, kv)
         else:
             out = self._attend_chunked(q, kv)
         if ph or pw:
             out = out[:, :h, :w]
-        return self.project_out(out.permute(0, 3, 1, 2))  # NCHW view with channels-last strides
+        return pointwise(out.permute(0, 3, 1, 2), self.project_out, residual)  # NCHW view, channels-last
 
     # -- helpers ---------------------------------------------------------------------------
     def _key_windows(self, kv: torch.Tensor) -> torch.Tensor:
@@ -257,6 +318,21 @@ class OverlapWindowAttention(nn.Module):
         return o.transpose(1, 2).reshape(b, gh, gw, ws, ws, inner).permute(0, 1, 3, 2, 4, 5).reshape(b, H, W, inner)
 
 
+def _zero_border_pad(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Zero-pad ``(B, H, W, C)`` by ``p`` on both spatial sides (= ``F.pad``), writing the
+    zeros only into the border instead of filling the whole new map first."""
+    if p == 0 or torch.is_grad_enabled() and x.requires_grad:
+        return F.pad(x, (0, 0, p, p, p, p))
+    b, h, w, c = x.shape
+    out = x.new_empty(b, h + 2 * p, w + 2 * p, c)
+    out[:, :p].zero_()
+    out[:, h + p:].zero_()
+    out[:, p:h + p, :p].zero_()
+    out[:, p:h + p, w + p:].zero_()
+    out[:, p:h + p, p:w + p].copy_(x)
+    return out
+
+
 #: windows per fused-attention call at inference (divided by the heads): keeps the bias
 #: mask of a chunk at ~2.4 MB, inside the CPU caches, instead of ~350 MB at 480x640.
 ATTENTION_CHUNK = 64
@@ -310,10 +386,11 @@ class TransformerBlock(nn.Module):
         self.spatial_ffn = GatedDconvFFN(dim, ffn_factor, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.channel_attn(self.norm1(x))
-        x = x + self.channel_ffn(self.norm2(x))
-        x = x + self.spatial_attn(self.norm3(x))
-        x = x + self.spatial_ffn(self.norm4(x))
+        # each branch adds its residual inside its last GEMM (same as x = x + f(norm(x)))
+        x = self.channel_attn(self.norm1(x), residual=x)
+        x = self.channel_ffn(self.norm2(x), residual=x)
+        x = self.spatial_attn(self.norm3(x), residual=x)
+        x = self.spatial_ffn(self.norm4(x), residual=x)
         return x
 
 

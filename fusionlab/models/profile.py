@@ -10,7 +10,9 @@ FLOPs; convolutions, matmuls and attention); GMACs = GFLOPs / 2 (what fusion pap
 "FLOPs" when they use thop). Peak memory = weights + the largest amount of tensor memory
 alive during one forward pass (CPU allocator events of ``torch.profiler``, or
 ``torch.cuda.max_memory_allocated`` on CUDA). Latency = median wall time of a
-``torch.no_grad()`` forward of one ``H x W`` pair with random weights.
+``torch.no_grad()`` forward of one ``H x W`` pair with random weights; CPU time = the
+process CPU seconds of the same forwards (all threads; on a machine shared with other jobs
+it is the steadier figure, wall time includes waiting for a core).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ class ProfileRow:
     latency_s: float | None = None
     latency_min_s: float | None = None
     latency_max_s: float | None = None
+    cpu_s: float | None = None
 
 
 def _inputs(cfg, size, device):
@@ -126,6 +129,7 @@ def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, de
             models[name] = (m, x)
         if latency:
             times = {n: [] for n in names}
+            cpu = {n: [] for n in names}
             with torch.no_grad():
                 for name in names:
                     m, x = models[name]
@@ -137,22 +141,25 @@ def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, de
                         m, x = models[name]
                         gc.collect()
                         _sync(dev)
-                        t0 = time.perf_counter()
+                        c0, t0 = time.process_time(), time.perf_counter()
                         m(*x)
                         _sync(dev)
                         times[name].append(time.perf_counter() - t0)
+                        cpu[name].append(time.process_time() - c0)
                         say(f"{name}: run {r + 1}/{repeats} {times[name][-1]:.2f} s")
             for row in rows:
                 ts = times[row.model]
                 row.latency_s = round(statistics.median(ts), 3)
                 row.latency_min_s, row.latency_max_s = round(min(ts), 3), round(max(ts), 3)
+                row.cpu_s = round(statistics.median(cpu[row.model]), 3)
         return rows
     finally:
         torch.set_num_threads(old_threads)
 
 
 COLUMNS = {"params_m": "params (M)", "gflops": "GFLOPs", "gmacs": "GMACs", "peak_mem_mb": "peak mem (MB)",
-           "latency_s": "median latency (s)", "latency_min_s": "min (s)", "latency_max_s": "max (s)"}
+           "latency_s": "median latency (s)", "latency_min_s": "min (s)", "latency_max_s": "max (s)",
+           "cpu_s": "CPU time (s)"}
 
 
 def format_table(rows: list[ProfileRow], reference: str | None = None) -> str:

@@ -135,7 +135,9 @@ def read_caption_file(path: str | os.PathLike) -> dict[str, str]:
         raise ConfigError(f"{p}: cannot read caption file ({e})") from None
     out: dict[str, str] = {}
     if p.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(raw.splitlines()))
+        import io as _io
+
+        rows = list(csv.DictReader(_io.StringIO(raw, newline="")))  # quoted captions span lines
         if rows and not {"name", "caption"} <= set(rows[0]):
             raise ConfigError(f"{p}: CSV needs columns 'name' and 'caption', found {list(rows[0])}")
         items = [(r["name"], r["caption"]) for r in rows]
@@ -299,8 +301,8 @@ def write_caption_file(path: str | os.PathLike, captions: dict[str, str]) -> Pat
     if p.suffix.lower() == ".csv":
         import io as _io
 
-        buf = _io.StringIO()
-        w = csv.writer(buf)
+        buf = _io.StringIO(newline="")
+        w = csv.writer(buf, lineterminator="\n")
         w.writerow(["name", "caption"])
         w.writerows(items.items())
         return atomic_write_text(p, buf.getvalue())

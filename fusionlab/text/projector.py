@@ -154,9 +154,9 @@ class _DegradedStream:
 
 
 # ----------------------------------------------------------------------------- train / eval
-def train_projector(prior=None, *, text_dim: int = 512, encoder="minilm", steps: int = 300, batch_size: int = 16,
-                    lr: float = 2e-3, n_pairs: int = 32, size: int = 96, crop: int = 48, width: int = 16,
-                    seed: int = 0, device: str = "cpu", progress: bool = False, log_every: int = 50):
+def train_projector(prior=None, *, text_dim: int = 512, encoder="minilm", steps: int = 200, batch_size: int = 24,
+                    lr: float = 2e-3, n_pairs: int = 32, size: int = 96, crop: int = 32, width: int = 16,
+                    seed: int = 0, device: str = "cpu", progress: bool = False, log_every: int = 25):
     """Train a projector to regress the oracle-caption embeddings of synthetic degraded pairs.
 
     Args:
