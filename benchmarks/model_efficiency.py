@@ -36,7 +36,12 @@ def main(argv=None) -> int:
     ap.add_argument("--small", type=int, default=256, help="side of the square size for the second ratio")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="set OMP_WAIT_POLICY=PASSIVE: on a machine shared with other jobs, spinning OpenMP "
+                         "threads wait for each other's time slices and multi-thread timings explode")
     args = ap.parse_args(argv)
+    if args.omp_passive:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read by libgomp when torch loads it
 
     import torch
 
@@ -46,8 +51,12 @@ def main(argv=None) -> int:
     def log(s):
         sys.stderr.write(f"  {time.strftime('%H:%M:%S')} {s}\n")
 
+    load = os.getloadavg()[0]
     print(f"torch {torch.__version__}, {args.threads} thread(s), median of {args.repeats}, random weights, "
-          f"load average {os.getloadavg()[0]:.1f} at start")
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}, load average {load:.1f} at start")
+    if load > (os.cpu_count() or 1):
+        print(f"warning: load average {load:.1f} > {os.cpu_count()} cores: other jobs share the CPU, wall times "
+              "are inflated; compare ratios and CPU times")
     small = profile_models(["dtpf_teacher", "dtpf_student"], size=(args.small, args.small), repeats=args.repeats,
                            threads=args.threads, memory=False, progress=log)
     print(f"\n### {args.small}x{args.small}\n")

@@ -3,7 +3,8 @@
 1. Train the text-guided teacher on crops of ``--data`` (default ``../shared/data/msrs/test``)
    minus ``--holdout`` held-out pairs, plus synthetic scenes, for ``--budget-min`` minutes.
 2. Distil the student from it for the same budget.
-3. Evaluate teacher, student and the pixel mean / max baselines on the held-out pairs
+3. Evaluate teacher, student, the pixel mean / max baselines and the visible image alone
+   (where a zero-initialised residual network starts) on the held-out pairs
    (full images, never seen in training) and print one table, with the paper's MSRS
    numbers beside it for context, and the issue's quality goal checked:
    student within 2 % of the teacher on EN, VIF and Qabf, both above pixel-mean fusion on
@@ -44,6 +45,8 @@ def parse_args(argv=None):
                    help="real training/evaluation folder (ir/ + vi/); 'none' for synthetic only")
     p.add_argument("--holdout", type=int, default=4, help="pairs of --data held out for evaluation (default 4)")
     p.add_argument("--synthetic", type=int, default=64, help="synthetic training scenes (0 = none)")
+    p.add_argument("--synthetic-size", type=int, default=256, help="side of the synthetic scenes (default 256)")
+    p.add_argument("--eval-synthetic", type=int, default=4, help="held-out synthetic scenes evaluated with --data none")
     p.add_argument("--teacher", default="dtpf_teacher_tiny", help="teacher model (default dtpf_teacher_tiny)")
     p.add_argument("--teacher-width", type=int, default=16, help="teacher dim (default 16; 0 = the model's own)")
     p.add_argument("--student", default="dtpf_student_tiny", help="student model (default dtpf_student_tiny)")
@@ -65,7 +68,8 @@ def stage_config(args, stage: str, out: Path, steps: int, teacher: str | None = 
     train = ([] if args.data == "none" else [args.data]) + (["synthetic"] if args.synthetic else [])
     data = DataConfig(train=train, val=["holdout"] if args.data != "none" else ["synthetic"],
                       holdout=args.holdout if args.data != "none" else 0, synthetic_train=max(1, args.synthetic),
-                      synthetic_size=256, crop=args.crop, batch=args.batch, val_pairs=2, val_crop=256)
+                      synthetic_size=args.synthetic_size, crop=args.crop, batch=args.batch, val_pairs=2,
+                      val_crop=256)
     common = dict(steps=max(1, steps), lr=args.lr, seed=args.seed, out_dir=str(out), log_every=10,
                   val_every=0, ckpt_every=50, max_minutes=args.budget_min, threads=args.threads, progress=True,
                   data=data)
@@ -125,18 +129,25 @@ def main(argv=None) -> int:
         items = val_items([PairedFolder(args.data, names=held)], None, None)
         where = f"{len(items)} held-out pairs of {args.data} ({', '.join(held)})"
     else:
-        items = val_items([SyntheticPairs(4, 256, SYNTHETIC_VAL_SEED0, with_reference=False)], None, None)
-        where = "4 held-out synthetic scenes"
+        items = val_items([SyntheticPairs(args.eval_synthetic, args.synthetic_size, SYNTHETIC_VAL_SEED0,
+                                          with_reference=False)], None, None)
+        where = f"{len(items)} held-out synthetic scenes"
     fusers = {
         "teacher (trained here)": model_fuser(tr_t.model, tr_t.prior, tr_t.device, args.eval_tile),
         "student (distilled here)": model_fuser(tr_s.model, None, tr_s.device, args.eval_tile),
         "pixel mean": lambda it: baseline("mean")(it["ir"], _luma(it["vi"])),
         "pixel max": lambda it: baseline("max")(it["ir"], _luma(it["vi"])),
+        # what a zero-initialised residual network starts from: context for how far training moved
+        "visible only (F = VI)": lambda it: _luma(it["vi"]),
     }
     table = {}
     with torch.no_grad(), torch_threads(args.threads):
         for name, fuse in fusers.items():
             slug = name.replace("pixel ", "").split()[0]
+            if slug == "visible":
+                mean, _ = evaluate_fuser(fuse, items, METRICS)
+                table[name] = mean
+                continue
             mean, _ = evaluate_fuser(fuse, items, METRICS, samples_dir=out / "samples" / slug, max_samples=2)
             table[name] = mean
             print(f"evaluated {name}", flush=True)

@@ -9,8 +9,8 @@ seeds and one CPU thread):
 2. student: ``dtpf_student_tiny`` (0.72 M parameters, no text, ~3 MB) distilled from it
    with L = L_base + 0.1 L_feat + L_res, same data;
 3. the student is copied to ``fusionlab/assets/student_synthetic.pt`` (``--install``) and
-   evaluated on the real MSRS subset (``../shared/data/msrs/test``, never used in
-   training) next to pixel-mean and pixel-max fusion.
+   evaluated on the real subsets in ``../shared/data`` (MSRS, RoadScene, TNO, M3FD; never
+   used in training) next to pixel-mean / pixel-max fusion and the visible image alone.
 
 Run it in the background on a shared machine::
 
@@ -32,17 +32,20 @@ ASSET = REPO / "fusionlab" / "assets" / "student_synthetic.pt"
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--teacher-steps", type=int, default=1500)
-    p.add_argument("--student-steps", type=int, default=1500)
-    p.add_argument("--lr", type=float, default=1e-3, help="AdamW lr (default 1e-3: short schedule, see docs/training.md)")
+    p.add_argument("--teacher-steps", type=int, default=600)
+    p.add_argument("--student-steps", type=int, default=600)
+    p.add_argument("--lr", type=float, default=1e-4, help="AdamW lr (default 1e-4, the paper's)")
     p.add_argument("--crop", type=int, default=64)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--synthetic", type=int, default=256, help="synthetic training scenes (256x256)")
+    p.add_argument("--degrade-prob", type=float, default=0.2, help="share of degraded training samples (0.2)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: deterministic and fast on a busy CPU)")
     p.add_argument("--out", default=str(REPO / "runs" / "shipped_student"))
-    p.add_argument("--eval-data", default=str(REPO.parent / "shared" / "data" / "msrs" / "test"),
-                   help="real pairs to report on ('none' to skip)")
+    shared = REPO.parent / "shared" / "data"
+    p.add_argument("--eval-data", nargs="+", default=[str(shared / d / "test") for d in ("msrs", "roadscene", "tno", "m3fd")],
+                   help="real dataset folders to report on ('none' to skip; default the shared MSRS, RoadScene, "
+                        "TNO and M3FD subsets)")
     p.add_argument("--install", action="store_true", help=f"copy the student to {ASSET.relative_to(REPO)}")
     p.add_argument("--resume", action="store_true", help="continue interrupted stages")
     return p.parse_args(argv)
@@ -52,8 +55,9 @@ def configs(args):
     from fusionlab.train import DataConfig, TrainConfig
 
     data = DataConfig(train=["synthetic"], val=["synthetic"], synthetic_train=args.synthetic, synthetic_size=256,
-                      synthetic_val=2, crop=args.crop, batch=args.batch, degrade_prob=0.5, val_pairs=2, val_crop=256)
-    common = dict(lr=args.lr, warmup_steps=50, seed=args.seed, threads=args.threads, log_every=25, val_every=250,
+                      synthetic_val=2, crop=args.crop, batch=args.batch, degrade_prob=args.degrade_prob,
+                      val_pairs=2, val_crop=256)
+    common = dict(lr=args.lr, warmup_steps=50, seed=args.seed, threads=args.threads, log_every=25, val_every=100,
                   ckpt_every=50, progress=False, data=data)
     out = Path(args.out)
     teacher = TrainConfig(stage="teacher", model="dtpf_teacher_tiny", model_args={"dim": 16}, text_prior="oracle",
@@ -87,6 +91,7 @@ def evaluate(student_path: Path, folder: str, threads: int) -> dict:
     model, _ = load_checkpoint(student_path)
     items = val_items([PairedFolder(folder)], None, None)
     fusers = {"student_synthetic": model_fuser(model),
+              "visible only": lambda it: to_luma(it["vi"]),
               "pixel mean": lambda it: baseline("mean")(it["ir"], to_luma(it["vi"])),
               "pixel max": lambda it: baseline("max")(it["ir"], to_luma(it["vi"]))}
     table = {}
@@ -104,9 +109,14 @@ def main(argv=None) -> int:
     run_stage(student, args.resume)
     trained = Path(student.out_dir) / "model.pt"
     result = {"recipe": {k: v for k, v in vars(args).items() if k not in ("out", "install", "resume")}}
-    if args.eval_data != "none":
-        result["evaluation"] = evaluate(trained, args.eval_data, args.threads)
-        for name, row in result["evaluation"]["table"].items():
+    result["evaluation"] = []
+    for folder in args.eval_data:
+        if folder == "none" or not Path(folder).is_dir():
+            continue
+        ev = evaluate(trained, folder, args.threads)
+        result["evaluation"].append(ev)
+        print(f"{folder} ({ev['pairs']} pairs)", flush=True)
+        for name, row in ev["table"].items():
             print(f"{name:>18}: " + "  ".join(f"{k} {v:.3f}" for k, v in row.items()), flush=True)
     Path(args.out, "evaluation.json").write_text(json.dumps(result, indent=2))
     if args.install:

@@ -183,7 +183,7 @@ def test_sigkill_mid_grid_then_restart_finishes_each_row_exactly_once(tmp_path):
     grid_dir = runs_dir / "fake_grid"
     cmd = [sys.executable, "-m", "fusionlab", "ablate", str(FAKE_GRID), "--preset", "ci", "--runs", str(runs_dir),
            "--notebook", str(FAKE_NB), "--no-progress"]
-    env = {**os.environ, "FUSIONLAB_FAKE_SLEEP": "1.5"}
+    env = {**os.environ, "FUSIONLAB_FAKE_SLEEP": "1.0"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.time() + 90

@@ -75,6 +75,10 @@ def test_to_display_and_fit():
     big = np.zeros((100, 300, 3), np.uint8)
     assert C.fit_display(big, 150).shape == (50, 150, 3)
     assert C.fit_display(big, None) is big
+    small = np.zeros((10, 20, 3), np.uint8)
+    up = C.fit_display(small + np.arange(20, dtype=np.uint8)[None, :, None], 512, 64)
+    assert up.shape == (30, 60, 3) and (up[:, 3] == 1).all()  # x3 (<= 64 px), nearest: crisp pixels
+    assert C.fit_display(small, 512, 39).shape == (10, 20, 3)  # no integer factor fits
 
 
 def test_metrics_html_marks_best_and_nan():
@@ -338,3 +342,66 @@ def test_walkthrough_notebook_structure(name):
     assert "FUSIONLAB_PRESET" in "".join(params[0]["source"])
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "stored without outputs"
     assert nb["cells"][0]["cell_type"] == "markdown" and "".join(nb["cells"][0]["source"]).startswith("# ")
+
+
+# ------------------------------------------------------------------ experiment helpers of the notebooks
+def test_degraded_items_and_score_fusers(pair):
+    from fusionlab.data import DEGRADATIONS
+    from fusionlab.io import to_luma
+
+    pairs = [pair, make_pair(seed=2, size=(48, 64))]
+    items = W.degraded_items(pairs, seed=5)
+    assert len(items) == 2 * len(DEGRADATIONS) and items[1]["label"] == DEGRADATIONS[1]
+    again = W.degraded_items(pairs, seed=5)
+    assert all(torch.equal(a["vi"], b["vi"]) and torch.equal(a["ir"], b["ir"]) for a, b in zip(items, again))
+    low = next(i for i in items if i["label"] == "low_light")
+    assert low["vi"].mean() < pair["vi"].mean() and low["ir"].shape == (1, 1, 48, 64)
+    fusers = {"mean": lambda it: (it["ir"] + to_luma(it["vi"])) / 2,
+              "max": lambda it: torch.maximum(it["ir"], to_luma(it["vi"]))}
+    df = W.score_fusers(fusers, items, metrics=("EN", "Qabf"))
+    assert len(df) == 2 * len(DEGRADATIONS) and list(df.columns) == ["fuser", "label", "EN", "Qabf"]
+    assert df["Qabf"].between(0, 1).all()
+
+
+def test_compare_features_levels():
+    from fusionlab.losses.distill import FeatureAdapters
+    from fusionlab.models import create_model
+
+    torch.manual_seed(0)
+    teacher, student = create_model("dtpf_teacher_tiny"), create_model("dtpf_student_tiny", dim=4)
+    adapters = FeatureAdapters(teacher.feature_channels, student.feature_channels)
+    ir, vi = torch.rand(1, 1, 32, 32), torch.rand(1, 3, 32, 32)
+    levels = W.compare_features(teacher, student, ir, vi, torch.zeros(1, 512), adapters)
+    assert len(levels) == len(teacher.feature_channels)
+    for lv, ct, cs in zip(levels, teacher.feature_channels, student.feature_channels):
+        assert lv["channels"] == (ct, cs) and lv["adapted"].shape == lv["student"].shape
+        assert -1.0 <= lv["cosine"] <= 1.0
+    assert "cosine" not in W.compare_features(teacher, student, ir, vi, None)[0]
+
+
+def test_shrink_grid_keeps_rows_seeds_and_paths(tmp_path):
+    from fusionlab.ablate import expand, load_grid
+
+    src = tmp_path / "grids"
+    (src / "captions").mkdir(parents=True)
+    (src / "captions" / "c.json").write_text("{}")
+    (src / "g.yaml").write_text(
+        "name: g\nbase: {stage: teacher}\nrows:\n"
+        "  - {label: a, params: {text_prior: none}}\n"
+        "  - {label: b, params: {text_prior: file, caption_file: captions/c.json}}\n"
+        "  - {label: c, params: {text_prior: oracle}}\n"
+        "seeds: [0, 1]\n")
+    out = W.shrink_grid(src / "g.yaml", tmp_path / "runs", "ci", rows=["b", -1], seeds=[3])
+    grid = load_grid(out)
+    assert grid.labels == ["b", "c"] and grid.reference_row.label == "c"
+    runs = expand(grid, "ci")
+    assert [r.seed for r in runs] == [3, 3]
+    assert runs[0].params["caption_file"] == str((src / "captions" / "c.json").resolve())
+    assert len(expand(grid, "laptop")) == 4  # other presets keep the grid's seeds
+
+
+def test_run_dir_is_temporary_in_ci():
+    d = W.run_dir("x", "ci")
+    assert d.is_dir() and "fusionlab_x_" in d.name
+    d.rmdir()
+    assert W.run_dir("x", "laptop") == Path("runs") / "walkthrough" / "x"

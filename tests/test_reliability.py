@@ -432,6 +432,7 @@ class _Evil:
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_malicious_checkpoint_is_refused_not_executed(run_cli, tmp_path):
     from fusionlab.models import load_checkpoint
+    from fusionlab.text.projector import load_projector
 
     # the payload is live: an unsafe loader would run it
     probe = tmp_path / "probe"
@@ -445,10 +446,14 @@ def test_malicious_checkpoint_is_refused_not_executed(run_cli, tmp_path):
     legacy.write_bytes(pickle.dumps(_Evil(marker)))  # a bare pickle
     root = make_dataset(tmp_path / "d", names=("a",))
     for bad in (zipped, legacy):
-        assert_error(run_fuse(run_cli, root, bad, tmp_path / "o"), 1, "fuse", bad,
-                     what="refused by the safe loader|not a readable torch checkpoint")
+        line = assert_error(run_fuse(run_cli, root, bad, tmp_path / "o"), 1, "fuse", bad,
+                            what="refused by the safe loader .*never code")
+        assert "weights_only=False" not in line and "\x1b" not in line  # no "just load it unsafely" advice
+        assert "references exec" in line or "opcode" in line
         with pytest.raises(E.CheckpointError):
             load_checkpoint(bad)
+        with pytest.raises(E.CheckpointError, match="refused by the safe loader"):
+            load_projector(bad)
     assert not marker.exists(), "checkpoint loading executed code from the file"
 
 
@@ -623,6 +628,18 @@ def test_usage_errors_exit_2(run_cli, ckpts, tmp_path):
     assert_error(run_cli("fuse", "--data", root, "--model", "dtpf_giant", "--out", tmp_path / "o"), 1, "fuse",
                  what="unknown model 'dtpf_giant'")
     assert not (tmp_path / "o").exists()
+
+
+def test_demo_profile_report_errors(run_cli, ckpts, tmp_path):
+    blocked = _blocked(tmp_path)
+    assert_error(run_cli("demo", "--checkpoint", ckpts["truncated"], "--out", tmp_path / "demo", "--n", "1",
+                         "--size", "16x16"), 1, "demo", ckpts["truncated"], what="not a readable torch checkpoint")
+    assert_error(run_cli("demo", "--checkpoint", ckpts["good"], "--out", blocked, "--n", "1", "--size", "16x16"), 1,
+                 "demo", blocked.parent, what="cannot write")
+    assert_error(run_cli("demo", "--size", "big"), 2, "demo", what="--size must look like")
+    assert_error(run_cli("report", tmp_path / "nope.yaml"), 1, "report", tmp_path / "nope.yaml", what="not found")
+    assert_error(run_cli("profile", "--models", "dtpf_giant"), 1, "profile", what="unknown model 'dtpf_giant'")
+    assert_error(run_cli("profile", "--size", "abc"), 2, "profile", what="--size must look like 480x640")
 
 
 # ============================================================================ NaN / inf tensors

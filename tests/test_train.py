@@ -20,6 +20,16 @@ from fusionlab.train.config import PACKAGE_CONFIGS, parse_set
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One torch thread: on a shared, busy CPU two OpenMP threads wait for each other and
+    small ops get 10-50x slower; the results do not depend on it."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def tiny_cfg(out, stage="teacher", **kw) -> TrainConfig:
     """A teacher/distill config that trains in about a second per step on 2 cores."""
     data = DataConfig(train=["synthetic"], val=["synthetic"], synthetic_train=4, synthetic_val=1, synthetic_size=48,
@@ -288,3 +298,22 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_result(reference_ru
     assert same_weights(weights(out / "model.pt"), weights(ref_out / "model.pt"))
     steps = [(r["kind"], r["step"]) for r in log_rows(out)]
     assert len(steps) == len(set(steps)) and ("train", "3") in steps
+
+
+def test_short_schedule_benchmark_smoke(tmp_path, monkeypatch):
+    """benchmarks/short_schedule.py end to end with a tiny budget (synthetic only)."""
+    import importlib.util
+
+    monkeypatch.setenv("FUSIONLAB_THREADS", "1")
+    spec = importlib.util.spec_from_file_location("short_schedule", REPO / "benchmarks" / "short_schedule.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    code = mod.main(["--budget-min", "0.01", "--data", "none", "--synthetic", "2", "--synthetic-size", "48",
+                     "--eval-synthetic", "1", "--crop", "32", "--batch", "1",
+                     "--teacher-width", "0", "--threads", "1", "--out", str(tmp_path / "bench")])
+    assert code == 0
+    res = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert set(res["evaluation"]["table"]) >= {"teacher (trained here)", "student (distilled here)", "pixel mean"}
+    assert "| pixel max |" in (tmp_path / "bench" / "table.md").read_text()
+    assert set(res["goal"]) == {"student within 2% of teacher (EN, VIF, Qabf)", "teacher beats mean (VIF, Qabf)",
+                                "student beats mean (VIF, Qabf)"}

@@ -9,7 +9,8 @@
 Modules: :mod:`.grid` (YAML format, validation, expansion, run ids), :mod:`.runner` (one
 run with papermill), :mod:`.executors` (local / Ray), :mod:`.orchestrate` (the grid loop),
 :mod:`.results` (results.csv), :mod:`.report` (tables, HTML report), :mod:`.demo`
-(bundled example results for the report notebook).
+(bundled example results for the report notebook), :mod:`.captions` (the caption file of
+the text-prior ablation).
 """
 from .executors import EXECUTORS
 from .grid import PARAM_KEYS, Grid, Row, Run, expand, load_grid, parse_grid, run_id

@@ -91,6 +91,10 @@ def run(args) -> int:
     pairs = _resolve_pairs(args)
     out_dir = Path(args.out)
     device = default_device(args.device)
+    if device.type == "cpu":
+        from ..models.runtime import tune_cpu_allocator
+
+        tune_cpu_allocator()  # reuse freed feature maps instead of page-faulting them again
     model, what = _load_model(args, device)
     todo = [(n, i, v) for n, i, v in pairs if not (args.skip_existing and (out_dir / f"{n}.png").exists())]
     skipped = len(pairs) - len(todo)

@@ -24,7 +24,6 @@ from typing import Mapping, Sequence
 import kornia
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..errors import ConfigError, InvalidTensorError
 

@@ -20,7 +20,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import torch
 
@@ -37,9 +37,9 @@ EXTRA_METRICS: tuple[str, ...] = ("Nabf",)
 #: metrics where lower is better (reports and plots need to know)
 LOWER_IS_BETTER: frozenset[str] = frozenset({"MSE", "Nabf"})
 
-#: name -> fn(fused, ir, vi, convention) -> (B,) float64
+#: name -> fn(fused, ir, vi, convention) -> (B,) float64. Inputs arrive validated, as float64
+#: chunks; register your own with ``METRICS.register("Name", obj=fn)``.
 METRICS = Registry("metric")
-MetricFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Convention], torch.Tensor]
 
 METRICS.register("EN", obj=lambda f, a, b, c: information.entropy(f, c.en_base))
 METRICS.register("SD", obj=lambda f, a, b, c: statistics.standard_deviation(f))
@@ -60,6 +60,9 @@ METRICS.register("Nabf", obj=lambda f, a, b, c: qabf.nabf(f, a, b))
 #: one 640x480 image at a time keeps the ~20 MB of float64 maps near the CPU caches
 #: (measured: 2x less CPU time than chunks of 4 images, 2.7x less than 8)
 CHUNK_PIXELS = 400_000
+#: below this many pixels per batch everything runs in the calling thread, untouched:
+#: switching torch's thread count costs more than the metrics of a few small images
+POOL_MIN_PIXELS = 250_000
 
 
 def resolve_metrics(metrics: str | Iterable[str] | None = None) -> list[str]:
@@ -97,9 +100,9 @@ def compute_metrics(ir: torch.Tensor, vi: torch.Tensor, fused: torch.Tensor,
     """Batched core: every requested metric for every image of a batch.
 
     Work is split into chunks of about one 640x480 image (:data:`CHUNK_PIXELS`) and, per
-    chunk, into VIF (about half the time) and the rest. On CPU these tasks run on
-    ``threads`` worker threads, each with ONE intra-op torch thread (the setting is restored
-    afterwards). Why not torch's own parallelism: the metrics are thousands of small,
+    chunk, into VIF (about half the time) and the rest. On CPU, for batches of at least
+    :data:`POOL_MIN_PIXELS` pixels, these tasks run on ``threads`` worker threads, each
+    with ONE intra-op torch thread (``torch.set_num_threads`` is restored afterwards). Why not torch's own parallelism: the metrics are thousands of small,
     memory-bound ops, and on a shared machine a 2-thread OpenMP region waits for a
     descheduled thread at every op; measured 10x slower than one thread under load,
     while independent tasks never wait for each other.
@@ -129,9 +132,9 @@ def compute_metrics(ir: torch.Tensor, vi: torch.Tensor, fused: torch.Tensor,
             return {n: METRICS.get(n)(f, a, v, conv).to(torch.float64) for n in group}
 
     threads = torch.get_num_threads() if threads is None else int(threads)
-    if fused.device.type != "cpu":
-        results = [run(t) for t in tasks]
-    elif threads <= 1 or len(tasks) == 1:
+    if fused.device.type != "cpu" or fused.numel() < POOL_MIN_PIXELS:
+        results = [run(t) for t in tasks]  # GPU, or too small for threads to pay off
+    elif threads <= 1:
         with _one_intra_op_thread():
             results = [run(t) for t in tasks]
     else:

@@ -85,7 +85,8 @@ def edge_strength_orientation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 
 def _strength_orientation(sx: torch.Tensor, sy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.sqrt(sx * sx + sy * sy)
-    a = torch.where(sx == 0, math.pi / 2, torch.atan(sy / torch.where(sx == 0, 1.0, sx)))
+    # sy / 0 gives +-inf or NaN; all of those pixels get pi/2, as in the reference
+    a = torch.where(sx == 0, math.pi / 2, torch.atan(sy / sx))
     return g, a
 
 

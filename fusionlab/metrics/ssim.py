@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from ._common import ValidFilter, box_sum_valid, check_images, gaussian_kernel, row_bands
+from ._common import box_sum_valid, check_images, gaussian_filter, row_bands
 
 WINDOWS = ("uniform7", "gaussian11")
 
@@ -45,7 +45,7 @@ def _local_sums(maps: torch.Tensor, window: str) -> tuple[torch.Tensor, float]:
     if window == "uniform7":
         # plain sums: for 8-bit data every partial sum is an integer < 2^53, so exact
         return box_sum_valid(maps, k), float(k * k)
-    return ValidFilter(gaussian_kernel(k, 1.5), maps.shape[-2:], maps.device)(maps), 1.0
+    return gaussian_filter(k, 1.5, tuple(maps.shape[-2:]), str(maps.device))(maps), 1.0
 
 
 def _ssim_maps(x: torch.Tensor, ys: torch.Tensor, window: str, data_range: float,

@@ -14,8 +14,9 @@ above 1 per source mean F has *more* local contrast than that source.
 
 Differences between implementations you will meet:
 
-* ``piq.vif_p`` rescales inputs to 255 and swaps the argument order; torchmetrics'
-  ``VisualInformationFidelity`` matches this formula when fed 0..255;
+* ``piq.vif_p(x, y)`` takes (distorted, reference) in [0, data_range] and rescales to 255
+  itself, so fusion VIF there is ``vif_p(F, IR) + vif_p(F, VI)``; torchmetrics'
+  ``VisualInformationFidelity`` does not rescale: feed it 0..255;
 * CDDFuse maps a NaN (flat reference, 0/0) to 1.0; MATLAB leaves NaN (``vif_nan``);
 * the clamping rules for tiny/negative variances below (eps = 1e-10) follow
   ``vifp_mscale.m`` exactly; they only matter on perfectly flat regions.
@@ -31,7 +32,7 @@ import math
 
 import torch
 
-from ._common import ValidFilter, check_images, gaussian_kernel
+from ._common import check_images, gaussian_filter, gaussian_kernel
 
 #: window size per scale (scale 1 = full resolution)
 SCALE_WINDOWS = (17, 9, 5, 3)
@@ -71,11 +72,11 @@ def _vif_terms(refs: torch.Tensor, dist: torch.Tensor, sigma_n_sq: float = SIGMA
     dens: list[list[torch.Tensor]] = [[] for _ in range(r)]
     specs: list[torch.Tensor] = []
     for s, n in enumerate(SCALE_WINDOWS):
-        win = gaussian_window(n)
+        dev = str(x.device)
         if s > 0:  # Gaussian low-pass with this scale's window, keep every 2nd sample
-            down = ValidFilter(win, sizes[s - 1], x.device)
+            down = gaussian_filter(n, n / 5.0, sizes[s - 1], dev)
             x = torch.cat([down.apply_down2(sp) for sp in specs], 1)
-        filt = ValidFilter(win, sizes[s], x.device)
+        filt = gaussian_filter(n, n / 5.0, sizes[s], dev)
         # one map per FFT: the buffers of a single 640x480 map stay in cache (20 % faster
         # than one batched call); the image spectra are reused for the next downsampling
         specs = [filt.spectrum(x[:, i:i + 1]) for i in range(r + 1)]
@@ -88,8 +89,8 @@ def _vif_terms(refs: torch.Tensor, dist: torch.Tensor, sigma_n_sq: float = SIGMA
             s1 = filt(ref * ref) - mu_r * mu_r
             s12 = filt(ref * d) - mu_r * mu_d
             num, den = _vif_pixel_terms(s1, s2, s12, sigma_n_sq)
-            nums[i].append(num.sum((1, 2, 3), dtype=torch.float64))
-            dens[i].append(den.sum((1, 2, 3), dtype=torch.float64))
+            nums[i].append(num.sum((1, 2, 3)))
+            dens[i].append(den.sum((1, 2, 3)))
     return (torch.stack([torch.stack(v, -1) for v in nums], 1),
             torch.stack([torch.stack(v, -1) for v in dens], 1))
 
@@ -103,9 +104,7 @@ def _vif_pixel_terms(s1, s2, s12, sigma_n_sq):
     inversion). Wherever ``g = 0`` the numerator is ``log10(1 + 0) = 0`` whatever the
     residual variance is, so a single mask reproduces all of its branches.
     """
-    # the moments needed float64 (E[x^2] - E[x]^2 cancels); the terms themselves do not:
-    # float32 halves the memory traffic and speeds up log10, changing VIF by ~1e-8
-    s1, s2, s12 = s1.float().clamp_(min=0), s2.float().clamp_(min=0), s12.float()
+    s1, s2 = s1.clamp(min=0), s2.clamp(min=0)
     g = s12 / (s1 + EPS)
     sv = (s2 - g * s12).clamp_(min=EPS)
     keep = (s1 >= EPS) & (s2 >= EPS) & (g >= 0)
@@ -119,7 +118,7 @@ def vif_components(ref: torch.Tensor, dist: torch.Tensor, sigma_n_sq: float = SI
     """Per-scale information sums of VIF(ref, dist), for inspection.
 
     ``num[:, s]`` is the information about ``ref`` that survives in ``dist`` at scale ``s``
-    (bits x log10(2), summed over pixels), ``den[:, s]`` the information ``ref`` carries.
+    (log10 units, summed over pixels), ``den[:, s]`` the information ``ref`` carries.
     ``vif = num.sum(1) / den.sum(1)``; scale 0 (full resolution) usually dominates.
 
     Args:

@@ -148,10 +148,13 @@ class ChannelAttention(nn.Module):
         qkv = self.qkv_dwconv(pointwise(x, self.qkv)).permute(0, 2, 3, 1)
         qkv = qkv.reshape(b, h * w, 3 * c)  # a view for channels-last activations
         q, k, v = qkv.split(c, dim=2)  # (B, HW, C) strided views
-        eps = 1e-12  # F.normalize's
-        qn = torch.linalg.vector_norm(q, dim=1).clamp_min(eps).view(b, nh, hd, 1)
-        kn = torch.linalg.vector_norm(k, dim=1).clamp_min(eps).view(b, nh, 1, hd)
-        gram = (q.transpose(1, 2) @ k).view(b, nh, hd, nh, hd)
+        eps = 1e-12  # F.normalize's: ||q|| is clamped to >= eps
+        # squared sums over H*W: 2x faster than linalg.vector_norm on these strided views
+        qn = q.square().sum(dim=1).clamp_min(eps * eps).sqrt()
+        kn = k.square().sum(dim=1).clamp_min(eps * eps).sqrt()
+        gram = q.transpose(1, 2) @ k
+        qn, kn = qn.view(b, nh, hd, 1), kn.view(b, nh, 1, hd)
+        gram = gram.reshape(b, nh, hd, nh, hd)
         gram = gram.diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)  # (B, heads, hd, hd) per-head blocks
         attn = (gram / (qn * kn) * self.temperature).softmax(dim=-1)
         # block-diagonal (B, C, C) attention, folded into the output projection
@@ -241,7 +244,7 @@ class OverlapWindowAttention(nn.Module):
         return kv.as_strided((b, (hp - ow) // ws + 1, (wp - ow) // ws + 1, ow, ow, c),
                              (sb, ws * sh, ws * sw, sh, sw, sc))
 
-    def _rel_logits(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rel_logits(self, q: torch.Tensor, tables: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Relative position logits ``(n, heads, ws, ws, ow)`` (rows, columns) of queries
         ``q (n, heads, ws*ws, d)``, scaled by ``d ** -0.5`` like the content logits.
 
@@ -252,13 +255,19 @@ class OverlapWindowAttention(nn.Module):
         n, nh, L, d = q.shape
         ws, ow, p = self.window, self.ow, self.pad
         t = 2 * ow - 1
-        tables = torch.cat([self.rel_h, self.rel_w]) * d ** -0.5  # (2t, d)
+        if tables is None:
+            tables = self._rel_tables()
+
         logits = (q @ tables.t()).view(n, nh, ws, ws, 2 * t)  # contiguous
         s0, s1, sx, sy, _ = logits.stride()
         off = logits.storage_offset() + ow - 1 - p
         rel_h = logits.as_strided((n, nh, ws, ws, ow), (s0, s1, sx - 1, sy, 1), off)
         rel_w = logits.as_strided((n, nh, ws, ws, ow), (s0, s1, sx, sy - 1, 1), off + t)
         return rel_h, rel_w
+
+    def _rel_tables(self) -> torch.Tensor:
+        """Both relative-position tables stacked and pre-scaled: ``(2 * (2 ow - 1), d)``."""
+        return torch.cat([self.rel_h, self.rel_w]) * self.head_dim ** -0.5
 
     def _attend_chunked(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
         """Inference: ``q (B, H, W, inner)``, padded ``kv`` -> ``(B, H, W, inner)``.
@@ -275,24 +284,34 @@ class OverlapWindowAttention(nn.Module):
         L, S = ws * ws, ow * ow
         windows = self._key_windows(kv)
         out = q.new_empty(b, H, W, inner)
-        chunk = max(1, ATTENTION_CHUNK // nh)
-        mask_buf = q.new_empty(min(chunk, gw), nh, ws, ws, ow, ow)
+        # every op below is an OpenMP parallel region ending in a barrier: with several
+        # threads, fewer and bigger chunks are faster (measured: 1 thread 64, 2 threads 256+)
+        threads = torch.get_num_threads()
+        per = ATTENTION_CHUNK if threads == 1 else min(8, 4 * threads) * ATTENTION_CHUNK
+        chunk = max(1, per // nh)
+        # a chunk is several whole rows of windows, or a piece of one row when rows are long
+        nrows, ncols = (max(1, chunk // gw), gw) if gw <= chunk else (1, chunk)
+        mask_buf = q.new_empty(min(nrows * ncols, gh * gw), nh, ws, ws, ow, ow)
+        scale = d ** -0.5
+        tables = self._rel_tables()
         for bi in range(b):
-            for gi in range(gh):
-                rows = slice(gi * ws, (gi + 1) * ws)
-                for g0 in range(0, gw, chunk):
-                    g1 = min(gw, g0 + chunk)
-                    g, cols = g1 - g0, slice(g0 * ws, g1 * ws)
-                    qc = (q[bi, rows, cols].reshape(ws, g, ws, nh, d).permute(1, 3, 0, 2, 4)
+            for r0 in range(0, gh, nrows):
+                r1 = min(gh, r0 + nrows)
+                for c0 in range(0, gw, ncols):
+                    c1 = min(gw, c0 + ncols)
+                    nr, nc = r1 - r0, c1 - c0
+                    g = nr * nc
+                    rows, cols = slice(r0 * ws, r1 * ws), slice(c0 * ws, c1 * ws)
+                    qc = (q[bi, rows, cols].reshape(nr, ws, nc, ws, nh, d).permute(0, 2, 4, 1, 3, 5)
                           .reshape(g, nh, L, d))
-                    kvc = windows[bi, gi, g0:g1].reshape(g, S, 2, nh, d)
-                    rel_h, rel_w = self._rel_logits(qc)
+                    kvc = windows[bi, r0:r1, c0:c1].reshape(g, S, 2, nh, d)
+                    rel_h, rel_w = self._rel_logits(qc, tables)
                     mask = torch.add(rel_h[..., :, None], rel_w[..., None, :], out=mask_buf[:g]).view(g, nh, L, S)
                     o = F.scaled_dot_product_attention(qc, kvc[:, :, 0].transpose(1, 2), kvc[:, :, 1].transpose(1, 2),
-                                                       attn_mask=mask, scale=d ** -0.5)
+                                                       attn_mask=mask, scale=scale)
                     # SDPA returns (g, L, heads, d) memory: one strided copy into the map
-                    out[bi, rows, cols].view(ws, g, ws, inner).copy_(
-                        o.transpose(1, 2).reshape(g, ws, ws, inner).permute(1, 0, 2, 3))
+                    out[bi, rows, cols].view(nr, ws, nc, ws, inner).copy_(
+                        o.transpose(1, 2).reshape(nr, nc, ws, ws, inner).permute(0, 2, 1, 3, 4))
         return out
 
     def _attend_train(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
@@ -333,8 +352,9 @@ def _zero_border_pad(x: torch.Tensor, p: int) -> torch.Tensor:
     return out
 
 
-#: windows per fused-attention call at inference (divided by the heads): keeps the bias
-#: mask of a chunk at ~2.4 MB, inside the CPU caches, instead of ~350 MB at 480x640.
+#: windows per fused-attention call at inference with one thread (divided by the heads,
+#: x4 per thread with more): keeps the bias mask of a chunk at 2.4-19 MB, in the CPU caches,
+#: instead of ~350 MB for the whole 480x640 map.
 ATTENTION_CHUNK = 64
 
 

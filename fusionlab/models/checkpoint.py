@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -57,10 +58,10 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     try:
         obj = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{p}: refused by the safe loader (weights_only=True): {first}") from None
+        raise CheckpointError(f"{p}: refused by the safe loader (weights_only=True): {_unsafe_reason(e)}; "
+                              "fusionlab loads tensors and plain data only, never code") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
-        msg = " ".join(str(e).split())[:200] or type(e).__name__
+        msg = " ".join(str(e).split()).split(". ")[0][:200] or type(e).__name__  # first sentence
         raise CheckpointError(f"{p}: not a readable torch checkpoint (truncated or corrupt? {msg})") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{p}: not a fusionlab model checkpoint (no 'format': '{FORMAT}' entry; "
@@ -72,6 +73,20 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         if key not in obj:
             raise CheckpointError(f"{p}: checkpoint has no {key!r} entry (incomplete file)")
     return obj
+
+
+def _unsafe_reason(e: Exception) -> str:
+    """The informative part of torch's multi-paragraph weights_only error (whose first line
+    suggests retrying with weights_only=False, advice we must not pass on for a foreign file)."""
+    text = str(e)
+    m = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if m:
+        return f"the file references {m.group(1)}, which is neither a tensor nor plain data"
+    m = re.search(r"Unsupported operand (\d+)", text)
+    if m:
+        return f"the file uses pickle opcode {m.group(1)}, which plain data never needs"
+    lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines() if ln.strip()]
+    return next((ln for ln in lines if "error:" in ln), lines[0] if lines else type(e).__name__)
 
 
 def _config_diff(a: FusionNetConfig, b: FusionNetConfig) -> str:

@@ -72,7 +72,11 @@ def peak_memory_bytes(model, ir, vi, text=None) -> int:
 
     with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         model(ir, vi, text)
-    events = sorted((e.time_range.start, e.cpu_memory_usage) for e in prof.events() if e.name == "[memory]")
+    # allocations are attributed to the op that made them (self memory, children excluded),
+    # frees outside any op are "[memory]" events: summing self usage in time order gives
+    # the live-memory curve
+    events = sorted((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events()
+                    if e.self_cpu_memory_usage)
     live = peak = 0
     for _, delta in events:  # allocations (+) and frees (-) in time order
         live += delta
@@ -87,7 +91,8 @@ def _sync(device):
 
 def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, device: str = "cpu",
                    threads: int | None = None, flops: bool = True, memory: bool = True,
-                   latency: bool = True, progress=None, **overrides) -> list[ProfileRow]:
+                   latency: bool = True, progress=None, tune_allocator: bool = True,
+                   **overrides) -> list[ProfileRow]:
     """Measure the variants ``names`` at ``size`` (H, W) side by side.
 
     Args:
@@ -99,12 +104,18 @@ def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, de
         threads: ``torch.set_num_threads`` for the run (restored afterwards); None keeps it.
         flops / memory / latency: which measurements to make (parameters are always counted).
         progress: optional callable receiving one-line status strings.
+        tune_allocator: call :func:`~fusionlab.models.runtime.tune_cpu_allocator` first
+            (steady-state timings without page-fault storms; process-wide, see there).
         overrides: applied to every model (e.g. ``fusion="concat_conv1x1"``).
 
     Returns:
         one :class:`ProfileRow` per name, in order.
     """
     dev = torch.device(device)
+    if tune_allocator and dev.type == "cpu":
+        from .runtime import tune_cpu_allocator
+
+        tune_cpu_allocator()
     say = progress or (lambda s: None)
     old_threads = torch.get_num_threads()
     if threads:

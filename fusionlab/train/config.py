@@ -78,6 +78,9 @@ class TrainConfig:
         student / student_args: the network trained in stage ``distill``.
         distill_losses: subset of base/feat/res. alphas: ``{base, feat, res}`` weights.
         normalize_features: L2-normalise features along channels in L_feat.
+        head_init: ``"zero"`` starts the trained network's output convolution at zero, so the
+            untrained network returns the visible luma (its residual input) instead of noise
+            and training refines a sensible fusion; ``"default"`` keeps PyTorch's init.
         steps, lr, weight_decay, warmup_steps, min_lr, grad_clip: AdamW + cosine schedule.
         amp: mixed precision on CUDA (ignored on CPU). seed, device, threads.
         out_dir: run folder (checkpoint.pt, model.pt, train_log.csv, val/).
@@ -100,6 +103,7 @@ class TrainConfig:
     distill_losses: typing.Optional[list] = None
     alphas: dict = field(default_factory=dict)
     normalize_features: bool = True
+    head_init: str = "zero"
     steps: int = 20000
     lr: float = 1e-4
     weight_decay: float = 1e-4
@@ -221,6 +225,8 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("data.train is empty: name 'synthetic' and/or dataset folders")
     if not (isinstance(cfg.loss_weights, (str, dict))):
         raise ConfigError(f"loss_weights={cfg.loss_weights!r}: expected auto, fixed, degradation or a dict")
+    if cfg.head_init not in ("zero", "default"):
+        raise ConfigError(f"head_init={cfg.head_init!r} must be 'zero' or 'default'")
     if isinstance(cfg.loss_weights, str) and cfg.loss_weights not in ("auto", "fixed", "degradation"):
         raise ConfigError(f"loss_weights={cfg.loss_weights!r}: expected auto, fixed, degradation or a dict")
     from ..losses import DISTILL_LOSS_NAMES, LOSS_NAMES

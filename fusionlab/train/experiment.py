@@ -61,9 +61,9 @@ PRESET_SETTINGS: dict[str, dict[str, Any]] = {
                crop=48, batch=2, synthetic_train=8, synthetic_size=64, val_pairs=1, val_crop=64, val_every=0,
                ckpt_every=0, log_every=2, eval_pairs=2, eval_size=96, eval_crop=96, eval_tile=None),
     # a few minutes on a laptop CPU: small models, short schedule
-    "laptop": dict(model="dtpf_teacher_tiny", student="dtpf_student_tiny", teacher_args={"dim": 16}, steps=300,
-                   distill_steps=300, crop=64, batch=4, synthetic_train=64, synthetic_size=128, val_pairs=2,
-                   val_crop=128, val_every=100, ckpt_every=50, log_every=10, eval_pairs=4, eval_size=256,
+    "laptop": dict(model="dtpf_teacher_tiny", student="dtpf_student_tiny", teacher_args={"dim": 16}, steps=150,
+                   distill_steps=150, crop=64, batch=4, synthetic_train=64, synthetic_size=128, val_pairs=2,
+                   val_crop=128, val_every=50, ckpt_every=50, log_every=10, eval_pairs=4, eval_size=256,
                    eval_crop=256, eval_tile=None),
     # the paper's settings (GPU): full models, 128 crops, batch 4, long schedule
     "full": dict(model="dtpf_teacher", student="dtpf_student", teacher_args={}, steps=100_000,
@@ -241,7 +241,7 @@ def cached_teacher(cfg: TrainConfig) -> tuple[Path, dict]:
 def eval_items(p: dict) -> list[dict]:
     """Evaluation pairs: ``{ir (1,1,H,W), vi (1,3|1,H,W), name}`` never used in training."""
     from ..data import PairedFolder, SyntheticPairs
-    from .data import _RGB, val_items
+    from .data import val_items
 
     s = PRESET_SETTINGS[p["preset"]]
     n = p.get("eval_pairs", s["eval_pairs"])

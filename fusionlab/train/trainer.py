@@ -31,7 +31,6 @@ import random
 import signal
 import threading
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -74,6 +73,23 @@ def set_rng_state(st: dict) -> None:
     if "cuda" in st and torch.cuda.is_available():
         with contextlib.suppress(RuntimeError):
             torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def zero_init_head(model: torch.nn.Module) -> None:
+    """Zero the output convolution (``model.output``) of a residual fusion network.
+
+    FusionNet returns ``output(features) + vi``: with a zero head the untrained network is
+    the identity on the visible luma, a sensible starting fusion, instead of the visible
+    image plus random noise (zero-initialised residual branches, as in ResNet/ControlNet).
+    Gradients still reach the head at the first step, and the rest of the network from the
+    second.
+    """
+    head = getattr(model, "output", None)
+    if isinstance(head, torch.nn.Conv2d):
+        with torch.no_grad():
+            head.weight.zero_()
+            if head.bias is not None:
+                head.bias.zero_()
 
 
 def seed_everything(seed: int) -> None:
@@ -216,6 +232,8 @@ class Trainer:
                                          losses=cfg.distill_losses, alphas=cfg.alphas, base_weights=base_w,
                                          base_losses=cfg.losses, normalize_features=cfg.normalize_features,
                                          ssim_window=cfg.ssim_window)
+        if cfg.head_init == "zero":
+            zero_init_head(self.model)
         self.model.to(self.device)
         self.criterion.to(self.device)
 
@@ -229,6 +247,7 @@ class Trainer:
         self.last_val: dict = {}
         self._t0: float | None = None
         self._prev_seconds = 0.0
+        self._in_update = False
         self.loss_names = (["loss"] + [f"l_{k}" for k in self._part_names()])
         if ckpt_path is not None:
             self._load(ckpt_path)

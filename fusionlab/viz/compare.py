@@ -122,16 +122,22 @@ def to_display(img: torch.Tensor | np.ndarray) -> np.ndarray:
     return (t.permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
 
 
-def fit_display(arr: np.ndarray, max_side: int | None) -> np.ndarray:
-    """Downscale ``(H, W, 3)`` uint8 so that its longer side is <= ``max_side`` (Lanczos)."""
-    if not max_side or max(arr.shape[:2]) <= max_side:
-        return arr
+def fit_display(arr: np.ndarray, max_side: int | None, min_side: int | None = None) -> np.ndarray:
+    """Resize ``(H, W, 3)`` uint8 for display: Lanczos-downscale so that the longer side is
+    <= ``max_side``; enlarge small images by the largest integer factor (nearest: pixels stay
+    crisp) that keeps the longer side <= ``min_side``."""
     from PIL import Image
 
     h, w = arr.shape[:2]
-    s = max_side / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return np.asarray(Image.fromarray(arr).resize(size, Image.LANCZOS))
+    if max_side and max(h, w) > max_side:
+        s = max_side / max(h, w)
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        return np.asarray(Image.fromarray(arr).resize(size, Image.LANCZOS))
+    if min_side and max(h, w) < min_side:
+        k = min_side // max(h, w)
+        if k > 1:
+            return arr.repeat(k, axis=0).repeat(k, axis=1)
+    return arr
 
 
 def compose(a: np.ndarray, b: np.ndarray, position: float = 0.5, mode: str = "swipe",
@@ -309,6 +315,7 @@ class CompareWidget(_StaticFallback, widgets.VBox):
         left, right: initial image names (default: ``"VI"`` and the last image).
         position: initial slider position in [0, 1]. mode: one of :data:`MODES`.
         max_side: longer side of the displayed picture (big images are downscaled).
+        min_side: small images are enlarged (integer factor, nearest) to about this size.
         metric_names: metrics listed in the readout.
 
     Attributes (widgets, for scripting and tests): ``left``, ``right`` (Dropdown), ``mode``
@@ -317,23 +324,23 @@ class CompareWidget(_StaticFallback, widgets.VBox):
 
     def __init__(self, images: Mapping[str, Any], metrics: Any = "auto", left: str | None = None,
                  right: str | None = None, position: float = 0.5, mode: str = "swipe",
-                 max_side: int | None = 512, metric_names: Sequence[str] = DEFAULT_METRICS):
+                 max_side: int | None = 512, metric_names: Sequence[str] = DEFAULT_METRICS,
+                 min_side: int | None = 320):
         w = widgets
         if not images:
             raise ConfigError("CompareWidget needs at least one image")
         if mode not in MODES:
             raise ConfigError(f"compare mode {mode!r} is not one of {', '.join(MODES)}")
-        self.max_side, self.metric_names = max_side, tuple(metric_names)
+        self.max_side, self.min_side, self.metric_names = max_side, min_side, tuple(metric_names)
         self.left = w.Dropdown(description="before", layout=w.Layout(width="210px"))
         self.right = w.Dropdown(description="after", layout=w.Layout(width="210px"))
         self.mode = w.ToggleButtons(options=list(MODES), value=mode, style={"button_width": "80px"})
         self.position = w.FloatSlider(value=position, min=0.0, max=1.0, step=0.01, readout_format=".2f",
                                       description="swipe", continuous_update=True, layout=w.Layout(width="520px"))
-        self.image = w.Image(format="png")
-        self.readout = w.HTML()
-        self.status = w.HTML()
-        super().__init__([w.HBox([self.left, self.right, self.mode]), self.position, self.image,
-                          w.HBox([self.readout, self.status])])
+        self.image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+        self.readout = w.HTML(layout=w.Layout(margin="0 0 0 12px"))
+        super().__init__([w.HBox([self.left, self.right, self.mode]), self.position,
+                          w.HBox([self.image, self.readout], layout=w.Layout(align_items="flex-start"))])
         self._metrics_cfg = metrics
         self.set_images(images, left=left, right=right)
         for ctl in (self.left, self.right, self.mode, self.position):
@@ -375,7 +382,7 @@ class CompareWidget(_StaticFallback, widgets.VBox):
 
     def display_array(self, name: str) -> np.ndarray:
         if name not in self._display:
-            self._display[name] = fit_display(to_display(self._images[name]), self.max_side)
+            self._display[name] = fit_display(to_display(self._images[name]), self.max_side, self.min_side)
         return self._display[name]
 
     def metrics_of(self, name: str) -> dict | None:
@@ -405,7 +412,10 @@ class CompareWidget(_StaticFallback, widgets.VBox):
 
     def refresh(self) -> None:
         self.position.description = {"swipe": "swipe", "blend": "blend", "difference": "gain"}[self.mode.value]
-        self.image.value = png_bytes(self.picture())
+        pic = self.picture()
+        self.image.value = png_bytes(pic)
+        # show pixels 1:1 (a widgets.Image otherwise stretches to the output's width)
+        self.image.layout.width = f"{pic.shape[1]}px"
         cols = {}
         for side, name in (("before", self.left.value), ("after", self.right.value)):
             cols[f"{side}: {name}"] = self.metrics_of(name)
@@ -590,7 +600,7 @@ class DegradationExplorer(_StaticFallback, widgets.VBox):
         self.label = w.ToggleButtons(options=list(DEGRADATIONS), value=label, description="degrade",
                                      style={"button_width": "110px"})
         self.seed = w.IntSlider(value=seed, min=0, max=20, description="draw (seed)", continuous_update=False)
-        self.image = w.Image(format="png")
+        self.image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
         self.captions = w.HTML()
         self.readout = w.HTML()
         super().__init__([self.label, self.seed, self.image, w.HBox([self.captions, self.readout])])
@@ -637,7 +647,7 @@ class DegradationExplorer(_StaticFallback, widgets.VBox):
         """Degraded IR | degraded VI | fusion of each model, side by side ``(H, W', 3)`` uint8."""
         s = self.state()
         tiles = [s["ir"], s["vi"], *s["fused"].values()]
-        arrs = [fit_display(to_display(t), self.max_side) for t in tiles]
+        arrs = [fit_display(to_display(t), self.max_side, min(self.max_side or 256, 256)) for t in tiles]
         gap = np.full((arrs[0].shape[0], 4, 3), 255, np.uint8)
         parts = []
         for a in arrs:
@@ -646,7 +656,9 @@ class DegradationExplorer(_StaticFallback, widgets.VBox):
 
     def refresh(self) -> None:
         s = self.state()
-        self.image.value = png_bytes(self.picture())
+        pic = self.picture()
+        self.image.value = png_bytes(pic)
+        self.image.layout.width = f"{pic.shape[1]}px"
         names = ["IR (degraded)", "VI (degraded)", *s["fused"]]
         caps = "".join(f"<div><b>{html.escape(k)}</b>: {html.escape(v).replace(chr(10), ' / ')}</div>"
                        for k, v in s["captions"].items()) or "<div>(no captioner)</div>"

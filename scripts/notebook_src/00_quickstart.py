@@ -18,7 +18,7 @@ import os
 preset = os.environ.get("FUSIONLAB_PRESET", "laptop")
 data_root = None  # None: real shared subset if present, else synthetic; or a folder with ir/ + vi/
 checkpoint = None  # None: the shipped student (fusionlab/assets/student_synthetic.pt)
-out_dir = "quickstart_output"
+out_dir = None  # None: ./quickstart_output (a temporary folder in the ci preset)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -65,8 +65,10 @@ table.round(3)
 from pathlib import Path
 
 from fusionlab.io import write_image
+from fusionlab.viz.walkthrough import run_dir
 
-print("wrote", write_image(Path(out_dir) / f"{pair['name']}_student.png", fused[0]))
+out = Path(out_dir) if out_dir else (run_dir("quickstart", preset) if preset == "ci" else Path("quickstart_output"))
+print("wrote", write_image(out / f"{pair['name']}_student.png", fused[0]))
 
 # %% [markdown]
 # **Where next**
