@@ -84,9 +84,12 @@ def run_demo(out: str | Path = "demo_output", n: int = 6, size: tuple[int, int] 
         summary.to_csv(tmp, float_format="%.4f")
     _overview(out / "overview.png", shown, summary)
     atomic_write_text(out / "README.txt", (
-        f"fusionlab demo: {n} synthetic pairs fused by {ckpt.name} ({info.get('name', '?')}).\n"
-        "inputs/ ir+vi pairs, fused/ student fusions, metrics.csv per image, summary.csv means, "
-        "overview.png picture.\n"))
+        f"fusionlab demo: {n} synthetic pairs fused by {ckpt.name} ({info.get('model', '?')}).\n"
+        "inputs/      the ir/ + vi/ pairs (synthetic, seeded: the same on every machine)\n"
+        "fused/       the student's colour fusions (PNG)\n"
+        "metrics.csv  EN SD SF AG MI SCD VIF Qabf SSIM per image and method (student, pixel mean, pixel max)\n"
+        "summary.csv  the mean of each method\n"
+        "overview.png IR | VI | mean | max | student for the first pairs\n"))
     return {"out": out, "summary": summary, "metrics": df, "checkpoint": ckpt}
 
 

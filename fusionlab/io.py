@@ -174,6 +174,19 @@ def check_finite(t: torch.Tensor, what: str = "tensor") -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- writing
+def _current_umask() -> int:
+    # /proc avoids the set-and-restore race of os.umask() where the kernel offers it
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it over ``path``.
@@ -191,6 +204,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp creates 0600 files; give the result the mode a plain open() would (0666 & ~umask)
+        with contextlib.suppress(OSError):
+            os.chmod(tmp_path, 0o666 & ~_current_umask())
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(OSError):

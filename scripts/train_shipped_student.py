@@ -39,6 +39,9 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--synthetic", type=int, default=256, help="synthetic training scenes (256x256)")
     p.add_argument("--degrade-prob", type=float, default=0.2, help="share of degraded training samples (0.2)")
+    p.add_argument("--loss-weights", default="auto", choices=("auto", "fixed", "degradation"),
+                   help="teacher loss weights: auto = per-degradation table for the text-guided teacher; "
+                        "fixed = the paper's non-text weights (no VI-consistency term)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: deterministic and fast on a busy CPU)")
     p.add_argument("--out", default=str(REPO / "runs" / "shipped_student"))
@@ -61,7 +64,7 @@ def configs(args):
                   ckpt_every=50, progress=False, data=data)
     out = Path(args.out)
     teacher = TrainConfig(stage="teacher", model="dtpf_teacher_tiny", model_args={"dim": 16}, text_prior="oracle",
-                          steps=args.teacher_steps, out_dir=str(out / "teacher"), **common)
+                          loss_weights=args.loss_weights, steps=args.teacher_steps, out_dir=str(out / "teacher"), **common)
     student = TrainConfig(stage="distill", student="dtpf_student_tiny", teacher=str(out / "teacher" / "model.pt"),
                           steps=args.student_steps, out_dir=str(out / "student"), **common)
     return teacher, student

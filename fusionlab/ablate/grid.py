@@ -27,7 +27,7 @@ parameter of one row reruns exactly that row.
 
 Validation is strict: an unknown key or an invalid value raises
 :class:`~fusionlab.errors.ConfigError` with one line naming the file and the key. Path
-values (``data``, ``eval_data``, ``caption_file``) may be absolute (``$VARS`` expanded) or
+values (``data``, ``eval_data``, ``caption_file``, ``text_checkpoint``) may be absolute (``$VARS`` expanded) or
 relative to the grid file's folder, and then must not leave that folder.
 """
 from __future__ import annotations
@@ -50,9 +50,9 @@ from ..presets import PRESETS
 
 #: Parameters of :func:`fusionlab.train.run_experiment` a grid may set (docs/design.md).
 PARAM_KEYS: tuple[str, ...] = ("stage", "model", "student", "fusion", "width", "text_prior", "caption_file",
-                               "losses", "distill_losses", "preset", "seed", "data", "eval_data", "eval_pairs")
+                               "text_checkpoint", "losses", "distill_losses", "preset", "seed", "data", "eval_data", "eval_pairs")
 #: Parameters holding input paths (resolved against the grid file's folder).
-PATH_KEYS: tuple[str, ...] = ("data", "eval_data", "caption_file")
+PATH_KEYS: tuple[str, ...] = ("data", "eval_data", "caption_file", "text_checkpoint")
 #: Values of the data keys that name built-in data rather than a folder.
 BUILTIN_DATA = ("synthetic",)
 STAGES = ("teacher", "distill")

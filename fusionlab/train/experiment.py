@@ -22,6 +22,9 @@ Params (all optional; unknown keys or bad values raise ConfigError):
 ``text_prior``      none | rules | oracle | file | projector | constant | shuffled (default oracle;
                     ``none`` also removes the teacher's text branch: the non-text teacher)
 ``caption_file``    captions for ``file`` / ``shuffled``
+``text_checkpoint`` trained projector for ``projector`` (``fusionlab.text.save_projector``);
+                    default: a projector trained on synthetic oracle captions with the
+                    preset's schedule, cached under ``$FUSIONLAB_CACHE/projectors``
 ``losses``          subset of int / grad / ssim / color / consistency
 ``distill_losses``  subset of base / feat / res
 ``preset``          ci | laptop | full (default ``$FUSIONLAB_PRESET``)
@@ -49,6 +52,7 @@ from .config import DataConfig, TrainConfig
 from .data import SYNTHETIC, split_names
 
 PARAM_KEYS: tuple[str, ...] = ("stage", "model", "student", "fusion", "width", "text_prior", "caption_file",
+                               "text_checkpoint",
                                "losses", "distill_losses", "preset", "seed", "data", "eval_data", "eval_pairs")
 #: evaluation scenes of the synthetic generator: disjoint from training (0..) and validation (100000..)
 SYNTHETIC_EVAL_SEED0 = 200_000
@@ -121,6 +125,9 @@ def validate_params(params: dict) -> dict:
     if "caption_file" in p:
         need("caption_file", isinstance(p["caption_file"], str) and Path(p["caption_file"]).is_file(),
              "is not an existing file")
+    if "text_checkpoint" in p:
+        need("text_checkpoint", isinstance(p["text_checkpoint"], str) and Path(p["text_checkpoint"]).is_file(),
+             "is not an existing file")
     if p["text_prior"] == "file" and "caption_file" not in p:
         raise ConfigError("params: text_prior='file' needs caption_file")
     for key, allowed in (("losses", LOSS_NAMES), ("distill_losses", DISTILL_LOSS_NAMES)):
@@ -161,6 +168,8 @@ def experiment_config(params: dict, out_dir: str | os.PathLike, stage: str | Non
                       val_pairs=s["val_pairs"], val_crop=s["val_crop"])
     text_prior = p["text_prior"]
     text_args = {k: p[k] for k in ("caption_file",) if k in p}
+    if text_prior == "projector":
+        text_args["checkpoint"] = p.get("text_checkpoint") or str(cached_projector(p["preset"], p["seed"]))
     teacher_args = dict(s["teacher_args"])
     if text_prior == "none":
         teacher_args["text_dim"] = None  # the non-text teacher (Table 3)
@@ -235,6 +244,35 @@ def cached_teacher(cfg: TrainConfig) -> tuple[Path, dict]:
             summary = Trainer(cfg, resume=False, overwrite=True).fit()  # stale partial run: start over
         summary.update(cached=False, key=key)
         return final, summary
+
+
+#: projector schedule per preset (steps, pool of synthetic pairs); ci: seconds, laptop: ~1 min
+PROJECTOR_SCHEDULE: dict[str, dict[str, int]] = {
+    "ci": dict(steps=30, n_pairs=16, batch_size=12),
+    "laptop": dict(steps=200, n_pairs=32, batch_size=24),
+    "full": dict(steps=1000, n_pairs=128, batch_size=32),
+}
+
+
+def cached_projector(preset: str, seed: int = 0, text_dim: int = 512) -> Path:
+    """The default caption-free projector of ``preset`` (trained once, then reused).
+
+    Trained on synthetic degraded pairs against the ``oracle`` prior's embeddings (the
+    default ``text_prior``), so the ``projector`` row of the text-prior ablation compares
+    like with like; saved as ``$FUSIONLAB_CACHE/projectors/<preset>-s<seed>-d<dim>.pt``.
+    """
+    from ..text.cache import cache_root
+    from ..text.projector import save_projector, train_projector
+
+    folder = cache_root() / "projectors"
+    path = folder / f"{preset}-s{seed}-d{text_dim}.pt"
+    with _file_lock(folder / f"{path.stem}.lock"):
+        if path.is_file():
+            return path
+        sched = PROJECTOR_SCHEDULE[preset]
+        proj, history = train_projector(text_dim=text_dim, seed=seed, **sched)
+        save_projector(path, proj, metadata={"preset": preset, "seed": seed, "history": history[-1:]})
+    return path
 
 
 # ----------------------------------------------------------------------------- evaluation data
