@@ -50,3 +50,13 @@ def run_cli(capsys):
         return code, out, err
 
     return _run
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a shared, busy CPU two OpenMP threads wait for each other and
+    small ops get 10-50x slower; the results do not depend on it."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -145,6 +145,24 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     assert fio.read_image(img).shape == (3, 6, 5)
 
 
+def test_atomic_outputs_get_the_mode_of_a_plain_open(tmp_path):
+    # mkstemp creates 0600 files; results must be readable by others like any other output
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        a = fio.atomic_write_text(tmp_path / "a.txt", "x") or tmp_path / "a.txt"
+        img = fio.write_image(tmp_path / "b.png", torch.rand(1, 4, 4))
+        os.umask(0o077)
+        c = fio.atomic_write_text(tmp_path / "c.txt", "x") or tmp_path / "c.txt"
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(a).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(img).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(c).st_mode) == 0o600
+
+
 # ------------------------------------------------------------------ paired folders
 def test_missing_partner_and_size_mismatch(tmp_path):
     root = write_synthetic_folder(tmp_path / "d", n=2, size=16, with_reference=False)

@@ -13,14 +13,8 @@ from fusionlab.losses import (DEFAULT_WEIGHTS, DEGRADATION_WEIGHTS, LOSS_FUNCTIO
                               gradient_max_loss, intensity_max_loss, resolve_weights, result_loss, ssim_loss)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared, busy CPU two OpenMP threads wait for each other and
-    small ops get 10-50x slower; the results do not depend on it."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# one torch thread (fixture in conftest.py): results do not depend on it, speed on a busy CPU does
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(b=2, h=16, w=16, seed=0, dtype=torch.float32, lo=0.05, hi=0.95):

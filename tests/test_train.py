@@ -20,14 +20,8 @@ from fusionlab.train.config import PACKAGE_CONFIGS, parse_set
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared, busy CPU two OpenMP threads wait for each other and
-    small ops get 10-50x slower; the results do not depend on it."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# one torch thread (fixture in conftest.py): results do not depend on it, speed on a busy CPU does
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_cfg(out, stage="teacher", **kw) -> TrainConfig:
@@ -234,7 +228,8 @@ def test_run_experiment_validates_params(tmp_path):
                           ({"width": 15}, "width=15"), ({"losses": ["int", "edge"]}, "losses="),
                           ({"text_prior": "gpt"}, "text_prior="), ({"data": str(tmp_path / "nope")}, "data"),
                           ({"model": "resnet"}, "model="), ({"text_prior": "file"}, "caption_file"),
-                          ({"eval_pairs": 0}, "eval_pairs=")):
+                          ({"eval_pairs": 0}, "eval_pairs="),
+                          ({"text_checkpoint": str(tmp_path / "none.pt")}, "text_checkpoint=")):
         with pytest.raises(ConfigError, match=match) as e:
             run_experiment(params, tmp_path / "run")
         assert "\n" not in str(e.value)
@@ -261,6 +256,28 @@ def test_run_experiment_distill_ci_end_to_end(tmp_path, monkeypatch):
     m2 = run_experiment({**params, "distill_losses": ["base", "res"]}, tmp_path / "run2")
     assert m2["train"]["teacher"]["cached"] is True
     assert m2["train"]["teacher"]["key"] == m["train"]["teacher"]["key"]
+
+
+def test_projector_row_gets_a_cached_default_projector(tmp_path, monkeypatch):
+    # text_prior=projector without text_checkpoint: one projector per preset/seed is trained
+    # on synthetic oracle captions, cached, and handed to the teacher's prior
+    from fusionlab.text import build_text_prior
+    from fusionlab.train.experiment import PROJECTOR_SCHEDULE, experiment_config
+
+    monkeypatch.setenv("FUSIONLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(PROJECTOR_SCHEDULE, "ci", dict(steps=2, n_pairs=4, batch_size=4))
+    cfg = experiment_config({"text_prior": "projector", "preset": "ci"}, tmp_path / "run")
+    ckpt = Path(cfg.text_args["checkpoint"])
+    assert ckpt.is_file() and ckpt.parent == tmp_path / "cache" / "projectors"
+    stamp = ckpt.stat().st_mtime_ns
+    again = experiment_config({"text_prior": "projector", "preset": "ci", "seed": 0}, tmp_path / "run2")
+    assert again.text_args["checkpoint"] == str(ckpt) and ckpt.stat().st_mtime_ns == stamp  # reused
+    prior = build_text_prior("projector", text_dim=512, checkpoint=ckpt)
+    emb = prior({"ir": torch.rand(2, 1, 32, 32), "vi": torch.rand(2, 3, 32, 32)})
+    assert emb.shape == (2, 512) and torch.isfinite(emb).all()
+    # an explicit projector is used as given
+    mine = experiment_config({"text_prior": "projector", "text_checkpoint": str(ckpt)}, tmp_path / "run3")
+    assert mine.text_args["checkpoint"] == str(ckpt)
 
 
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_result(reference_run, tmp_path):

@@ -62,14 +62,19 @@ class GridOutcome:
                 f"{self.skipped} already done) -> {self.results_path}")
 
 
-def default_notebook() -> Path:
-    """``notebooks/run_experiment.ipynb`` of the current folder, else of the fusionlab checkout."""
-    here = Path.cwd() / "notebooks" / RUN_NOTEBOOK
-    repo = Path(__file__).resolve().parents[2] / "notebooks" / RUN_NOTEBOOK
+def find_notebook(name: str, what: str = "run") -> Path:
+    """``notebooks/<name>`` of the current folder, else of the fusionlab checkout."""
+    here = Path.cwd() / "notebooks" / name
+    repo = Path(__file__).resolve().parents[2] / "notebooks" / name
     for p in (here, repo):
         if p.is_file():
             return p
-    raise ConfigError(f"run notebook not found at {here} or {repo} (pass --notebook PATH)")
+    raise ConfigError(f"{what} notebook not found at {here} or {repo} (pass --notebook PATH)")
+
+
+def default_notebook() -> Path:
+    """``notebooks/run_experiment.ipynb`` of the current folder, else of the fusionlab checkout."""
+    return find_notebook(RUN_NOTEBOOK, "run")
 
 
 @contextlib.contextmanager

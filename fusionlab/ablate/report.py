@@ -134,12 +134,9 @@ def rank_agreement(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.Ser
 
 # ----------------------------------------------------------------------------- HTML report
 def default_report_notebook() -> Path:
-    here = Path.cwd() / "notebooks" / REPORT_NOTEBOOK
-    repo = Path(__file__).resolve().parents[2] / "notebooks" / REPORT_NOTEBOOK
-    for p in (here, repo):
-        if p.is_file():
-            return p
-    raise ConfigError(f"report notebook not found at {here} or {repo} (pass --notebook PATH)")
+    from .orchestrate import find_notebook
+
+    return find_notebook(REPORT_NOTEBOOK, "report")
 
 
 def render_report(grid_path: str | os.PathLike, runs_dir: str | os.PathLike = "runs",
