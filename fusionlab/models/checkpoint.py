@@ -50,19 +50,27 @@ def save_checkpoint(path: str | os.PathLike, model: FusionNet, metadata: dict | 
     return Path(path)
 
 
-def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
-    """The raw checkpoint dict (validated), without building a model."""
+def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu", missing: str = "checkpoint file not found"):
+    """``torch.load(path, weights_only=True)`` with one-line :class:`CheckpointError`\ s:
+    missing file (``missing`` says what to do), code or foreign objects in the pickle
+    (refused, never retried unsafely), truncated or corrupt files."""
     p = Path(path)
     if not p.is_file():
-        raise CheckpointError(f"{p}: checkpoint file not found")
+        raise CheckpointError(f"{p}: {missing}")
     try:
-        obj = torch.load(p, map_location=map_location, weights_only=True)
+        return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(f"{p}: refused by the safe loader (weights_only=True): {_unsafe_reason(e)}; "
                               "fusionlab loads tensors and plain data only, never code") from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
         msg = " ".join(str(e).split()).split(". ")[0][:200] or type(e).__name__  # first sentence
         raise CheckpointError(f"{p}: not a readable torch checkpoint (truncated or corrupt? {msg})") from None
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """The raw checkpoint dict (validated), without building a model."""
+    p = Path(path)
+    obj = safe_torch_load(p, map_location)
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{p}: not a fusionlab model checkpoint (no 'format': '{FORMAT}' entry; "
                               "save it with fusionlab.models.save_checkpoint)")

@@ -12,7 +12,6 @@ Functional API: :func:`train_projector`, :func:`evaluate_projector`, :func:`save
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -318,17 +317,10 @@ def save_projector(path: str | os.PathLike, projector: Projector, metadata: dict
 
 def load_projector(path: str | os.PathLike, map_location: str = "cpu") -> Projector:
     """Load a projector saved by :func:`save_projector` (eval mode)."""
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: projector checkpoint not found (train one with train_projector)")
-    try:
-        obj = torch.load(p, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:  # code or foreign objects in the file: say so, never retry unsafely
-        from ..models.checkpoint import _unsafe_reason
+    from ..models.checkpoint import safe_torch_load
 
-        raise CheckpointError(f"{p}: refused by the safe loader (weights_only=True): {_unsafe_reason(e)}") from None
-    except Exception as e:
-        raise CheckpointError(f"{p}: cannot read projector checkpoint ({' '.join(str(e).split())[:160]})") from None
+    p = Path(path)
+    obj = safe_torch_load(p, map_location, missing="projector checkpoint not found (train one with train_projector)")
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{p}: not a fusionlab text projector checkpoint")
     try:
