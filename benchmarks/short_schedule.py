@@ -144,11 +144,8 @@ def main(argv=None) -> int:
     with torch.no_grad(), torch_threads(args.threads):
         for name, fuse in fusers.items():
             slug = name.replace("pixel ", "").split()[0]
-            if slug == "visible":
-                mean, _ = evaluate_fuser(fuse, items, METRICS)
-                table[name] = mean
-                continue
-            mean, _ = evaluate_fuser(fuse, items, METRICS, samples_dir=out / "samples" / slug, max_samples=2)
+            samples = None if slug == "visible" else out / "samples" / slug  # VI itself needs no samples
+            mean, _ = evaluate_fuser(fuse, items, METRICS, samples_dir=samples, max_samples=2)
             table[name] = mean
             print(f"evaluated {name}", flush=True)
     results["evaluation"] = {"on": where, "table": table}

@@ -54,7 +54,7 @@ from .data import SYNTHETIC, split_names
 PARAM_KEYS: tuple[str, ...] = ("stage", "model", "student", "fusion", "width", "text_prior", "caption_file",
                                "text_checkpoint",
                                "losses", "distill_losses", "preset", "seed", "data", "eval_data", "eval_pairs")
-#: evaluation scenes of the synthetic generator: disjoint from training (0..) and validation (100000..)
+#: evaluation scenes of the synthetic generator: disjoint from training (1000..) and validation (100000..)
 SYNTHETIC_EVAL_SEED0 = 200_000
 
 #: what a preset sets: models, schedule, crops, data size, evaluation size
@@ -156,7 +156,10 @@ def _same_folder(a: str, b: str) -> bool:
 
 
 def experiment_config(params: dict, out_dir: str | os.PathLike, stage: str | None = None) -> TrainConfig:
-    """The :class:`TrainConfig` of one stage of a run (validated params, preset applied)."""
+    """The :class:`TrainConfig` of one stage of a run (validated params, preset applied).
+
+    For a teacher with ``text_prior: projector`` and no ``text_checkpoint`` this trains the
+    preset's default projector on first use (:func:`cached_projector`)."""
     p = validate_params(params)
     stage = stage or p["stage"]
     s = PRESET_SETTINGS[p["preset"]]
@@ -167,9 +170,6 @@ def experiment_config(params: dict, out_dir: str | os.PathLike, stage: str | Non
                       synthetic_size=s["synthetic_size"], crop=s["crop"], batch=s["batch"],
                       val_pairs=s["val_pairs"], val_crop=s["val_crop"])
     text_prior = p["text_prior"]
-    text_args = {k: p[k] for k in ("caption_file",) if k in p}
-    if text_prior == "projector":
-        text_args["checkpoint"] = p.get("text_checkpoint") or str(cached_projector(p["preset"], p["seed"]))
     teacher_args = dict(s["teacher_args"])
     if text_prior == "none":
         teacher_args["text_dim"] = None  # the non-text teacher (Table 3)
@@ -182,6 +182,9 @@ def experiment_config(params: dict, out_dir: str | os.PathLike, stage: str | Non
     if stage == "teacher":
         if p["stage"] == "teacher" and "width" in p:
             teacher_args["dim"] = p["width"]
+        text_args = {k: p[k] for k in ("caption_file",) if k in p}
+        if text_prior == "projector":  # only the teacher sees text: resolve (or train) its projector here
+            text_args["checkpoint"] = p.get("text_checkpoint") or str(cached_projector(p["preset"], p["seed"]))
         return TrainConfig(stage="teacher", model=p.get("model", s["model"]), model_args=teacher_args,
                            text_prior=text_prior, text_args=text_args, steps=s["steps"], **common)
     student_args = {}
