@@ -334,3 +334,49 @@ def test_short_schedule_benchmark_smoke(tmp_path, monkeypatch):
     assert "| pixel max |" in (tmp_path / "bench" / "table.md").read_text()
     assert set(res["goal"]) == {"student within 2% of teacher (EN, VIF, Qabf)", "teacher beats mean (VIF, Qabf)",
                                 "student beats mean (VIF, Qabf)"}
+
+
+# ------------------------------------------------------------------ real folders: weights, paths, selection
+def test_weighted_sources_and_shared_paths(tmp_path, monkeypatch):
+    from fusionlab.train.data import expand_path, shared_root
+
+    a = write_synthetic_folder(tmp_path / "a", n=3, size=(40, 40), with_reference=False)
+    b = write_synthetic_folder(tmp_path / "b", n=3, size=(40, 40), with_reference=False)
+    srcs = build_sources([str(a), str(b)], "train", synthetic_pairs=1, synthetic_size=32)
+    only_b = BatchStream(srcs, crop=32, batch=8, degrade_prob=0.0, seed=0, weights=[0.0, 1.0])
+    names = [n for k in range(3) for n in only_b.batch(k)["names"]]
+    assert len(names) == 24 and all(n.split(":")[0].endswith("/b") for n in names)
+    mixed = BatchStream(srcs, crop=32, batch=8, degrade_prob=0.0, seed=0, weights=[3.0, 1.0])
+    names = [n.split(":")[0][-1] for k in range(25) for n in mixed.batch(k)["names"]]
+    assert 0.65 < names.count("a") / len(names) < 0.85  # 3:1 -> 75 % from a (200 draws)
+    again = BatchStream(srcs, crop=32, batch=8, degrade_prob=0.0, seed=0, weights=[3.0, 1.0]).batch(4)
+    assert torch.equal(again["ir"], mixed.batch(4)["ir"])  # still a pure function of (seed, step)
+    assert mixed.state()["weights"] == [3.0, 1.0] and "weights" not in BatchStream(srcs, 32, 2).state()
+    with pytest.raises(ConfigError, match="one non-negative weight per training source"):
+        BatchStream(srcs, 32, 2, weights=[1.0])
+    with pytest.raises(ConfigError, match="train_weights"):
+        TrainConfig(data={"train": ["synthetic"], "train_weights": [1, 2]})
+    monkeypatch.delenv("FUSIONLAB_SHARED", raising=False)
+    assert expand_path("$FUSIONLAB_SHARED/data/train/msrs") == shared_root() / "data" / "train" / "msrs"
+    assert shared_root() == REPO.parent / "shared"
+    monkeypatch.setenv("FUSIONLAB_SHARED", str(tmp_path))
+    assert expand_path("${FUSIONLAB_SHARED}/a") == tmp_path / "a"
+    monkeypatch.setenv("FUSIONLAB_SHARED", str(tmp_path.parent))
+    assert len(build_sources([f"$FUSIONLAB_SHARED/{tmp_path.name}/a"], "train", synthetic_pairs=1,
+                             synthetic_size=32)[0]) == 3
+
+
+def test_checkpoint_selection_on_validation(tmp_path):
+    from fusionlab.train.trainer import selection_score
+
+    out = tmp_path / "sel"
+    s = Trainer(tiny_cfg(out, steps=3, val_every=1, select_metric="VIF+Qabf")).fit()
+    rows = [r for r in log_rows(out) if r["kind"] == "val"]
+    scores = {int(r["step"]): float(r["VIF"]) + float(r["Qabf"]) for r in rows}
+    best_step = max(scores, key=scores.get)
+    assert s["best"]["step"] == best_step and s["best"]["score"] == pytest.approx(scores[best_step], rel=1e-5)
+    best = torch.load(out / "best.pt", weights_only=True)
+    assert best["metadata"]["step"] == best_step and best["metadata"]["best"]["step"] == best_step
+    assert selection_score("VIF+Qabf", {"VIF": 1.0, "Qabf": 0.5}) == 1.5
+    with pytest.raises(ConfigError, match="'MI' is not a validation metric"):
+        tiny_cfg(out, select_metric="VIF+MI")

@@ -31,7 +31,11 @@ class DataConfig:
 
     Attributes:
         train: ``"synthetic"`` and/or dataset folders (``ir/``+``vi/`` or Harvard
-            ``<ct|pet|spect>/``+``mri/``).
+            ``<ct|pet|spect>/``+``mri/``); ``~`` and ``$VARS`` are expanded, and
+            ``$FUSIONLAB_SHARED`` defaults to ``shared/`` beside the checkout (the real
+            training pairs are ``$FUSIONLAB_SHARED/data/train/{msrs,roadscene}``).
+        train_weights: optional sampling weight per ``train`` entry (None: every pair
+            once per epoch).
         val: the same, plus ``"holdout"`` = the pairs held out of the training folders.
         holdout: pairs of every training folder kept out of training (seeded split).
         synthetic_train / synthetic_val: number of synthetic scenes per split.
@@ -44,6 +48,7 @@ class DataConfig:
     """
 
     train: list = field(default_factory=lambda: ["synthetic"])
+    train_weights: typing.Optional[list] = None
     val: list = field(default_factory=lambda: ["synthetic"])
     holdout: int = 0
     synthetic_train: int = 256
@@ -86,6 +91,9 @@ class TrainConfig:
         out_dir: run folder (checkpoint.pt, model.pt, train_log.csv, val/).
         log_every / val_every / ckpt_every: intervals in steps (0 = only at the end).
         max_minutes: stop early (with a checkpoint) after this wall time.
+        select_metric: checkpoint selection on the validation pairs: at every validation whose
+            score (``"VIF+Qabf+SSIM"``: the sum of those metrics) beats the best so far, the
+            weights are written to ``best.pt``. None: no selection (``model.pt`` = last step).
         progress: tqdm progress bar.
     """
 
@@ -119,6 +127,7 @@ class TrainConfig:
     val_every: int = 500
     ckpt_every: int = 200
     max_minutes: typing.Optional[float] = None
+    select_metric: typing.Optional[str] = None
     progress: bool = True
     data: DataConfig = field(default_factory=DataConfig)
 
@@ -223,6 +232,18 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("data: holdout >= 0, synthetic_train/val >= 1, synthetic_size >= 8, val_pairs >= 1 needed")
     if not d.train:
         raise ConfigError("data.train is empty: name 'synthetic' and/or dataset folders")
+    if d.train_weights is not None and (len(d.train_weights) != len(d.train)
+                                        or any(not isinstance(w, (int, float)) or w < 0 for w in d.train_weights)
+                                        or not sum(d.train_weights) > 0):
+        raise ConfigError(f"data.train_weights={d.train_weights!r}: need one weight >= 0 per data.train entry "
+                          f"({len(d.train)}), not all zero")
+    if cfg.select_metric is not None:
+        from .trainer import VAL_METRICS
+
+        bad = [k.strip() for k in cfg.select_metric.split("+") if k.strip() not in VAL_METRICS]
+        if bad:
+            raise ConfigError(f"select_metric={cfg.select_metric!r}: {bad[0]!r} is not a validation metric "
+                              f"({', '.join(VAL_METRICS)}); write e.g. VIF+Qabf+SSIM")
     if not (isinstance(cfg.loss_weights, (str, dict))):
         raise ConfigError(f"loss_weights={cfg.loss_weights!r}: expected auto, fixed, degradation or a dict")
     if cfg.head_init not in ("zero", "default"):

@@ -49,6 +49,7 @@ RESUMABLE_CHANGES = {"steps", "out_dir", "log_every", "val_every", "ckpt_every",
 VAL_METRICS = ("EN", "VIF", "Qabf", "SSIM")
 CHECKPOINT = "checkpoint.pt"
 FINAL = "model.pt"
+BEST = "best.pt"
 LOG = "train_log.csv"
 
 
@@ -187,7 +188,8 @@ class Trainer:
         d = cfg.data
         train_sources = build_sources(d.train, "train", synthetic_pairs=d.synthetic_train,
                                       synthetic_size=d.synthetic_size, holdout=d.holdout)
-        self.stream = BatchStream(train_sources, d.crop, d.batch, d.flip, d.degrade_prob, d.degradations, cfg.seed)
+        self.stream = BatchStream(train_sources, d.crop, d.batch, d.flip, d.degrade_prob, d.degradations, cfg.seed,
+                                  d.train_weights)
         val_sources = build_sources(d.val, "val", synthetic_pairs=d.synthetic_val, synthetic_size=d.synthetic_size,
                                     holdout=d.holdout, train_specs=d.train)
         self.val_set = val_items(val_sources, d.val_pairs, d.val_crop)
@@ -245,6 +247,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.step = 0
         self.last_val: dict = {}
+        self.best: dict = {}  # {"step", "score", "val"} of the best validation so far (select_metric)
         self._t0: float | None = None
         self._prev_seconds = 0.0
         self._in_update = False
@@ -349,6 +352,11 @@ class Trainer:
         mean, _ = evaluate_fuser(lambda it: self.predict(it["ir"], it["vi"], it["name"]), self.val_set, VAL_METRICS)
         self.model.train()
         self.last_val = mean
+        if self.cfg.select_metric:
+            score = selection_score(self.cfg.select_metric, mean)
+            if not self.best or score > self.best["score"]:
+                self.best = {"step": self.step, "score": score, "val": dict(mean)}
+                self.save(self.out_dir / BEST, full=False)  # checkpoint selection on validation only
         return mean
 
     # ------------------------------------------------------------------ checkpoints
@@ -356,7 +364,7 @@ class Trainer:
         return {"stage": self.cfg.stage, "step": self.step, "train_config": _plain(self.cfg.to_dict()),
                 "val": dict(self.last_val),
                 "teacher": self.cfg.teacher if self.cfg.stage == "distill" else None,
-                "teacher_text": getattr(self, "teacher_text", None)}
+                "teacher_text": getattr(self, "teacher_text", None), "best": dict(self.best)}
 
     def save(self, path: str | Path | None = None, full: bool = True) -> Path:
         """Write a checkpoint atomically (``full``: with the training state for resuming)."""
@@ -399,6 +407,7 @@ class Trainer:
         self.step = int(extra["step"])
         self._prev_seconds = float(extra.get("seconds", 0.0))
         self.last_val = dict(meta.get("val") or {})
+        self.best = dict(meta.get("best") or {})
         set_rng_state(extra["rng"])
 
     # ------------------------------------------------------------------ log
@@ -497,7 +506,17 @@ class Trainer:
         ckpt = self.save()
         final = self.save(full=False)
         return {"stage": cfg.stage, "steps": self.step, "val": val, "checkpoint": str(ckpt), "model": str(final),
-                "seconds": round(self._elapsed(t0), 2), "stopped": stopped or "done", "out_dir": str(self.out_dir)}
+                "best": dict(self.best), "seconds": round(self._elapsed(t0), 2), "stopped": stopped or "done", "out_dir": str(self.out_dir)}
+
+
+def selection_score(expr: str, val: dict) -> float:
+    """Score of a validation result for checkpoint selection: ``"VIF+Qabf+SSIM"`` sums
+    those metrics (all higher-is-better), ``"VIF"`` takes one."""
+    try:
+        return float(sum(float(val[k.strip()]) for k in expr.split("+")))
+    except KeyError as e:
+        raise ConfigError(f"select_metric={expr!r}: {e.args[0]!r} is not a validation metric "
+                          f"({', '.join(VAL_METRICS)})") from None
 
 
 def _plain(x):
