@@ -249,6 +249,24 @@ def test_training_clamp_passes_gradients():
     assert model.output.weight.grad.abs().sum() > 0
 
 
+def test_blend_head_starts_as_soft_maximum_and_learns():
+    from fusionlab.models.net import BLEND_SHARPNESS
+    from fusionlab.train.trainer import zero_init_head
+
+    model = create_model("dtpf_student_tiny", head="blend")
+    assert model.output.out_channels == 2 and create_model("dtpf_student_tiny").output.out_channels == 1
+    zero_init_head(model)
+    ir, vi = _pair(2, 20, 28)
+    out = model.eval()(ir, vi)
+    w = torch.sigmoid(BLEND_SHARPNESS * (ir - vi))
+    assert torch.allclose(out, (w * ir + (1 - w) * vi).clamp(0, 1), atol=1e-6)
+    assert (out - torch.maximum(ir, vi)).abs().mean() < (vi - torch.maximum(ir, vi)).abs().mean()
+    model.train()(ir, vi).mean().backward()
+    assert model.output.weight.grad.abs().sum() > 0 and model.blend_sharpness.grad is not None
+    with pytest.raises(ConfigError, match="head='sum'"):
+        create_model("dtpf_student_tiny", head="sum")
+
+
 # ------------------------------------------------------------------ colour and tiles
 class _Pointwise(nn.Module):
     """A fusion 'model' without spatial context: tiled and whole-image results must agree."""

@@ -25,6 +25,9 @@ from .film import FILM_MODES, FiLM
 from .fusion import FUSION_MODULES
 
 LEVELS = 4
+HEADS = ("residual", "blend")
+#: initial sharpness k of the blend head: sigmoid(k (IR - VI)), a soft pixel maximum
+BLEND_SHARPNESS = 100.0
 
 
 @dataclass
@@ -46,6 +49,13 @@ class FusionNetConfig:
         film: ``"paper"`` ((1+gamma)F+beta) or ``"reference"`` (gamma F+beta).
         cross_levels: levels (1-4) where ``scfm`` runs its cross-stream stage (the reference
             code: deepest only; ``(1, 2, 3, 4)`` everywhere). Other fusion modules ignore it.
+        head: ``"residual"`` (paper: ``F = conv(x) + VI``) or ``"blend"`` (fusionlab's
+            option: ``F = w IR + (1 - w) VI + r`` with a per-pixel weight
+            ``w = sigmoid(k (IR - VI) + a)``; ``a`` and the detail ``r`` come from the
+            output convolution, ``k`` is learnt). With a zero output convolution the blend
+            head starts as a soft pixel maximum instead of the visible image, and every
+            output is a convex mix of the sources plus a detail term, which keeps flat
+            regions clean on short CPU schedules (see docs/training.md).
     """
 
     dim: int = 48
@@ -61,8 +71,11 @@ class FusionNetConfig:
     fusion: str = "scfm"
     film: str = "paper"
     cross_levels: tuple = (4,)
+    head: str = "residual"
 
     def __post_init__(self):
+        if self.head not in HEADS:
+            raise ConfigError(f"model config head={self.head!r} is not one of {', '.join(HEADS)}")
         self.cross_levels = tuple(sorted(int(i) for i in self.cross_levels))
         if any(not 1 <= i <= LEVELS for i in self.cross_levels):
             raise ConfigError(f"model config cross_levels={list(self.cross_levels)}: levels are 1..{LEVELS}")
@@ -175,7 +188,9 @@ class FusionNet(nn.Module):
         self.reduce = nn.ModuleList([nn.Conv2d(2 * ch[2], ch[2], 1, bias=False),
                                      nn.Conv2d(2 * ch[1], ch[1], 1, bias=False)])
         self.refinement = blocks(cfg.refinement, 2 * d, 0)
-        self.output = nn.Conv2d(2 * d, 1, 3, padding=1, bias=False)
+        self.output = nn.Conv2d(2 * d, 1 if cfg.head == "residual" else 2, 3, padding=1, bias=False)
+        if cfg.head == "blend":
+            self.blend_sharpness = nn.Parameter(torch.tensor(BLEND_SHARPNESS))
         #: channels of the 4 features returned with ``return_features=True`` (deepest first)
         self.feature_channels = (ch[3], ch[2], ch[1], 2 * d)
         #: H and W are padded to a multiple of this (3 downsamplings)
@@ -230,7 +245,12 @@ class FusionNet(nn.Module):
             x = self.decoder[i + 1](x)
             feats.append(x)
         x = self.refinement(x)
-        out = (self.output(x) + vi_p)[..., :h, :w]
+        if self.config.head == "blend":
+            logit, detail = self.output(x)[..., :h, :w].unbind(1)
+            weight = torch.sigmoid(self.blend_sharpness * (ir - vi) + logit[:, None])
+            out = weight * ir + (1 - weight) * vi + detail[:, None]
+        else:
+            out = (self.output(x) + vi_p)[..., :h, :w]
         out = clamp01(out, straight_through=self.training)
         out = out.contiguous()
         return (out, feats) if return_features else out
