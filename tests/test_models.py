@@ -254,13 +254,16 @@ def test_blend_head_starts_as_soft_maximum_and_learns():
     from fusionlab.train.trainer import zero_init_head
 
     model = create_model("dtpf_student_tiny", head="blend")
-    assert model.output.out_channels == 2 and create_model("dtpf_student_tiny").output.out_channels == 1
     zero_init_head(model)
     ir, vi = _pair(2, 20, 28)
     out = model.eval()(ir, vi)
     w = torch.sigmoid(BLEND_SHARPNESS * (ir - vi))
     assert torch.allclose(out, (w * ir + (1 - w) * vi).clamp(0, 1), atol=1e-6)
     assert (out - torch.maximum(ir, vi)).abs().mean() < (vi - torch.maximum(ir, vi)).abs().mean()
+    with torch.no_grad():
+        model.output.weight.normal_()
+    mixed = model(ir, vi)  # any head output: a convex mix of the two sources, pixel by pixel
+    assert (mixed >= torch.minimum(ir, vi) - 1e-6).all() and (mixed <= torch.maximum(ir, vi) + 1e-6).all()
     model.train()(ir, vi).mean().backward()
     assert model.output.weight.grad.abs().sum() > 0 and model.blend_sharpness.grad is not None
     with pytest.raises(ConfigError, match="head='sum'"):

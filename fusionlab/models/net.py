@@ -50,12 +50,12 @@ class FusionNetConfig:
         cross_levels: levels (1-4) where ``scfm`` runs its cross-stream stage (the reference
             code: deepest only; ``(1, 2, 3, 4)`` everywhere). Other fusion modules ignore it.
         head: ``"residual"`` (paper: ``F = conv(x) + VI``) or ``"blend"`` (fusionlab's
-            option: ``F = w IR + (1 - w) VI + r`` with a per-pixel weight
-            ``w = sigmoid(k (IR - VI) + a)``; ``a`` and the detail ``r`` come from the
-            output convolution, ``k`` is learnt). With a zero output convolution the blend
-            head starts as a soft pixel maximum instead of the visible image, and every
-            output is a convex mix of the sources plus a detail term, which keeps flat
-            regions clean on short CPU schedules (see docs/training.md).
+            option: ``F = w IR + (1 - w) VI`` with a per-pixel weight
+            ``w = sigmoid(k (IR - VI) + a)``; ``a`` comes from the output convolution, the
+            sharpness ``k`` is learnt). With a zero output convolution the blend head starts
+            as a soft pixel maximum instead of the visible image, and every output is a
+            convex mix of the sources, so flat regions stay clean on short CPU schedules
+            (a residual detail term added noise that the metrics punish: docs/training.md).
     """
 
     dim: int = 48
@@ -188,7 +188,7 @@ class FusionNet(nn.Module):
         self.reduce = nn.ModuleList([nn.Conv2d(2 * ch[2], ch[2], 1, bias=False),
                                      nn.Conv2d(2 * ch[1], ch[1], 1, bias=False)])
         self.refinement = blocks(cfg.refinement, 2 * d, 0)
-        self.output = nn.Conv2d(2 * d, 1 if cfg.head == "residual" else 2, 3, padding=1, bias=False)
+        self.output = nn.Conv2d(2 * d, 1, 3, padding=1, bias=False)
         if cfg.head == "blend":
             self.blend_sharpness = nn.Parameter(torch.tensor(BLEND_SHARPNESS))
         #: channels of the 4 features returned with ``return_features=True`` (deepest first)
@@ -246,9 +246,8 @@ class FusionNet(nn.Module):
             feats.append(x)
         x = self.refinement(x)
         if self.config.head == "blend":
-            logit, detail = self.output(x)[..., :h, :w].unbind(1)
-            weight = torch.sigmoid(self.blend_sharpness * (ir - vi) + logit[:, None])
-            out = weight * ir + (1 - weight) * vi + detail[:, None]
+            weight = torch.sigmoid(self.blend_sharpness * (ir - vi) + self.output(x)[..., :h, :w])
+            out = weight * ir + (1 - weight) * vi
         else:
             out = (self.output(x) + vi_p)[..., :h, :w]
         out = clamp01(out, straight_through=self.training)
