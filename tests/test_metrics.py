@@ -22,8 +22,8 @@ from fusionlab.data import make_pair
 from fusionlab.errors import ConfigError, InvalidTensorError, ShapeMismatchError
 from fusionlab.metrics import (EXTRA_METRICS, METRIC_NAMES, FusionMetrics, compute_metrics, edge_strength_orientation,
                                entropy, evaluate, evaluate_files, fusion_mi, fusion_ssim, fusion_vif, get_convention,
-                               histogram, joint_histogram, mutual_information, pearson, qabf, read_gray, scd, ssim,
-                               to_metric_scale, vif, vif_components)
+                               histogram, joint_histogram, mutual_information, pearson, qabf, read_gray,
+                               rgb255_to_gray, scd, ssim, to_metric_scale, vif, vif_components)
 
 REPO = Path(__file__).resolve().parents[1]
 REL_TOL = {"SSIM": 1e-3, "MSE": 1e-3}  # the issue's tolerances (float32 evaluator); others 1e-4
@@ -97,6 +97,45 @@ def test_reference_values_cli(reference, run_cli):
             assert got["SCD"] is None  # undefined, written as JSON null
 
 
+@pytest.fixture(scope="module")
+def reference_dtpf(reference):
+    """The DTPF repository's own evaluator (Metric_Python) on the same three fused images."""
+    path = reference["_root"] / "reference" / "metrics_00016N_dtpf.json"
+    if not path.is_file():
+        pytest.skip(f"DTPF-evaluator reference values not found at {path}")
+    return {**reference, "values": json.loads(path.read_text())[reference["pair"]]}
+
+
+def _assert_matches_dtpf(got: dict, want: dict, what: str):
+    assert list(got) == list(METRIC_NAMES + EXTRA_METRICS), what
+    for name, v in want.items():
+        tol = 1e-3 if name == "SSIM" else 1e-4  # SSIM: the reference filters in float32
+        rel = abs(got[name] - v) / abs(v)
+        assert rel <= tol, f"{what} {name}: {got[name]} vs reference {v} (rel {rel:.2e})"
+
+
+def test_dtpf_reference_values_api(reference_dtpf):
+    """``convention="dtpf"`` reproduces all 13 values (Nabf included) for the three fusions."""
+    ref, root = reference_dtpf, reference_dtpf["_root"]
+    for kind, fused in ref["fused"].items():
+        got = evaluate_files(root / ref["ir"], root / ref["vi"], root / fused, "all", "dtpf")
+        _assert_matches_dtpf(got, ref["values"][kind], f"API {kind}")
+    # the switches matter on these very files: cddfuse gives other MI (nats), SSIM, MSE, PSNR
+    quirks = ["MI", "SSIM", "MSE", "PSNR"]
+    cdd = evaluate_files(root / ref["ir"], root / ref["vi"], root / ref["fused"]["mean"], quirks)
+    for name in quirks:
+        assert abs(cdd[name] - ref["values"]["mean"][name]) > 0.01 * abs(ref["values"]["mean"][name]), name
+
+
+def test_dtpf_reference_values_cli(reference_dtpf, run_cli):
+    ref, root = reference_dtpf, reference_dtpf["_root"]
+    for kind, fused in ref["fused"].items():
+        code, out, err = run_cli("evaluate", "--ir", root / ref["ir"], "--vi", root / ref["vi"],
+                                 "--fused", root / fused, "--convention", "dtpf", "--metrics", "all")
+        assert code == 0, err
+        _assert_matches_dtpf(json.loads(out), ref["values"][kind], f"CLI {kind}")
+
+
 def test_reading_matches_opencv_formula(reference):
     """cddfuse reading == OpenCV BGR2GRAY on float32 (B*0.114 + G*0.587 + R*0.299) + np.round."""
     root = reference["_root"]
@@ -116,7 +155,7 @@ def test_reading_matches_opencv_formula(reference):
     assert (read_gray(path, "matlab") - got).abs().max() <= 1
 
 
-@pytest.mark.parametrize("convention", ["cddfuse", "matlab"])
+@pytest.mark.parametrize("convention", ["cddfuse", "matlab", "dtpf"])
 def test_to_metric_scale_equals_saved_png(tmp_path, convention):
     t = torch.rand(3, 23, 31)
     t[:, :4] = 0.5 / 255 * torch.arange(4).view(4, 1)  # values at rounding boundaries
@@ -168,7 +207,49 @@ def test_matlab_convention_differences():
         assert mat.loc[0, same] == pytest.approx(cdd.loc[0, same], rel=1e-12), same
 
 
-def _np_nabf(f, a, b):
+def test_dtpf_gray_truncates_np_dot_weights():
+    """dtpf gray = int(0.2989 R + 0.5870 G + 0.1140 B): checked against exact integer arithmetic
+    (every colour whose luma is not an exact integer, where float rounding cannot matter)."""
+    g = torch.Generator().manual_seed(0)
+    rgb = torch.randint(0, 256, (1, 3, 64, 64), generator=g)
+    n = 2989 * rgb[:, 0] + 5870 * rgb[:, 1] + 1140 * rgb[:, 2]
+    got = rgb255_to_gray(rgb, "dtpf")[:, 0]
+    off_integer = n % 10000 != 0
+    assert bool(off_integer.all()) or int((~off_integer).sum()) < 5
+    assert torch.equal(got[off_integer], (n // 10000).float()[off_integer])
+    # weights sum to 0.9999: a gray colour v loses one level (v >= 1) where cddfuse keeps it
+    v = torch.arange(256.0).view(1, 1, 16, 16).repeat(1, 3, 1, 1)
+    assert torch.equal(rgb255_to_gray(v, "dtpf"), (v[:, :1] - 1).clamp(min=0))
+    assert torch.equal(rgb255_to_gray(v, "cddfuse"), v[:, :1])
+
+
+def test_dtpf_convention_against_numpy_formulas():
+    """Each dtpf switch against an independent NumPy statement of the DTPF evaluator's formula."""
+    ir, vi, fused = _triplet(12)
+    d = evaluate(ir[0], vi[0], fused[0], "all", convention="dtpf")
+    mat = evaluate(ir[0], vi[0], fused[0], "all", convention="matlab")
+    f, a, b = (t[0, 0].numpy().astype(np.int64) for t in (fused, ir, vi))
+    h, w = f.shape
+    p = np.histogram(f, bins=256, range=(0, 255))[0] / f.size
+    assert d["EN"] == pytest.approx(-np.sum(p * np.log2(p + 1e-7)), rel=1e-12)
+    assert d["MI"] == pytest.approx(mat["MI"], rel=1e-12)  # bits, like matlab
+    gy, gx = np.gradient(f.astype(np.float64))
+    assert d["AG"] == pytest.approx(np.sum(np.sqrt((gx ** 2 + gy ** 2) / 2)) / ((h - 1) * (w - 1)), rel=1e-12)
+    rf, cf = np.mean(np.diff(f, axis=0) ** 2), np.mean(np.diff(f, axis=1) ** 2)
+    assert d["SF"] == pytest.approx(math.sqrt(rf + cf), rel=1e-12)
+    mse01 = (np.mean((f / 255 - a / 255) ** 2) + np.mean((f / 255 - b / 255) ** 2)) / 2
+    assert d["MSE"] == pytest.approx(mse01, rel=1e-12)
+    assert d["PSNR"] == pytest.approx(20 * math.log10(255 / math.sqrt(mse01)), rel=1e-12)
+    # the quirk: Gaussian SSIM with L = 255 on the images multiplied by 255
+    want = _np_ssim_wang(f * 255.0, a * 255.0, 255.0) + _np_ssim_wang(f * 255.0, b * 255.0, 255.0)
+    assert d["SSIM"] == pytest.approx(want, rel=1e-9)
+    assert d["Nabf"] == pytest.approx(_np_nabf(f, a, b, weight_floor=0.0), rel=1e-9)
+    assert d["Nabf"] != pytest.approx(mat["Nabf"], rel=1e-6)
+    for same in ("SD", "SCD", "VIF", "Qabf", "CC"):
+        assert d[same] == pytest.approx(mat[same], rel=1e-12), same
+
+
+def _np_nabf(f, a, b, weight_floor=0.001):
     """Kumar's analysis_nabf.m, vectorised with NumPy (mirror padding, Sobel / 8)."""
     def grads(x):
         xp = np.pad(x.astype(np.float64), 1, mode="reflect")
@@ -190,7 +271,7 @@ def _np_nabf(f, a, b):
         return np.sqrt(0.9999 / (1 + np.exp(-19 * (rel - 0.5))) * 0.9995 / (1 + np.exp(-22 * (aa - 0.5))))
 
     (gA, aA), (gB, aB) = out["A"], out["B"]
-    wA, wB = np.where(gA >= 2, gA ** 1.5, 0.001), np.where(gB >= 2, gB ** 1.5, 0.001)
+    wA, wB = np.where(gA >= 2, gA ** 1.5, weight_floor), np.where(gB >= 2, gB ** 1.5, weight_floor)
     na = (gF > gA) & (gF > gB)
     return np.sum(na * ((1 - q(gA, aA)) * wA + (1 - q(gB, aB)) * wB)) / np.sum(wA + wB)
 

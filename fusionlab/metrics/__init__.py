@@ -7,7 +7,7 @@ Quick use::
     evaluate(to_metric_scale(ir01), to_metric_scale(vi01), to_metric_scale(fused01))  # DataFrame
 
 One module per family (``statistics``, ``information``, ``correlation``, ``vif``, ``qabf``,
-``ssim``), conventions in ``conventions`` (``"cddfuse"`` default, ``"matlab"``), the entry
+``ssim``), conventions in ``conventions`` (``"cddfuse"`` default, ``"dtpf"``, ``"matlab"``), the entry
 points in ``evaluate``. All metric functions take ``(B, 1, H, W)`` float tensors on 0..255
 and return ``(B,)`` float64 tensors. ``qabf``, ``ssim`` and ``vif`` are the modules here;
 their functions of the same name are ``qabf.qabf``, ``ssim.ssim``, ``vif.vif``. See docs/metrics.md.

@@ -41,7 +41,7 @@ LOWER_IS_BETTER: frozenset[str] = frozenset({"MSE", "Nabf"})
 #: chunks; register your own with ``METRICS.register("Name", obj=fn)``.
 METRICS = Registry("metric")
 
-METRICS.register("EN", obj=lambda f, a, b, c: information.entropy(f, c.en_base))
+METRICS.register("EN", obj=lambda f, a, b, c: information.entropy(f, c.en_base, c.en_log_eps))
 METRICS.register("SD", obj=lambda f, a, b, c: statistics.standard_deviation(f))
 METRICS.register("SF", obj=lambda f, a, b, c: statistics.spatial_frequency(f, c.sf_normalise))
 METRICS.register("AG", obj=lambda f, a, b, c: statistics.average_gradient(f, c.ag_normalise))
@@ -49,12 +49,13 @@ METRICS.register("MI", obj=lambda f, a, b, c: information.fusion_mi(f, a, b, c.m
 METRICS.register("SCD", obj=lambda f, a, b, c: correlation.scd(f, a, b))
 METRICS.register("VIF", obj=lambda f, a, b, c: vif.fusion_vif(f, a, b, nan_value=c.vif_nan))
 METRICS.register("Qabf", obj=lambda f, a, b, c: qabf.qabf(f, a, b))
+# SSIM(s x, s y; L) == SSIM(x, y; L / s): scaling the inputs only rescales the constants
 METRICS.register("SSIM", obj=lambda f, a, b, c: ssim.fusion_ssim(
-    f, a, b, c.ssim_window, c.ssim_data_range, c.ssim_sample_covariance, c.ssim_reduce))
-METRICS.register("MSE", obj=lambda f, a, b, c: statistics.mse(f, a, b))
+    f, a, b, c.ssim_window, c.ssim_data_range / c.ssim_input_scale, c.ssim_sample_covariance, c.ssim_reduce))
+METRICS.register("MSE", obj=lambda f, a, b, c: statistics.mse(f, a, b, c.mse_unit_range))
 METRICS.register("CC", obj=lambda f, a, b, c: correlation.cc(f, a, b))
-METRICS.register("PSNR", obj=lambda f, a, b, c: statistics.psnr(f, a, b, c.psnr_peak))
-METRICS.register("Nabf", obj=lambda f, a, b, c: qabf.nabf(f, a, b))
+METRICS.register("PSNR", obj=lambda f, a, b, c: statistics.psnr(f, a, b, c.psnr_peak, c.mse_unit_range))
+METRICS.register("Nabf", obj=lambda f, a, b, c: qabf.nabf(f, a, b, c.nabf_weight_floor))
 
 #: images per chunk are limited to about this many pixels: the metrics are memory-bound, and
 #: one 640x480 image at a time keeps the ~20 MB of float64 maps near the CPU caches
@@ -109,7 +110,7 @@ def compute_metrics(ir: torch.Tensor, vi: torch.Tensor, fused: torch.Tensor,
 
     Args:
         ir, vi, fused: ``(B, 1, H, W)`` float tensors on 0..255 (same shape and device).
-        metrics: see :func:`resolve_metrics`. convention: ``"cddfuse"`` | ``"matlab"`` | Convention.
+        metrics: see :func:`resolve_metrics`. convention: ``"cddfuse"`` | ``"matlab"`` | ``"dtpf"`` | Convention.
         threads: CPU worker threads (default ``torch.get_num_threads()``); ignored on CUDA.
 
     Returns:
@@ -176,7 +177,8 @@ def evaluate(ir, vi, fused, metrics: str | Iterable[str] | None = None,
         ir, vi, fused: tensors/arrays ``(H, W)`` or ``(1, H, W)`` (one image) or
             ``(B, 1, H, W)`` (a batch), on 0..255.
         metrics: ``None`` (the 12 of :data:`METRIC_NAMES`), ``"all"``, or names.
-        convention: ``"cddfuse"`` (default, reproduces the CDDFuse/DTPF tables) or ``"matlab"``.
+        convention: ``"cddfuse"`` (default, the CDDFuse evaluator), ``"dtpf"`` (the DTPF
+            repository's own evaluator, behind the DTPF paper's tables) or ``"matlab"``.
 
     Returns:
         one image: ``{name: float}`` (NaN where undefined, e.g. SCD when F equals a source);
@@ -345,7 +347,7 @@ class FusionMetrics(torch.nn.Module):
 
     Args:
         metrics: names (default the 12 of :data:`METRIC_NAMES`).
-        convention: ``"cddfuse"`` | ``"matlab"`` | Convention.
+        convention: ``"cddfuse"`` | ``"matlab"`` | ``"dtpf"`` | Convention.
         unit_range: inputs are [0, 1] (gray or RGB) and go through
             :func:`~.conventions.to_metric_scale` first (quantised like a saved PNG).
 

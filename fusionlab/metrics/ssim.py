@@ -11,9 +11,11 @@ Why published SSIMs disagree (all switches of :class:`~.conventions.Convention`)
 * ``data_range`` L: the CDDFuse evaluator calls ``skimage.metrics.structural_similarity``
   on float images without ``data_range``; old scikit-image then used L = 2 (the float
   dtype range -1..1) on 0..255 data, making C1, C2 negligible. That is the convention the
-  DTPF/CDDFuse tables carry (e.g. 0.95 for a mean fusion), and why their values are lower
+  CDDFuse tables carry (e.g. 0.95 for a mean fusion), and why their values are lower
   than with the correct L = 255 (1.53 for the same image). Newer scikit-image refuses
-  float input without ``data_range``;
+  float input without ``data_range``. The DTPF evaluator has its own version of the same
+  accident: L = 255, but on integer images multiplied by 255 (0..65025), i.e. L = 1 on
+  0..255 (``Convention.ssim_input_scale``; 0.938 for that mean fusion);
 * ``reduce``: sum of the two (cddfuse; hence "SSIM" values above 1 in medical tables) or
   their mean (MATLAB toolkits).
 

@@ -199,21 +199,26 @@ plt.show()
 # %% [markdown]
 # ## 8. Why papers' numbers disagree: conventions
 #
-# Two evaluators, same images, different numbers. `fusionlab.metrics` names every switch in a
-# `Convention`: `cddfuse` (the Python evaluator most 2023-2025 IR-VI papers use, including
-# DTPF) and `matlab` (the classic MATLAB toolkits). Differences: gray conversion and rounding,
-# MI in nats vs bits, SF/AG normalisation, SSIM window/range/averaging, PSNR peak.
+# Three evaluators, same images, different numbers. `fusionlab.metrics` names every switch in
+# a `Convention`: `cddfuse` (CDDFuse's `utils/Evaluator.py`, the Python evaluator many
+# 2023-2025 IR-VI papers use), `dtpf` (the DTPF repository's own `Metric_Python`, which
+# computed the DTPF paper's tables) and `matlab` (the classic MATLAB toolkits). Differences:
+# gray conversion and rounding (`dtpf` truncates), MI in nats vs bits, SF/AG normalisation,
+# SSIM window/range/averaging, MSE scale and PSNR peak. Here all three get the same gray
+# images, so only the metric switches show.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-both = pd.concat({"cddfuse": table, "matlab": scores(fusions, "matlab")}, axis=1).swaplevel(axis=1)
+both = pd.concat({"cddfuse": table, "dtpf": scores(fusions, "dtpf"), "matlab": scores(fusions, "matlab")},
+                 axis=1).swaplevel(axis=1)
 both[["MI", "SF", "AG", "SSIM", "PSNR"]].round(3)
 
 # %% [markdown]
-# MI differs by a factor ln 2 (nats vs bits), SSIM by almost a factor 2 (sum vs mean) and
-# more (range 2 vs 255, window), SF/AG by their normalisation. When you compare with a paper,
-# check which evaluator it used; fusionlab reports `cddfuse` by default because the DTPF
-# tables do.
+# MI differs by a factor ln 2 (nats in `cddfuse`, bits in `dtpf` and `matlab`), SSIM by
+# almost a factor 2 (sum vs mean) and more (range, window), SF/AG by their normalisation,
+# and `dtpf`'s PSNR is 48.13 dB higher (its MSE is on the [0, 1] scale, its peak 255). When
+# you compare with a paper, check which evaluator it used: the DTPF tables need `dtpf`,
+# CDDFuse's need `cddfuse` (the default here).
 
 # %% [markdown]
 # ## 9. Gaming the no-reference metrics
@@ -231,8 +236,9 @@ gamed[["EN", "SD", "SF", "AG", "VIF", "Qabf", "SSIM"]].round(3)
 # ## 10. Do we match the papers' evaluator?
 #
 # The shared folder holds reference values computed with the CDDFuse evaluator for MSRS
-# 00016N fused three ways (8-bit PNG files). Reading the same files with
-# `fusionlab.metrics.evaluate_files` reproduces them to float32 rounding:
+# 00016N fused three ways (8-bit PNG files), and the DTPF evaluator's values for the same
+# files. Reading the files with `fusionlab.metrics.evaluate_files` and the matching
+# convention reproduces both (SSIM to 1e-5: the DTPF evaluator filters in float32):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -243,13 +249,22 @@ from fusionlab.metrics import evaluate_files
 ref_json = shared.parent / "reference" / "metrics_00016N.json" if shared is not None else None
 if ref_json is not None and ref_json.is_file():
     ref = json.loads(ref_json.read_text())
+    dtpf_json = ref_json.with_name("metrics_00016N_dtpf.json")
+    expected = {"cddfuse": ref["values"]}
+    if dtpf_json.is_file():
+        expected["dtpf"] = json.loads(dtpf_json.read_text())[ref["pair"]]
     rows = {}
-    for method, rel in ref["fused"].items():
-        got = evaluate_files(shared.parent / ref["ir"], shared.parent / ref["vi"], shared.parent / rel)
-        rows[method] = {m: abs(got[m] - v) / max(abs(v), 1e-12) for m, v in ref["values"][method].items()
-                        if v is not None}
+    for convention, values in expected.items():
+        for method, rel in ref["fused"].items():
+            got = evaluate_files(shared.parent / ref["ir"], shared.parent / ref["vi"], shared.parent / rel,
+                                 "all", convention)
+            rows[(convention, method)] = {m: abs(got[m] - v) / max(abs(v), 1e-12)
+                                          for m, v in values[method].items() if v is not None}
     err = pd.DataFrame(rows).T
-    print(f"largest relative error over {err.size} values: {err.max().max():.1e}")
+    for convention in expected:
+        e = err.loc[convention]
+        print(f"{convention}: largest relative error over {int(e.notna().sum().sum())} values: "
+              f"{e.max().max():.1e} ({e.max().idxmax()})")
 else:
     print("shared reference values not found: skipped (set FUSIONLAB_SHARED to run this check)")
 
