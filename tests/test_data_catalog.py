@@ -511,3 +511,21 @@ def test_fuse_data_accepts_a_dataset_name(home, tiny, run_cli, tmp_path, one_thr
     assert sorted(p.name for p in out.iterdir()) == [f"{n}.png" for n in NAMES]
     code, _, err = run_cli("fuse", "--data", "tiny/train", "--out", out, "--model", "dtpf_student_tiny")
     assert code == 1 and "no split 'train'" in err.strip().splitlines()[-1]
+
+
+def test_ambiguous_names_and_escaping_members(home, tiny, tmp_path, monkeypatch):
+    from fusionlab.errors import DatasetError
+
+    members = _members()
+    members["tiny-0123abc/imgs/infrared/a01.jpg"] = members["tiny-0123abc/imgs/infrared/a01.png"]
+    with pytest.raises(DatasetError, match=r"test: .*a01\.\w+: ambiguous.*nothing was installed"):
+        install_archive(tiny, _write(tmp_path / "amb.zip", _zip(members)))
+    assert not (home / "tiny").exists()
+
+    members = _members()
+    members["../../escape/imgs/infrared/a01.png"] = b"x"  # path traversal attempts are not followed
+    tgz = _write(tmp_path / "esc.tar.gz", _targz(members))
+    report = install_archive(tiny, tgz)
+    assert report.pairs == {"test": 3}
+    assert not (home.parent / "escape").exists() and not (tmp_path.parent / "escape").exists()
+    assert (home / "tiny" / "test" / "ir" / "a01.png").read_bytes() != b"x"

@@ -208,6 +208,7 @@ def _fetch(args) -> int:
         if not dest.exists():
             print(f"downloading {url}\n  to {dest}" + (" (resuming)" if Path(str(dest) + ".part").exists() else ""))
             download(url, dest, sha256=sha, timeout=args.timeout, retries=args.retries, progress=not args.quiet)
+            print(f"downloaded {dest.stat().st_size / 2**20:.1f} MB")
             if sha:
                 print(f"sha256 ok ({sha})")
         try:

@@ -45,7 +45,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from ..errors import DatasetError, EmptyInputError
+from ..errors import DatasetError, EmptyInputError, MissingPairError
 from .catalog import DatasetInfo, installed_root, shared_root
 from .paired import find_pairs, resolve_layout
 
@@ -242,7 +242,7 @@ def _extract(archive: Path, wanted: dict[str, str], tmp: Path) -> dict[str, int]
     """Copy the image files of the wanted archive folders to ``tmp/<split>/<modality>/``."""
     counts: dict[str, int] = {}
     for name, is_file, open_member in _members(archive):
-        folder, _, fname = name.rstrip("/").rpartition("/")
+        folder, _, fname = name.replace("\\", "/").rstrip("/").rpartition("/")
         canon = _canonical_folder(folder, wanted)
         if not (is_file and canon and _is_image_name(fname)):
             continue
@@ -295,7 +295,10 @@ def install_archive(info: DatasetInfo, archive: str | os.PathLike, *, force: boo
                 f = (sa.get(stem) or sb.get(stem))
                 report.skipped.append(f"{split.name}/{f.parent.name}/{f.name}")
                 f.unlink()
-            n = len(set(sa) & set(sb))
+            try:  # the same strict reader as every other command (ambiguous stems fail here)
+                n = len(find_pairs(da, db))
+            except (MissingPairError, EmptyInputError) as e:
+                raise DatasetError(f"{archive}: {split.name}: {e}; nothing was installed") from None
             if split.pairs is not None and n != split.pairs:
                 raise DatasetError(f"{archive}: {n} {split.name} pairs, expected {split.pairs} "
                                    f"(wrong or incomplete archive); nothing was installed")
