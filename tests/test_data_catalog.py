@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fusionlab.data import catalog
-from fusionlab.data.catalog import DATASETS, Archive, DatasetInfo, Split
-from fusionlab.data.fetch import download, install_archive, verify_dataset
+from fusionlab.datasets import catalog
+from fusionlab.datasets.catalog import DATASETS, Archive, DatasetInfo, Split
+from fusionlab.datasets.fetch import download, install_archive, verify_dataset
 
 NAMES = ("a01", "a02", "b03")  # three pairs; plus one unpaired IR file in every archive
 

@@ -53,8 +53,8 @@ def _status(info) -> str:
     """Short 'on this machine' text: installed, shared subset, or '-'."""
     import json
 
-    from ..data.catalog import installed_root, shared_root
-    from ..data.fetch import INFO_FILE
+    from ..datasets.catalog import installed_root, shared_root
+    from ..datasets.fetch import INFO_FILE
 
     root = installed_root(info)
     if root.is_dir():
@@ -70,9 +70,9 @@ def _status(info) -> str:
 
 
 def _count_files(folder) -> int:
-    from ..io import list_images
+    from ..datasets.fetch import count_images
 
-    return len(list_images(folder)) if folder.is_dir() else 0
+    return count_images(folder)
 
 
 def _layout(info) -> str:
@@ -82,7 +82,7 @@ def _layout(info) -> str:
 
 def manual_steps(info) -> list[str]:
     """The numbered steps that install ``info`` by hand (shown by ``fetch`` and ``info``)."""
-    from ..data.catalog import installed_root
+    from ..datasets.catalog import installed_root
 
     root = installed_root(info)
     steps = [f"{n}. {s}" for n, s in enumerate(info.manual_steps, 1)]
@@ -101,7 +101,7 @@ def manual_steps(info) -> list[str]:
 
 # ----------------------------------------------------------------------------- actions
 def _list(args) -> int:
-    from ..data.catalog import DATASETS, data_home
+    from ..datasets.catalog import DATASETS, data_home
 
     rows = [("name", "task", "pairs", "download", "on this machine")]
     for name in DATASETS.names():
@@ -116,7 +116,7 @@ def _list(args) -> int:
 
 
 def _info(args) -> int:
-    from ..data.catalog import get_dataset, installed_root, shared_root
+    from ..datasets.catalog import get_dataset, installed_root, shared_root
 
     info = get_dataset(args.name)
     print(f"{info.name}: {info.title}")
@@ -152,8 +152,8 @@ def _fetch(args) -> int:
     import sys
     from pathlib import Path
 
-    from ..data.catalog import data_home, get_dataset, installed_root
-    from ..data.fetch import download, install_archive, sha256_file, verify_dataset
+    from ..datasets.catalog import data_home, get_dataset, installed_root
+    from ..datasets.fetch import download, install_archive, sha256_file, verify_dataset
     from ..errors import DatasetError, EmptyInputError, MissingPairError, UsageError
 
     info = get_dataset(args.name)
@@ -231,8 +231,8 @@ def _fetch(args) -> int:
 def _verify(args) -> int:
     from pathlib import Path
 
-    from ..data.catalog import DATASETS, split_spec
-    from ..data.fetch import verify_dataset, verify_folder
+    from ..datasets.catalog import DATASETS, split_spec
+    from ..datasets.fetch import verify_dataset, verify_folder
     from ..errors import DatasetError
 
     target = args.target

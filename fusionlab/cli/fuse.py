@@ -33,7 +33,7 @@ def _resolve_pairs(args):
     from pathlib import Path
 
     from ..data import find_pairs, resolve_layout
-    from ..data.catalog import resolve_data_arg
+    from ..datasets import resolve_data_arg
     from ..errors import UsageError
 
     if args.data:

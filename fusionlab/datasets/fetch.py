@@ -1,4 +1,4 @@
-"""Download, unpack and verify the datasets of :mod:`fusionlab.data.catalog`.
+"""Download, unpack and verify the datasets of :mod:`fusionlab.datasets.catalog`.
 
 Guarantees (what ``fusionlab data fetch`` relies on):
 
@@ -47,7 +47,20 @@ from tqdm import tqdm
 
 from ..errors import DatasetError, EmptyInputError, MissingPairError
 from .catalog import DatasetInfo, installed_root, shared_root
-from .paired import find_pairs, resolve_layout
+
+
+def find_pairs(first: Path, second: Path):
+    """:func:`fusionlab.data.paired.find_pairs` (strict), imported on use: it brings torch."""
+    from ..data.paired import find_pairs as strict_find_pairs
+
+    return strict_find_pairs(first, second)
+
+
+def resolve_layout(root: Path) -> tuple[Path, Path]:
+    """:func:`fusionlab.data.paired.resolve_layout`, imported on use (see :func:`find_pairs`)."""
+    from ..data.paired import resolve_layout as layout
+
+    return layout(root)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # as fusionlab.io
 MANIFEST = "MANIFEST.csv"
@@ -314,6 +327,11 @@ def install_archive(info: DatasetInfo, archive: str | os.PathLike, *, force: boo
         return report
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def count_images(folder: Path) -> int:
+    """Image files directly in ``folder`` (hidden files skipped), without reading them."""
+    return sum(1 for f in folder.iterdir() if f.is_file() and _is_image_name(f.name)) if folder.is_dir() else 0
 
 
 def _stems(folder: Path) -> dict[str, Path]:
