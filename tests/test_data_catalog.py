@@ -247,7 +247,7 @@ def test_interrupted_download_keeps_part_and_next_run_resumes(home, tiny, server
 
     code, out, err = run_cli("data", "fetch", "tiny", "--retries", "0")
     assert code == 0, err
-    assert "(resuming)" in out
+    assert "(resuming after 1000 bytes)" in out
     assert server.requests[-1]["range"] == "bytes=1000-"
     assert len((home / "tiny" / "MANIFEST.csv").read_text().splitlines()) == 7
     assert _leftovers(home) == []

@@ -153,7 +153,7 @@ def _fetch(args) -> int:
     from pathlib import Path
 
     from ..datasets.catalog import data_home, get_dataset, installed_root
-    from ..datasets.fetch import download, install_archive, sha256_file, verify_dataset
+    from ..datasets.fetch import download, install_archive, resumable_bytes, sha256_file, verify_dataset
     from ..errors import DatasetError, EmptyInputError, MissingPairError, UsageError
 
     info = get_dataset(args.name)
@@ -171,6 +171,8 @@ def _fetch(args) -> int:
     if args.archive and args.url:
         raise UsageError("give --archive FILE or --url URL, not both")
 
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"{root}: exists and is not a folder (move it away)")
     if root.exists() and not args.force:
         try:
             report = verify_dataset(info, hashes=False)
@@ -206,7 +208,8 @@ def _fetch(args) -> int:
         if dest.exists() and not (sha and sha256_file(dest) == sha):
             dest.unlink()  # a kept archive is reused only when its sha256 is known and matches
         if not dest.exists():
-            print(f"downloading {url}\n  to {dest}" + (" (resuming)" if Path(str(dest) + ".part").exists() else ""))
+            have = resumable_bytes(url, dest)
+            print(f"downloading {url}\n  to {dest}" + (f" (resuming after {have} bytes)" if have else ""))
             download(url, dest, sha256=sha, timeout=args.timeout, retries=args.retries, progress=not args.quiet)
             print(f"downloaded {dest.stat().st_size / 2**20:.1f} MB")
             if sha:

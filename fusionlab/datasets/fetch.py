@@ -31,7 +31,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import sys
 import tarfile
 import tempfile
@@ -48,6 +47,11 @@ from tqdm import tqdm
 from ..errors import DatasetError, EmptyInputError, MissingPairError
 from .catalog import DatasetInfo, installed_root, shared_root
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # as fusionlab.io
+MANIFEST = "MANIFEST.csv"
+INFO_FILE = "fusionlab-dataset.json"
+CHUNK = 1 << 16
+
 
 def find_pairs(first: Path, second: Path):
     """:func:`fusionlab.data.paired.find_pairs` (strict), imported on use: it brings torch."""
@@ -61,11 +65,6 @@ def resolve_layout(root: Path) -> tuple[Path, Path]:
     from ..data.paired import resolve_layout as layout
 
     return layout(root)
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # as fusionlab.io
-MANIFEST = "MANIFEST.csv"
-INFO_FILE = "fusionlab-dataset.json"
-CHUNK = 1 << 16
 
 
 def _one_line(e: BaseException) -> str:
@@ -113,7 +112,7 @@ def _download_once(url: str, part: Path, meta: Path, timeout: float, progress: b
         raise DatasetError(f"{url}: HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:
         raise _Retry(f"cannot connect ({_one_line(e.reason if hasattr(e, 'reason') else e)})") from None
-    except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException) as e:
+    except (OSError, http.client.HTTPException) as e:
         raise _Retry(_one_line(e)) from None
     with resp:
         if resp.status == 206:
@@ -135,17 +134,31 @@ def _download_once(url: str, part: Path, meta: Path, timeout: float, progress: b
                 while True:
                     try:
                         block = resp.read(CHUNK)
-                    except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException) as e:
-                        raise _Retry(f"connection lost ({_one_line(e) or type(e).__name__})") from None
+                    except (OSError, http.client.HTTPException) as e:  # reset, timeout, TLS, short read
+                        raise _Retry(f"connection lost ({_one_line(e)})") from None
                     if not block:
                         break
-                    f.write(block)
+                    try:
+                        f.write(block)
+                    except OSError as e:
+                        raise DatasetError(f"{part}: cannot write ({_one_line(e)}); free space and run "
+                                           "the same command again to resume") from None
                     bar.update(len(block))
         finally:
             bar.close()
     size = part.stat().st_size
     if total is not None and size < total:
         raise _Retry(f"connection closed after {size} of {total} bytes")
+
+
+def resumable_bytes(url: str, dest: str | os.PathLike) -> int:
+    """Bytes of ``url`` already in ``dest.part`` that :func:`download` will resume from."""
+    part, meta = Path(f"{dest}.part"), Path(f"{dest}.part.json")
+    try:
+        same = json.loads(meta.read_text()).get("url") == url
+    except (OSError, ValueError):
+        return 0
+    return part.stat().st_size if same and part.exists() else 0
 
 
 def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, timeout: float = 60.0,
