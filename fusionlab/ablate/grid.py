@@ -18,7 +18,7 @@ A grid file (``ablations/<name>.yaml``) describes one ablation of the paper::
     seeds: [0, 1]                        # a grid axis: mean +- std over seeds
     presets:                             # overrides per preset (ci = seconds per run)
       ci: {eval_pairs: 2}
-      full: {data: ${FUSIONLAB_DATA}/MSRS/train, seeds: [0, 1, 2]}
+      full: {data: ${FUSIONLAB_DATA}/msrs/train, seeds: [0, 1, 2]}
 
 The params of one run are ``base | {preset: P} | presets[P] | row.params |
 row.presets[P] | axes | {seed}`` (later wins). Its id is a hash of those params (key order does not matter), so a run that

@@ -16,7 +16,8 @@ import os
 import sys
 import traceback
 
-COMMANDS = ("demo", "fuse", "evaluate", "caption", "train", "distill", "ablate", "report", "profile")
+COMMANDS = ("demo", "fuse", "evaluate", "caption", "train", "distill", "ablate", "report", "profile",
+            "data")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -15,7 +15,8 @@ def add_arguments(p) -> None:
     src = p.add_argument_group("inputs")
     src.add_argument("--ir", help="infrared image file or folder")
     src.add_argument("--vi", help="visible image file or folder (same kind as --ir)")
-    src.add_argument("--data", help="dataset root with ir/ + vi/ (or <ct|pet|spect>/ + mri/) instead of --ir/--vi")
+    src.add_argument("--data", help="dataset root with ir/ + vi/ (or <ct|pet|spect>/ + mri/) instead of --ir/--vi, "
+                                    "or a dataset name such as msrs or msrs/train (see 'fusionlab data list')")
     p.add_argument("--out", required=True, help="output folder for the fused PNGs")
     p.add_argument("--checkpoint", help="model checkpoint (.pt) written by fusionlab")
     p.add_argument("--model", help="variant name: with --checkpoint, the expected architecture; "
@@ -32,12 +33,14 @@ def _resolve_pairs(args):
     from pathlib import Path
 
     from ..data import find_pairs, resolve_layout
+    from ..datasets import resolve_data_arg
     from ..errors import UsageError
 
     if args.data:
         if args.ir or args.vi:
             raise UsageError("give either --data or --ir/--vi, not both")
-        return find_pairs(*resolve_layout(args.data))
+        # a name that is not an existing path resolves through the dataset registry
+        return find_pairs(*resolve_layout(resolve_data_arg(args.data)))
     if not (args.ir and args.vi):
         raise UsageError("give --ir and --vi (files or folders), or --data ROOT")
     ir, vi = Path(args.ir), Path(args.vi)
