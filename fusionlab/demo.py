@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 DEMO_METRICS = ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM")
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "student_synthetic.pt"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "student_real.pt"
 
 
 def baseline_fusions(ir: torch.Tensor, vi: torch.Tensor) -> dict[str, torch.Tensor]:

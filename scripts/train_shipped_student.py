@@ -62,13 +62,19 @@ def configs(args):
     recipe = yaml.safe_load(Path(args.recipe).read_text())
     out = Path(args.out)
     t = dict(recipe["teacher"], out_dir=str(out / "teacher"))
-    s = dict(recipe["student"], out_dir=str(out / "student"), teacher=str(out / "teacher" / "best.pt"))
+    s = dict(recipe["student"], out_dir=str(out / "student"), teacher=str(selected(out / "teacher", t)))
     for d, steps in ((t, args.teacher_steps), (s, args.student_steps)):
         if steps:
             d["steps"] = steps
         if args.threads:
             d["threads"] = args.threads
     return TrainConfig.from_dict(t, "teacher"), TrainConfig.from_dict(s, "student")
+
+
+def selected(run_dir: Path, cfg: dict) -> Path:
+    """The checkpoint a stage hands on: ``best.pt`` (chosen on validation) when the recipe sets
+    ``select_metric``, else the last step's ``model.pt``."""
+    return run_dir / ("best.pt" if cfg.get("select_metric") else "model.pt")
 
 
 def run_stage(cfg, resume: bool):
@@ -84,6 +90,8 @@ def run_stage(cfg, resume: bool):
 
 
 def evaluate(student_path: Path, teacher_path: Path, folder: str, threads: int) -> dict:
+    """Student, teacher, the untrained student (its starting point: with a zero output
+    convolution the blend head is a soft pixel maximum) and the pixel baselines on ``folder``."""
     import torch
 
     from fusionlab.data import PairedFolder
@@ -92,10 +100,16 @@ def evaluate(student_path: Path, teacher_path: Path, folder: str, threads: int) 
     from fusionlab.train import baseline, evaluate_fuser, model_fuser, val_items
     from fusionlab.train.trainer import torch_threads
 
-    student, _ = load_checkpoint(student_path)
+    from fusionlab.models import create_model
+    from fusionlab.train.trainer import zero_init_head
+
+    student, info = load_checkpoint(student_path)
     teacher, _ = load_checkpoint(teacher_path)
+    untrained = create_model(info["model"], **info["config"])
+    zero_init_head(untrained)
     items = val_items([PairedFolder(folder)], None, None)
     fusers = {"student (real data)": model_fuser(student), "teacher (oracle text 'normal')": model_fuser(teacher),
+              "student untrained (starting point)": model_fuser(untrained),
               "visible only": lambda it: to_luma(it["vi"]),
               "pixel mean": lambda it: baseline("mean")(it["ir"], to_luma(it["vi"])),
               "pixel max": lambda it: baseline("max")(it["ir"], to_luma(it["vi"]))}
@@ -112,8 +126,8 @@ def main(argv=None) -> int:
     teacher, student = configs(args)
     run_stage(teacher, args.resume)
     run_stage(student, args.resume)
-    trained = Path(student.out_dir) / "best.pt"  # selected on validation pairs only
-    trained_teacher = Path(teacher.out_dir) / "best.pt"
+    trained = selected(Path(student.out_dir), {"select_metric": student.select_metric})  # validation only
+    trained_teacher = selected(Path(teacher.out_dir), {"select_metric": teacher.select_metric})
     result = {"recipe": {k: v for k, v in vars(args).items() if k not in ("out", "install", "resume")}}
     result["evaluation"] = []
     for folder in args.eval_data:

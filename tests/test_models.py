@@ -422,6 +422,48 @@ def test_cli_fuse_real_msrs_pair_in_colour(shared_dir, tmp_path, run_cli):
     assert fused.shape == read_image(vi).shape and fused.shape[0] == 3
 
 
+@pytest.mark.parametrize("subset", ["msrs", "roadscene"])
+def test_shipped_student_beats_pixel_mean_on_real_pairs(shared_dir, tmp_path, run_cli, subset):
+    """The default checkpoint (trained on real pairs) through the CLI, scored from the files:
+    on 3 real test pairs per subset it beats pixel mean on VIF and Qabf, with warm IR targets
+    kept (its luma is never below the IR where the IR is brighter than the visible image)."""
+    import pandas as pd
+
+    from fusionlab.cli.fuse import DEFAULT_CHECKPOINT
+    from fusionlab.io import read_image, to_luma
+    from fusionlab.metrics import evaluate, to_metric_scale
+
+    assert DEFAULT_CHECKPOINT.endswith("student_real.pt")
+    root = shared_dir / "data" / subset / "test"
+    names = sorted(p.stem for p in (root / "ir").iterdir())[:3]
+    data = tmp_path / "data"
+    for n in names:  # a 3-pair dataset in the usual layout
+        for mod in ("ir", "vi"):
+            src = next((root / mod).glob(f"{n}.*"))
+            (data / mod).mkdir(parents=True, exist_ok=True)
+            (data / mod / src.name).symlink_to(src)
+    code, _, err = run_cli("fuse", "--data", data, "--out", tmp_path / "fused")
+    assert code == 0, err
+    code, out, err = run_cli("evaluate", "--ir", data / "ir", "--vi", data / "vi", "--fused", tmp_path / "fused",
+                             "--format", "csv", "--out", tmp_path / "m.csv")
+    assert code == 0, err
+    table = pd.read_csv(tmp_path / "m.csv")
+    student = table.set_index(table.columns[0]).loc["mean"]
+    means, kept = [], []
+    for n in names:  # pairs differ in size (RoadScene): one at a time
+        ir = read_image(next((data / "ir").glob(f"{n}.*")))[None]
+        vi_y = to_luma(read_image(next((data / "vi").glob(f"{n}.*")))[None])
+        means.append(evaluate(to_metric_scale(ir), to_metric_scale(vi_y), to_metric_scale((ir + vi_y) / 2),
+                              metrics=["VIF", "Qabf"]).iloc[0])
+        fused_y = to_luma(read_image(tmp_path / "fused" / f"{n}.png")[None])
+        warm = ir > vi_y + 0.2  # warm targets: IR much brighter than the visible image
+        kept.append(fused_y[warm] >= ir[warm] - 0.1)
+    mean = pd.DataFrame(means).mean()
+    assert student["VIF"] > mean["VIF"] + 0.1 and student["Qabf"] > mean["Qabf"] + 0.1, (student, mean)
+    kept = torch.cat(kept)
+    assert kept.numel() > 100 and kept.float().mean() > 0.9
+
+
 def test_cli_profile(run_cli, tmp_path):
     code, out, err = run_cli("profile", "--models", "dtpf_teacher_tiny", "dtpf_student_tiny", "--size", "32x32",
                              "--repeats", "1", "--no-memory", "--json", tmp_path / "p.json")

@@ -4,11 +4,11 @@ from __future__ import annotations
 HELP = "fuse infrared + visible images (files or folders) into colour PNGs"
 DESCRIPTION = (
     "Fuse IR/VI pairs with a trained checkpoint (default: the shipped student, "
-    "fusionlab/assets/student_synthetic.pt) or an untrained --model. Folders are paired by "
+    "fusionlab/assets/student_real.pt, trained on real pairs) or an untrained --model. Folders are paired by "
     "file name stem; outputs are PNGs named like the inputs, in colour when the visible "
     "image is colour (its CbCr is kept).")
 
-DEFAULT_CHECKPOINT = "assets/student_synthetic.pt"  # relative to the fusionlab package
+DEFAULT_CHECKPOINT = "assets/student_real.pt"  # relative to the fusionlab package
 
 
 def add_arguments(p) -> None:

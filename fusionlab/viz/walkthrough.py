@@ -156,7 +156,7 @@ def load_student(checkpoint: str | os.PathLike | None = None, fallback: str = "d
                  verbose: bool = True):
     """The distilled student for demos: ``(model, note)``.
 
-    Loads ``checkpoint`` (default: the shipped ``fusionlab/assets/student_synthetic.pt``). If
+    Loads ``checkpoint`` (default: the shipped ``fusionlab/assets/student_real.pt``). If
     that file is absent (a fresh checkout before the asset is built), returns an UNTRAINED
     ``fallback`` model instead, and says so - its fusions are then close to the visible image.
     """

@@ -17,7 +17,7 @@ import os
 
 preset = os.environ.get("FUSIONLAB_PRESET", "laptop")
 data_root = None  # None: real shared subset if present, else synthetic; or a folder with ir/ + vi/
-checkpoint = None  # None: the shipped student (fusionlab/assets/student_synthetic.pt)
+checkpoint = None  # None: the shipped student (fusionlab/assets/student_real.pt, trained on real pairs)
 out_dir = None  # None: ./quickstart_output (a temporary folder in the ci preset)
 
 # %%
