@@ -29,7 +29,7 @@ import torch
 from ..device import default_device
 from ..errors import ConfigError, ModelUnavailableError
 from ..io import to_uint8
-from .cache import models_dir
+from ..dirs import models_dir
 from .captioners import Captioner
 from .captions import format_caption, parse_event_type
 

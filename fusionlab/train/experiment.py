@@ -37,7 +37,6 @@ Params (all optional; unknown keys or bad values raise ConfigError):
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -45,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..dirs import cache_dir, file_lock
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_text
 from ..presets import PRESETS, get_preset
@@ -207,24 +207,8 @@ def teacher_key(cfg: TrainConfig) -> str:
 
 
 def teacher_cache_dir() -> Path:
-    """``$FUSIONLAB_CACHE/teachers`` (default ``~/.cache/fusionlab/teachers``)."""
-    from ..text.cache import cache_root
-
-    return cache_root() / "teachers"
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    """Exclusive lock so parallel runs of a grid train a shared teacher only once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        try:
-            import fcntl
-
-            fcntl.flock(f, fcntl.LOCK_EX)
-        except ImportError:  # pragma: no cover - Windows: no locking, the worst case is training twice
-            pass
-        yield
+    """``<cache_dir>/teachers`` (``$FUSIONLAB_CACHE``, see :mod:`fusionlab.dirs`)."""
+    return cache_dir() / "teachers"
 
 
 def cached_teacher(cfg: TrainConfig) -> tuple[Path, dict]:
@@ -234,7 +218,7 @@ def cached_teacher(cfg: TrainConfig) -> tuple[Path, dict]:
     key = teacher_key(cfg)
     folder = teacher_cache_dir() / key
     final = folder / "model.pt"
-    with _file_lock(teacher_cache_dir() / f"{key}.lock"):
+    with file_lock(teacher_cache_dir() / f"{key}.lock"):  # parallel runs train it once
         if final.is_file():
             return final, {"cached": True, "key": key}
         cfg = cfg.replace(out_dir=str(folder))
@@ -264,12 +248,11 @@ def cached_projector(preset: str, seed: int = 0, text_dim: int = 512) -> Path:
     default ``text_prior``), so the ``projector`` row of the text-prior ablation compares
     like with like; saved as ``$FUSIONLAB_CACHE/projectors/<preset>-s<seed>-d<dim>.pt``.
     """
-    from ..text.cache import cache_root
     from ..text.projector import save_projector, train_projector
 
-    folder = cache_root() / "projectors"
+    folder = cache_dir() / "projectors"
     path = folder / f"{preset}-s{seed}-d{text_dim}.pt"
-    with _file_lock(folder / f"{path.stem}.lock"):
+    with file_lock(folder / f"{path.stem}.lock"):
         if path.is_file():
             return path
         sched = PROJECTOR_SCHEDULE[preset]
