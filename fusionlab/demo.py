@@ -22,16 +22,9 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "student_synth
 
 def baseline_fusions(ir: torch.Tensor, vi: torch.Tensor) -> dict[str, torch.Tensor]:
     """Pixel-mean and pixel-max fusion in Y (VI colour kept): ``(B,1,H,W)``, ``(B,C,H,W)`` -> ``(B,C,H,W)``."""
-    from .io import rgb_to_ycbcr, ycbcr_to_rgb
+    from .color import fuse_in_luma
 
-    def _recolour(y: torch.Tensor) -> torch.Tensor:
-        if vi.shape[1] == 1:
-            return y
-        ycc = rgb_to_ycbcr(vi)
-        return ycbcr_to_rgb(torch.cat([y, ycc[:, 1:]], 1))
-
-    y = rgb_to_ycbcr(vi)[:, :1] if vi.shape[1] == 3 else vi
-    return {"mean": _recolour((ir + y) / 2), "max": _recolour(torch.maximum(ir, y))}
+    return {"mean": fuse_in_luma(lambda a, b: (a + b) / 2, ir, vi), "max": fuse_in_luma(torch.maximum, ir, vi)}
 
 
 def run_demo(out: str | Path = "demo_output", n: int = 6, size: tuple[int, int] = (240, 320),

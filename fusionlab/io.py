@@ -1,5 +1,6 @@
-"""Image I/O in one place: reading (8/16-bit, gray, RGB, RGBA, palette), colour
-conversion (RGB <-> YCbCr via kornia) and atomic writing.
+"""Image I/O in one place: reading (8/16-bit, gray, RGB, RGBA, palette), PNG encoding and
+atomic writing (colour conversion lives in :mod:`fusionlab.color`; its functions are
+importable from here too).
 
 Conventions used throughout fusionlab:
 
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .color import rgb_to_ycbcr, to_luma, ycbcr_to_rgb  # noqa: F401  (re-exported: fusionlab.io.to_luma)
 from .errors import ImageReadError, ImageTooLargeError, InvalidTensorError, OutputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -139,30 +141,6 @@ def is_grayscale_rgb(img: torch.Tensor, tol: float = 1.0 / 255) -> bool:
         (img[..., 0:1, :, :] - img[..., 1:2, :, :]).abs().max() <= tol
         and (img[..., 0:1, :, :] - img[..., 2:3, :, :]).abs().max() <= tol
     )
-
-
-# ----------------------------------------------------------------------------- colour
-def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
-    """RGB ``(*, 3, H, W)`` in [0, 1] -> YCbCr ``(*, 3, H, W)`` (Y in [0, 1], Cb/Cr centred at 0.5)."""
-    import kornia
-
-    return kornia.color.rgb_to_ycbcr(rgb)
-
-
-def ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
-    """YCbCr ``(*, 3, H, W)`` -> RGB ``(*, 3, H, W)`` clamped to [0, 1]."""
-    import kornia
-
-    return kornia.color.ycbcr_to_rgb(ycbcr).clamp(0.0, 1.0)
-
-
-def to_luma(img: torch.Tensor) -> torch.Tensor:
-    """``(*, 1|3, H, W)`` -> ``(*, 1, H, W)`` Y channel (identity for gray)."""
-    if img.shape[-3] == 1:
-        return img
-    if img.shape[-3] != 3:
-        raise InvalidTensorError(f"expected 1 or 3 channels, got shape {tuple(img.shape)}")
-    return rgb_to_ycbcr(img)[..., :1, :, :]
 
 
 def check_finite(t: torch.Tensor, what: str = "tensor") -> torch.Tensor:

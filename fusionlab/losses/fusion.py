@@ -25,6 +25,7 @@ import kornia
 import torch
 import torch.nn as nn
 
+from ..color import merge_luma, split_luma, to_luma
 from ..errors import ConfigError, InvalidTensorError
 
 #: Loss components, in the order they are logged.
@@ -58,11 +59,6 @@ def _check(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> None:
             f"fused {tuple(fused.shape)}, ir {tuple(ir.shape)} and vi {tuple(vi.shape)} must share batch and size")
 
 
-def _luma(x: torch.Tensor) -> torch.Tensor:
-    # BT.601 luma, the same weights as kornia's rgb_to_ycbcr (and OpenCV's gray)
-    return x if x.shape[1] == 1 else kornia.color.rgb_to_ycbcr(x)[:, :1]
-
-
 def _per_sample(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).mean(1)
 
@@ -74,7 +70,7 @@ def intensity_max_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) 
     image equals the pixel-wise maximum of the sources.
     """
     _check(fused, ir, vi)
-    return _per_sample((_luma(fused) - torch.maximum(ir, _luma(vi))).abs())
+    return _per_sample((to_luma(fused) - torch.maximum(ir, to_luma(vi))).abs())
 
 
 def sobel_abs(x: torch.Tensor) -> torch.Tensor:
@@ -88,7 +84,7 @@ def gradient_max_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -
     over x and y, per sample -> ``(B,)``. Zero when the fused image has, at every pixel, the
     stronger of the two source edges (e.g. F = IR = VI)."""
     _check(fused, ir, vi)
-    gf, gi, gv = sobel_abs(_luma(fused)), sobel_abs(ir), sobel_abs(_luma(vi))
+    gf, gi, gv = sobel_abs(to_luma(fused)), sobel_abs(ir), sobel_abs(to_luma(vi))
     return 2.0 * _per_sample((gf - torch.maximum(gi, gv)).abs())  # x2: sum of the two directions' means
 
 
@@ -106,8 +102,8 @@ def ssim_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, window: i
     fit small crops. Zero only when F = IR = VI_Y.
     """
     _check(fused, ir, vi)
-    f = _luma(fused)
-    return (1.0 - _ssim_per_sample(f, ir, window)) + (1.0 - _ssim_per_sample(f, _luma(vi), window))
+    f = to_luma(fused)
+    return (1.0 - _ssim_per_sample(f, ir, window)) + (1.0 - _ssim_per_sample(f, to_luma(vi), window))
 
 
 def color_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
@@ -122,21 +118,18 @@ def color_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch
     _check(fused, ir, vi)
     if vi.shape[1] == 1:
         return fused.new_zeros(fused.shape[0]) + 0.0 * fused.flatten(1).sum(1)  # keep the graph
-    vi_ycc = kornia.color.rgb_to_ycbcr(vi)
-    if fused.shape[1] == 1:
-        rgb = kornia.color.ycbcr_to_rgb(torch.cat([fused, vi_ycc[:, 1:]], 1)).clamp(0.0, 1.0)
-    else:
-        rgb = fused
-    f_ycc = kornia.color.rgb_to_ycbcr(rgb)
-    return 2.0 * _per_sample((f_ycc[:, 1:] - vi_ycc[:, 1:]).abs())  # x2: Cb term + Cr term
+    _, vi_cbcr = split_luma(vi)
+    rgb = merge_luma(fused, vi_cbcr) if fused.shape[1] == 1 else fused
+    _, f_cbcr = split_luma(rgb)
+    return 2.0 * _per_sample((f_cbcr - vi_cbcr).abs())  # x2: Cb term + Cr term
 
 
 def consistency_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, ir_weight: float = 1.0) -> torch.Tensor:
     """L_consistency = ``(|F - VI_Y|_1 + ir_weight * |F - IR|_1) / 2`` per sample -> ``(B,)``
     (the reference code's intensity-consistency term). Zero when F = IR = VI_Y."""
     _check(fused, ir, vi)
-    f = _luma(fused)
-    return 0.5 * (_per_sample((f - _luma(vi)).abs()) + ir_weight * _per_sample((f - ir).abs()))
+    f = to_luma(fused)
+    return 0.5 * (_per_sample((f - to_luma(vi)).abs()) + ir_weight * _per_sample((f - ir).abs()))
 
 
 LOSS_FUNCTIONS = {

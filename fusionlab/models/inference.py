@@ -1,8 +1,8 @@
 """Inference helpers: colour handling, sliding windows with overlap blending.
 
-The network fuses luma only: ``model(ir, vi_y, text) -> fused_y``. :func:`fuse_pair` is the
-one place where colour is handled: an RGB visible image is converted to YCbCr, its Y is
-fused with the infrared image and its CbCr is put back (what all peer methods do).
+The network fuses luma only: ``model(ir, vi_y, text) -> fused_y``. :func:`fuse_pair` applies
+the colour convention of :mod:`fusionlab.color`: an RGB visible image is split into Y and
+CbCr, its Y is fused with the infrared image and its CbCr is put back (as all peer methods do).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import InvalidTensorError, ShapeMismatchError
-from ..io import rgb_to_ycbcr, to_luma, ycbcr_to_rgb
+from ..color import merge_luma, split_luma, to_luma
 
 
 def _batched(x: torch.Tensor, what: str) -> torch.Tensor:
@@ -50,17 +50,14 @@ def fuse_pair(model: nn.Module, ir: torch.Tensor, vi: torch.Tensor, text: torch.
     out_device = ir.device
     dev = _model_device(model)
     ir_y = to_luma(ir_b.float()).to(dev)
-    ycbcr = rgb_to_ycbcr(vi_b.float().to(dev)) if vi_b.shape[1] == 3 else None
-    vi_y = ycbcr[:, :1] if ycbcr is not None else vi_b.float().to(dev)
+    vi_y, cbcr = split_luma(vi_b.float().to(dev))
     if text is not None:
         text = text.to(dev)
     if tile:
         fused_y = sliding_window(model, ir_y, vi_y, text, tile=tile, overlap=overlap)
     else:
         fused_y = model(ir_y, vi_y, text)
-    fused_y = fused_y.clamp(0.0, 1.0)
-    out = ycbcr_to_rgb(torch.cat([fused_y, ycbcr[:, 1:]], dim=1)) if ycbcr is not None else fused_y
-    out = out.clamp(0.0, 1.0).to(out_device)
+    out = merge_luma(fused_y.clamp(0.0, 1.0), cbcr).to(out_device)
     return out[0] if squeeze else out
 
 

@@ -13,19 +13,11 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from ..io import rgb_to_ycbcr, to_luma, write_image, ycbcr_to_rgb
+from ..color import colorize, to_luma
+from ..io import write_image
 
 #: the paper's headline metrics and SSIM (what validation logs)
 HEADLINE = ("EN", "VIF", "Qabf", "SSIM")
-
-
-def colorize(fused_y: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
-    """``(B, 1, H, W)`` fused luma + ``(B, 1|3, H, W)`` visible -> fused image with the
-    visible colours (``(B, 3, H, W)``; gray stays ``(B, 1, H, W)``), in [0, 1]."""
-    if vi.shape[1] == 1:
-        return fused_y.clamp(0, 1)
-    ycc = rgb_to_ycbcr(vi)
-    return ycbcr_to_rgb(torch.cat([fused_y.clamp(0, 1), ycc[:, 1:]], 1))
 
 
 def pair_metrics(fused_y: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor,

@@ -39,7 +39,8 @@ import torch
 
 from ..device import default_device
 from ..errors import CheckpointError, ConfigError, OutputError, RunFailedError
-from ..io import atomic_write_text, to_luma
+from ..color import to_luma
+from ..io import atomic_write_text
 from .config import TrainConfig, dump_config
 from .data import BatchStream, build_sources, val_items
 
