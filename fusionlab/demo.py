@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-DEMO_METRICS = ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM")
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "student_synthetic.pt"
 
 
@@ -38,7 +37,7 @@ def run_demo(out: str | Path = "demo_output", n: int = 6, size: tuple[int, int] 
     from .device import default_device
     from .errors import CheckpointError
     from .io import atomic_path, atomic_write_text, write_image
-    from .metrics import evaluate, to_metric_scale
+    from .metrics import SUMMARY_METRICS, evaluate, to_metric_scale
     from .models import fuse_pair, load_checkpoint
 
     out = Path(out)
@@ -63,7 +62,7 @@ def run_demo(out: str | Path = "demo_output", n: int = 6, size: tuple[int, int] 
         names = list(methods)
         k = len(names)  # score all methods of this pair in one batched call
         table = evaluate(to_metric_scale(ir).repeat(k, 1, 1, 1), to_metric_scale(vi).repeat(k, 1, 1, 1),
-                         torch.cat([to_metric_scale(methods[m]) for m in names]), metrics=list(DEMO_METRICS))
+                         torch.cat([to_metric_scale(methods[m]) for m in names]), metrics=list(SUMMARY_METRICS))
         for method, vals in zip(names, table.to_dict("records")):
             rows.append({"image": item["name"], "method": method, **{m: float(v) for m, v in vals.items()}})
         if len(shown) < 3:

@@ -87,7 +87,7 @@ class Grid:
     axes: dict[str, list] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0])
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    metrics: list[str] = field(default_factory=lambda: ["EN", "VIF", "Qabf"])
+    metrics: list[str] = field(default_factory=lambda: _paper_metrics())
     description: str = ""
     paper_table: str = ""
     path: Path | None = None  # the grid file; relative path params are resolved against its folder
@@ -159,6 +159,13 @@ def _check_keys(d: Any, allowed: tuple[str, ...], src: str, where: str) -> dict:
             raise ConfigError(f"{_where(src, where + '.' + str(k) if where else str(k))}: unknown key "
                               f"(allowed: {', '.join(allowed)})")
     return d
+
+
+def _paper_metrics() -> list[str]:
+    """The paper's metrics (EN, VIF, Qabf), the default columns of a grid's table."""
+    from ..metrics import PAPER_METRICS
+
+    return list(PAPER_METRICS)
 
 
 def _names_of(module: str, attr: str) -> tuple[str, ...] | None:
@@ -298,9 +305,13 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
         # the name becomes a folder under runs/: no separators, no '..'
         raise ConfigError(f"{src}: name = {name!r}: expected 1-64 letters, digits, '_', '-' or '.' "
                           "(it names the folder under runs/)")
-    metrics = data.get("metrics", ["EN", "VIF", "Qabf"])
+    metrics = data.get("metrics", _paper_metrics())
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
         raise ConfigError(f"{src}: metrics = {metrics!r}: expected a non-empty list of metric names")
+    known = _names_of("metrics", "METRICS")
+    if known is not None and any(m not in known for m in metrics):
+        bad = next(m for m in metrics if m not in known)
+        raise ConfigError(f"{src}: metrics: unknown metric {bad!r} (known: {', '.join(known)})")
     for key in ("description", "paper_table"):
         if not isinstance(data.get(key, ""), str):
             raise ConfigError(f"{src}: {key} must be text")

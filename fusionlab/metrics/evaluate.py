@@ -5,9 +5,10 @@
     evaluate_files("ir.png", "vi.png", "fused.png")                  # dict, papers' reading
     evaluate_folders("ir/", "vi/", "fused/", mean_row=True)          # DataFrame, one row per image
 
-Metrics (``METRICS`` registry, names as papers print them): EN SD SF AG MI SCD VIF Qabf
-SSIM MSE CC PSNR (``METRIC_NAMES``, the default set) and Nabf (``EXTRA_METRICS``).
-Higher is better for all but MSE and Nabf. Inputs are ``(B, 1, H, W)`` float tensors on
+Metrics (the ``METRICS`` registry of :mod:`.registry`, filled where each metric is defined;
+names as papers print them): EN SD SF AG MI SCD VIF Qabf SSIM MSE CC PSNR (``METRIC_NAMES``,
+the default set) and Nabf (``EXTRA_METRICS``). Higher is better for all but MSE and Nabf
+(``LOWER_IS_BETTER``). Inputs are ``(B, 1, H, W)`` float tensors on
 0..255 (CPU or CUDA); :func:`~.conventions.to_metric_scale` converts [0, 1] RGB/gray.
 """
 from __future__ import annotations
@@ -25,36 +26,23 @@ from typing import Iterable, Sequence
 import torch
 
 from ..errors import ConfigError, EmptyInputError, InvalidTensorError, MissingPairError, ShapeMismatchError
-from ..registry import Registry
-from . import correlation, information, qabf, ssim, statistics, vif
+from . import correlation, information, qabf, ssim, statistics, vif  # noqa: F401  (they register the metrics)
 from ._common import check_images, trusted_inputs
 from .conventions import Convention, get_convention, read_gray, to_metric_scale
+from .registry import METRICS, metric_info, metric_names
 
-#: the 12 metrics fusion papers report, in the order of their tables
-METRIC_NAMES: tuple[str, ...] = ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM", "MSE", "CC", "PSNR")
+#: the 12 metrics fusion papers report, in the order of their tables (the registry's default set)
+METRIC_NAMES: tuple[str, ...] = metric_names()
 #: computed only when asked for by name (``metrics=[..., "Nabf"]`` or ``metrics="all"``)
-EXTRA_METRICS: tuple[str, ...] = ("Nabf",)
+EXTRA_METRICS: tuple[str, ...] = metric_names("extra")
 #: metrics where lower is better (reports and plots need to know)
-LOWER_IS_BETTER: frozenset[str] = frozenset({"MSE", "Nabf"})
-
-#: name -> fn(fused, ir, vi, convention) -> (B,) float64. Inputs arrive validated, as float64
-#: chunks; register your own with ``METRICS.register("Name", obj=fn)``.
-METRICS = Registry("metric")
-
-METRICS.register("EN", obj=lambda f, a, b, c: information.entropy(f, c.en_base))
-METRICS.register("SD", obj=lambda f, a, b, c: statistics.standard_deviation(f))
-METRICS.register("SF", obj=lambda f, a, b, c: statistics.spatial_frequency(f, c.sf_normalise))
-METRICS.register("AG", obj=lambda f, a, b, c: statistics.average_gradient(f, c.ag_normalise))
-METRICS.register("MI", obj=lambda f, a, b, c: information.fusion_mi(f, a, b, c.mi_base))
-METRICS.register("SCD", obj=lambda f, a, b, c: correlation.scd(f, a, b))
-METRICS.register("VIF", obj=lambda f, a, b, c: vif.fusion_vif(f, a, b, nan_value=c.vif_nan))
-METRICS.register("Qabf", obj=lambda f, a, b, c: qabf.qabf(f, a, b))
-METRICS.register("SSIM", obj=lambda f, a, b, c: ssim.fusion_ssim(
-    f, a, b, c.ssim_window, c.ssim_data_range, c.ssim_sample_covariance, c.ssim_reduce))
-METRICS.register("MSE", obj=lambda f, a, b, c: statistics.mse(f, a, b))
-METRICS.register("CC", obj=lambda f, a, b, c: correlation.cc(f, a, b))
-METRICS.register("PSNR", obj=lambda f, a, b, c: statistics.psnr(f, a, b, c.psnr_peak))
-METRICS.register("Nabf", obj=lambda f, a, b, c: qabf.nabf(f, a, b))
+LOWER_IS_BETTER: frozenset[str] = frozenset(n for n in METRICS if metric_info(n).lower_is_better)
+#: the DTPF paper's ablation tables (EN, VIF, Qabf)
+PAPER_METRICS: tuple[str, ...] = metric_names("paper")
+#: the paper's metrics and SSIM: what validation logs and the walkthroughs score
+HEADLINE_METRICS: tuple[str, ...] = metric_names("headline")
+#: the nine scores widgets and the demo show
+SUMMARY_METRICS: tuple[str, ...] = metric_names("summary")
 
 #: images per chunk are limited to about this many pixels: the metrics are memory-bound, and
 #: one 640x480 image at a time keeps the ~20 MB of float64 maps near the CPU caches
@@ -69,21 +57,21 @@ def resolve_metrics(metrics: str | Iterable[str] | None = None) -> list[str]:
     """``None`` -> the 12 :data:`METRIC_NAMES`; ``"all"`` -> those + extras; a comma string or
     list -> validated names (case-insensitive, e.g. ``"qabf"``), in the order given."""
     if metrics is None:
-        return list(METRIC_NAMES)
+        return list(metric_names())
     if isinstance(metrics, str):
         if metrics.strip().lower() == "all":
-            return list(METRIC_NAMES + EXTRA_METRICS)
+            return list(metric_names("all"))
         metrics = [m for m in metrics.split(",") if m.strip()]
     by_lower = {n.lower(): n for n in METRICS.names()}
     out = []
     for m in metrics:
         name = by_lower.get(str(m).strip().lower())
         if name is None:
-            raise ConfigError(f"unknown metric {m!r} (known: {', '.join(METRIC_NAMES + EXTRA_METRICS)})")
+            raise ConfigError(f"unknown metric {m!r} (known: {', '.join(metric_names('all'))})")
         if name not in out:
             out.append(name)
     if not out:
-        raise ConfigError("no metric selected (known: " + ", ".join(METRIC_NAMES + EXTRA_METRICS) + ")")
+        raise ConfigError("no metric selected (known: " + ", ".join(metric_names("all")) + ")")
     return out
 
 

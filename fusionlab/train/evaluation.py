@@ -15,13 +15,12 @@ import torch
 
 from ..color import colorize, to_luma
 from ..io import write_image
+from ..metrics.evaluate import HEADLINE_METRICS
 
-#: the paper's headline metrics and SSIM (what validation logs)
-HEADLINE = ("EN", "VIF", "Qabf", "SSIM")
 
 
 def pair_metrics(fused_y: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor,
-                 metrics: Iterable[str] | None = HEADLINE) -> dict[str, float]:
+                 metrics: Iterable[str] | None = HEADLINE_METRICS) -> dict[str, float]:
     """Metrics of one fused pair.
 
     Args:
@@ -50,7 +49,7 @@ def baseline(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
 
 
 def evaluate_fuser(fuse: Callable[[dict], torch.Tensor], items: Sequence[dict],
-                   metrics: Iterable[str] | None = HEADLINE, samples_dir: str | Path | None = None,
+                   metrics: Iterable[str] | None = HEADLINE_METRICS, samples_dir: str | Path | None = None,
                    max_samples: int = 4) -> tuple[dict[str, float], list[dict]]:
     """Run ``fuse(item) -> (1, 1, H, W) fused luma`` on every item (``ir``, ``vi``, ``name``).
 

@@ -36,9 +36,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, ShapeMismatchError
-
-#: Metrics shown by default in readouts (all "higher is better" in fusion papers).
-DEFAULT_METRICS = ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM")
+from ..metrics.evaluate import PAPER_METRICS
+from ..metrics.evaluate import SUMMARY_METRICS as DEFAULT_METRICS  # the readouts' metrics
 MODES = ("swipe", "blend", "difference")
 _LINE_RGB = (255, 214, 0)  # the swipe line: yellow is visible on gray IR and colour VI alike
 
@@ -212,15 +211,17 @@ def metrics_html(columns: Mapping[str, Mapping[str, float] | None], metrics: Seq
                  digits: int = 3) -> str:
     """An HTML table: one row per metric, one column per image; the best value per row in bold.
 
-    All default metrics are "higher is better" (the papers' convention); NaN shows as "-".
+    "Best" is the lowest value for metrics where lower is better (MSE, Nabf); NaN shows as "-".
     """
+    from ..metrics.registry import lower_is_better
+
     cols = [(name, vals or {}) for name, vals in columns.items()]
     head = "".join(f"<th style='padding:2px 8px'>{html.escape(n)}</th>" for n, _ in cols)
     rows = []
     for m in metrics:
         vals = [v.get(m, float("nan")) for _, v in cols]
         finite = [x for x in vals if isinstance(x, (int, float)) and math.isfinite(x)]
-        best = max(finite) if len(finite) > 1 else None
+        best = (min(finite) if lower_is_better(m) else max(finite)) if len(finite) > 1 else None
         cells = []
         for x in vals:
             if not (isinstance(x, (int, float)) and math.isfinite(x)):
@@ -583,7 +584,7 @@ class DegradationExplorer(_StaticFallback, widgets.VBox):
     """
 
     def __init__(self, pair: dict, models: Mapping[str, Any], prior: Any = None,
-                 captioners: Mapping[str, Any] | None = None, metric_names: Sequence[str] = ("EN", "VIF", "Qabf"),
+                 captioners: Mapping[str, Any] | None = None, metric_names: Sequence[str] = PAPER_METRICS,
                  label: str = "normal", seed: int = 0, max_side: int | None = 320):
         from ..data import DEGRADATIONS
 

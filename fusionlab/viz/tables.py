@@ -4,9 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..ablate.report import summarize
-
-#: metrics where lower is better (all the paper's fusion metrics are higher-is-better)
-LOWER_IS_BETTER = frozenset({"MSE"})
+from ..metrics.registry import lower_is_better
 
 
 def best_rows(df: pd.DataFrame, metrics: list[str]) -> dict[str, str]:
@@ -16,7 +14,7 @@ def best_rows(df: pd.DataFrame, metrics: list[str]) -> dict[str, str]:
     for m in metrics:
         col = s[f"{m}_mean"].dropna()
         if len(col):
-            out[m] = col.idxmin() if m in LOWER_IS_BETTER else col.idxmax()
+            out[m] = col.idxmin() if lower_is_better(m) else col.idxmax()  # MSE, Nabf: lowest
     return out
 
 

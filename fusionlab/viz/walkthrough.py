@@ -279,21 +279,24 @@ def degraded_items(pairs, labels=None, seed: int = 0) -> list[dict]:
     return items
 
 
-def score_fusers(fusers, items, metrics=("EN", "VIF", "Qabf", "SSIM")):
+def score_fusers(fusers, items, metrics=None):
     """Mean metrics per (fuser, degradation label).
 
     Args:
         fusers: ``{name: fuse(item) -> fused luma (1, 1, H, W)}`` (e.g.
             :func:`fusionlab.train.model_fuser`).
         items: from :func:`degraded_items`.
+        metrics: names (default: the headline metrics, EN VIF Qabf SSIM).
 
     Returns:
         pandas DataFrame with columns ``fuser``, ``label`` and one per metric.
     """
     import pandas as pd
 
+    from ..metrics.evaluate import HEADLINE_METRICS
     from ..train.evaluation import evaluate_fuser
 
+    metrics = list(metrics or HEADLINE_METRICS)
     rows = []
     for fname, fuse in fusers.items():
         _, per = evaluate_fuser(fuse, items, metrics)
