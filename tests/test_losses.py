@@ -8,7 +8,7 @@ from torch.autograd import gradcheck
 
 from fusionlab.errors import ConfigError, InvalidTensorError
 from fusionlab.io import to_luma
-from fusionlab.losses import (DEFAULT_WEIGHTS, DEGRADATION_WEIGHTS, LOSS_FUNCTIONS, LOSS_NAMES, DistillLoss,
+from fusionlab.losses import (DEFAULT_WEIGHTS, DEGRADATION_WEIGHTS, LOSS_NAMES, LOSSES, DistillLoss,
                               FeatureAdapters, FusionLoss, color_loss, consistency_loss, feature_loss,
                               gradient_max_loss, intensity_max_loss, resolve_weights, result_loss, ssim_loss)
 
@@ -26,7 +26,7 @@ def _batch(b=2, h=16, w=16, seed=0, dtype=torch.float32, lo=0.05, hi=0.95):
 @pytest.mark.parametrize("name", LOSS_NAMES)
 def test_shapes_and_positive(name):
     fused, ir, vi = _batch(b=3, h=20, w=24)
-    out = LOSS_FUNCTIONS[name](fused, ir, vi)
+    out = LOSSES.get(name)(fused, ir, vi)
     assert out.shape == (3,) and out.dtype == torch.float32
     assert torch.isfinite(out).all() and (out >= 0).all()
     if name != "color":  # luma output recombined with VI colour: only clipping shifts colour
@@ -62,7 +62,7 @@ def test_color_loss_penalises_out_of_gamut_luma():
 def test_gradcheck(name):
     fused, ir, vi = _batch(b=1, h=9, w=9, dtype=torch.float64, lo=0.2, hi=0.8)  # away from clamp edges
     fused.requires_grad_(True)
-    fn = LOSS_FUNCTIONS[name]
+    fn = LOSSES.get(name)
     if name == "color":
         # luma path (recombined with VI CbCr) and RGB path
         assert gradcheck(lambda f: fn(f, ir, vi), (fused,), eps=1e-6, atol=1e-4)

@@ -229,17 +229,17 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"head_init={cfg.head_init!r} must be 'zero' or 'default'")
     if isinstance(cfg.loss_weights, str) and cfg.loss_weights not in ("auto", "fixed", "degradation"):
         raise ConfigError(f"loss_weights={cfg.loss_weights!r}: expected auto, fixed, degradation or a dict")
-    from ..losses import DISTILL_LOSS_NAMES, LOSS_NAMES
+    from ..losses import DISTILL_LOSSES, LOSSES
 
-    for name, allowed in (("losses", LOSS_NAMES), ("distill_losses", DISTILL_LOSS_NAMES)):
+    for name, allowed in (("losses", LOSSES), ("distill_losses", DISTILL_LOSSES)):
         v = getattr(cfg, name)
         if v is not None:
             bad = [x for x in v if x not in allowed]
             if bad or not v:
-                raise ConfigError(f"{name}={v!r}: expected a non-empty subset of {', '.join(allowed)}")
-    bad = [k for k in cfg.alphas if k not in DISTILL_LOSS_NAMES]
+                raise ConfigError(f"{name}={v!r}: expected a non-empty subset of {', '.join(allowed.registered())}")
+    bad = [k for k in cfg.alphas if k not in DISTILL_LOSSES]
     if bad:
-        raise ConfigError(f"alphas: unknown key {bad[0]!r} (known: {', '.join(DISTILL_LOSS_NAMES)})")
+        raise ConfigError(f"alphas: unknown key {bad[0]!r} (known: {', '.join(DISTILL_LOSSES.registered())})")
 
 
 # ----------------------------------------------------------------------------- YAML
