@@ -107,7 +107,8 @@ def test_any_size_round_trips(hw):
 def test_fusion_module_shapes_and_unlearned_is_parameter_free():
     f_ir, f_vi = torch.randn(2, 16, 12, 20), torch.randn(2, 16, 12, 20)
     for name in FUSIONS:
-        mod = FUSION_MODULES.build(name, dim=16, channel_heads=2, spatial_heads=1, head_dim=8)
+        attention = FUSION_MODULES.accepted(name, dict(channel_heads=2, spatial_heads=1, head_dim=8))
+        mod = FUSION_MODULES.build(name, dim=16, **attention)
         assert mod(f_ir, f_vi).shape == f_ir.shape, name
     uwa = FUSION_MODULES.build("unlearned_weight_attention", dim=16)
     assert count_parameters(uwa) == 0
