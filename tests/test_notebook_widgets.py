@@ -218,7 +218,7 @@ def test_degradation_explorer_captions_and_fusions_respond(pair):
     teacher = create_model("dtpf_teacher_tiny")
     prior = _FakePrior()
     ex = C.DegradationExplorer(pair, {"teacher": teacher, "max": _max}, prior=prior,
-                               captioners={"rules": build_captioner("degradation_rules"),
+                               captioners={"rules": build_captioner("rules"),
                                            "oracle": build_captioner("oracle")},
                                metric_names=("EN",), max_side=64)
     assert "normal" in ex.captions.value and prior.seen == [["normal"]]

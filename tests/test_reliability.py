@@ -256,7 +256,7 @@ def test_python_api_raises_specific_class(corpus, tmp_path):
     calls = {
         "PairedFolder": lambda: [item for item in PairedFolder(root)],
         "evaluate_folders": lambda: evaluate_folders(root / "ir", root / "vi", root / "vi", progress=False),
-        "caption_folder": lambda: caption_folder({"type": "degradation_rules"}, root / "ir", root / "vi",
+        "caption_folder": lambda: caption_folder({"type": "rules"}, root / "ir", root / "vi",
                                                  tmp_path / "c.json", progress=False),
     }
     for api, call in calls.items():

@@ -67,7 +67,7 @@ def test_rules_confusion_on_synthetic_degradations():
     assert list(cm.index) == list(DEGRADATIONS) and int(cm.values.sum()) == 30
     assert acc >= 0.9 and np.trace(cm.values) == round(acc * 30)
     # the registry captioner gives the same answer through parse_event_type
-    cm2, acc2 = rules_confusion(n_per_class=2, size=48, seed=4100, captioner=build_captioner("degradation_rules"))
+    cm2, acc2 = rules_confusion(n_per_class=2, size=48, seed=4100, captioner=build_captioner("rules"))
     acc3 = rules_confusion(n_per_class=2, size=48, seed=4100)[1]
     assert acc2 == acc3
 
@@ -84,10 +84,10 @@ def test_rules_on_msrs_night_and_day(shared_dir):
 
 # ------------------------------------------------------------------ captioners
 def test_captioner_registry_and_outputs(tmp_path):
-    assert {"degradation_rules", "oracle", "file", "mllm", "constant", "shuffled"} <= set(CAPTIONERS.names())
+    assert {"rules", "oracle", "file", "mllm", "constant", "shuffled"} <= set(CAPTIONERS.names())
     labels = ["normal", "low_light", "over_exposure", "ir_low_contrast", "ir_noise"]
     b = _batch(labels)
-    rules = build_captioner({"type": "degradation_rules"}).caption(b["ir"], b["vi"])
+    rules = build_captioner({"type": "rules"}).caption(b["ir"], b["vi"])
     assert [parse_event_type(c) for c in rules] == labels
     oracle = build_captioner("oracle").caption(b["ir"], b["vi"], labels=labels)
     assert oracle == [format_caption(x) for x in labels]
@@ -97,7 +97,7 @@ def test_captioner_registry_and_outputs(tmp_path):
     with pytest.raises(ConfigError, match="unknown captioner"):
         build_captioner("gpt9")
     with pytest.raises(ConfigError):
-        build_captioner({"type": "degradation_rules", "thresholds": {"nope": 1}})
+        build_captioner({"type": "rules", "thresholds": {"nope": 1}})
 
 
 def test_shuffled_is_a_deterministic_derangement(tmp_path):
@@ -126,13 +126,13 @@ def test_shuffled_is_a_deterministic_derangement(tmp_path):
 def test_file_captioner_json_csv_and_errors(tmp_path):
     j = tmp_path / "caps.json"
     j.write_text(json.dumps({"a": "Event Type: normal\nDescription: x", "b.png": "cap b"}))
-    cap = build_captioner({"type": "file", "path": str(j)})
+    cap = build_captioner({"type": "file", "caption_file": str(j)})
     assert cap.caption(None, None, names=["a", "b", "b.jpg"]) == ["Event Type: normal\nDescription: x", "cap b", "cap b"]
     with pytest.raises(MissingPairError, match="'zz'"):
         cap.caption(None, None, names=["a", "zz"])
     with pytest.raises(ConfigError, match="names"):
         cap.caption(None, None)
-    fb = build_captioner({"type": "file", "path": str(j), "missing": "constant"})
+    fb = build_captioner({"type": "file", "caption_file": str(j), "missing": "constant"})
     assert fb.caption(None, None, names=["zz", "a"])[0] == TASK_PROMPT
     c = tmp_path / "caps.csv"
     c.write_text("name,caption\nx,\"Event Type: ir_noise\nDescription: grainy\"\n")
@@ -153,14 +153,14 @@ def test_file_captioner_json_csv_and_errors(tmp_path):
 def test_caption_folder_resume_and_cli(tmp_path, run_cli):
     root = write_synthetic_folder(tmp_path / "syn", n=3, size=32, with_reference=False)
     out = tmp_path / "caps.json"
-    caps = caption_folder("degradation_rules", root / "ir", root / "vi", out, progress=False)
+    caps = caption_folder("rules", root / "ir", root / "vi", out, progress=False)
     assert sorted(caps) == ["syn_00000", "syn_00001", "syn_00002"]
     assert read_caption_file(out) == caps
     # resume keeps existing captions (even edited ones) and only fills the gaps
     edited = dict(caps, syn_00000="EDITED")
     del edited["syn_00002"]
     out.write_text(json.dumps(edited))
-    code, stdout, err = run_cli("caption", "--root", root, "--captioner", "degradation_rules", "--out", out, "--quiet")
+    code, stdout, err = run_cli("caption", "--root", root, "--captioner", "rules", "--out", out, "--quiet")
     assert code == 0 and "3 captions" in stdout, err
     again = read_caption_file(out)
     assert again["syn_00000"] == "EDITED" and again["syn_00002"] == caps["syn_00002"]

@@ -4,7 +4,7 @@ The paper captions every training/test image once, offline, with an MLLM (Qwen2-
 trains with those per-image captions. :func:`synthetic_caption_file` does the same for the
 synthetic scenes :func:`fusionlab.train.run_experiment` uses (training, validation and
 evaluation names of the chosen presets), with a captioner that looks at each clean scene
-(default ``degradation_rules``, the offline stand-in for an MLLM: no weights to download).
+(default ``rules``, the offline stand-in for an MLLM: no weights to download).
 
 Why this row differs from ``oracle``: training degrades each sample on the fly, so a
 per-image caption written once cannot name the degradation of the sample in a given batch
@@ -41,7 +41,7 @@ def synthetic_names(presets: Sequence[str] = ("ci", "laptop")) -> dict[str, tupl
 
 
 def synthetic_caption_file(path: str | os.PathLike, presets: Sequence[str] = ("ci", "laptop"),
-                           captioner: str | dict = "degradation_rules") -> Path:
+                           captioner: str | dict = "rules") -> Path:
     """Caption the clean synthetic scenes of ``presets`` into a ``{name: caption}`` JSON file."""
     from ..data import make_pair
     from ..text.captioners import build_captioner, write_caption_file

