@@ -100,15 +100,24 @@ def test_folders_medical_layout_and_holdout(tmp_path):
 
 
 # ------------------------------------------------------------------ configs
-def test_presets_load_and_repo_copy_matches_package():
+def test_shipped_configs_load_and_take_their_sizes_from_the_preset_table():
+    from fusionlab.presets import PRESET_SETTINGS
+
+    assert not (REPO / "configs").exists()  # one copy of the configs: fusionlab/configs
     for name in ("teacher", "teacher_notext", "teacher_laptop", "teacher_ci", "distill", "distill_laptop", "distill_ci"):
         cfg = load_config(name)
-        assert cfg.stage == ("distill" if name.startswith("distill") else "teacher")
-        assert (REPO / "configs" / f"{name}.yaml").read_text() == (PACKAGE_CONFIGS / f"{name}.yaml").read_text()
+        stage = "distill" if name.startswith("distill") else "teacher"
+        preset = PRESET_SETTINGS[name.split("_")[-1] if name.endswith(("_ci", "_laptop")) else "full"]
+        assert cfg.stage == stage
+        assert cfg.steps == (preset.distill_steps if stage == "distill" else preset.steps)
+        assert (cfg.student if stage == "distill" else cfg.model) == (preset.student if stage == "distill" else preset.model)
+        assert (cfg.data.crop, cfg.data.batch, cfg.data.synthetic_train) == (preset.crop, preset.batch,
+                                                                            preset.synthetic_train)
     assert load_config("teacher_notext").model_args == {"text_dim": None}
+    assert load_config("teacher_laptop").model_args == {"dim": 16} and load_config("teacher_laptop").steps == 300
     cfg = load_config("teacher_ci", {"steps": 3, "data.crop": 40})
     assert cfg.steps == 3 and cfg.data.crop == 40 and cfg.data.batch == 2
-    assert resolve_config_path(REPO / "configs" / "distill.yaml").name == "distill.yaml"
+    assert resolve_config_path(PACKAGE_CONFIGS / "distill.yaml").name == "distill.yaml"
     assert parse_set(["data.train=[synthetic, /x]", "lr=2e-4"]) == {"data.train": ["synthetic", "/x"], "lr": "2e-4"}
     assert load_config("teacher_ci", {"lr": "2e-4"}).lr == 2e-4  # YAML 1.1 reads 2e-4 as a string
 
@@ -122,7 +131,7 @@ def test_config_errors_are_one_line(tmp_path):
         with pytest.raises(ConfigError, match=match) as e:
             load_config(bad)
         assert "\n" not in str(e.value) and str(bad) in str(e.value)
-    with pytest.raises(ConfigError, match="no such config file or preset"):
+    with pytest.raises(ConfigError, match="no such config file or shipped config"):
         load_config("teacher_gpu9")
 
 
@@ -224,12 +233,12 @@ def test_distill_cli_errors(run_cli, tmp_path):
 
 # ------------------------------------------------------------------ run_experiment
 def test_run_experiment_validates_params(tmp_path):
-    for params, match in (({"stag": "teacher"}, "unknown key 'stag'"), ({"stage": "student"}, "stage="),
-                          ({"width": 15}, "width=15"), ({"losses": ["int", "edge"]}, "losses="),
-                          ({"text_prior": "gpt"}, "text_prior="), ({"data": str(tmp_path / "nope")}, "data"),
-                          ({"model": "resnet"}, "model="), ({"text_prior": "file"}, "caption_file"),
-                          ({"eval_pairs": 0}, "eval_pairs="),
-                          ({"text_checkpoint": str(tmp_path / "none.pt")}, "text_checkpoint=")):
+    for params, match in (({"stag": "teacher"}, "stag: unknown key"), ({"stage": "student"}, "stage = 'student'"),
+                          ({"width": 15}, "width = 15"), ({"losses": ["int", "edge"]}, "losses = "),
+                          ({"text_prior": "gpt"}, "text_prior = 'gpt'"), ({"data": str(tmp_path / "nope")}, "data"),
+                          ({"model": "resnet"}, "model = 'resnet'"), ({"text_prior": "file"}, "caption_file"),
+                          ({"eval_pairs": 0}, "eval_pairs = 0"),
+                          ({"text_checkpoint": str(tmp_path / "none.pt")}, "text_checkpoint = ")):
         with pytest.raises(ConfigError, match=match) as e:
             run_experiment(params, tmp_path / "run")
         assert "\n" not in str(e.value)
@@ -238,11 +247,13 @@ def test_run_experiment_validates_params(tmp_path):
 def test_run_experiment_distill_ci_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSIONLAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("FUSIONLAB_THREADS", "1")
-    from fusionlab.train.experiment import PRESET_SETTINGS
+    from dataclasses import replace
+
+    from fusionlab.presets import PRESET_SETTINGS
 
     # an even smaller ci preset for this test: the real one is exercised by the notebooks
-    ci = dict(PRESET_SETTINGS["ci"], steps=2, distill_steps=2, crop=32, synthetic_size=48, eval_pairs=1, eval_size=48,
-              eval_crop=48, val_crop=48)
+    ci = replace(PRESET_SETTINGS["ci"], steps=2, distill_steps=2, crop=32, synthetic_size=48, eval_pairs=1,
+                 eval_size=48, eval_crop=48, val_crop=48)
     monkeypatch.setitem(PRESET_SETTINGS, "ci", ci)
     params = {"stage": "distill", "preset": "ci", "width": 8, "losses": ["int", "grad", "ssim", "color"]}
     m = run_experiment(params, tmp_path / "run")

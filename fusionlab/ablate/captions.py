@@ -26,15 +26,16 @@ from typing import Sequence
 def synthetic_names(presets: Sequence[str] = ("ci", "laptop")) -> dict[str, tuple[int, int]]:
     """``{scene name: (seed, size)}`` of every synthetic pair run_experiment may show a
     model under ``presets`` (training scenes, validation scenes, evaluation scenes)."""
+    from ..presets import preset_settings
     from ..train.data import SYNTHETIC_TRAIN_SEED0, SYNTHETIC_VAL_SEED0
-    from ..train.experiment import PRESET_SETTINGS, SYNTHETIC_EVAL_SEED0
+    from ..train.experiment import SYNTHETIC_EVAL_SEED0
 
     out: dict[str, tuple[int, int]] = {}
     for p in presets:
-        s = PRESET_SETTINGS[p]
-        for seed0, n, size in ((SYNTHETIC_TRAIN_SEED0, s["synthetic_train"], s["synthetic_size"]),
-                               (SYNTHETIC_VAL_SEED0, s["val_pairs"], s["synthetic_size"]),
-                               (SYNTHETIC_EVAL_SEED0, s["eval_pairs"], s["eval_size"])):
+        s = preset_settings(p)
+        for seed0, n, size in ((SYNTHETIC_TRAIN_SEED0, s.synthetic_train, s.synthetic_size),
+                               (SYNTHETIC_VAL_SEED0, s.val_pairs, s.synthetic_size),
+                               (SYNTHETIC_EVAL_SEED0, s.eval_pairs, s.eval_size)):
             for seed in range(seed0, seed0 + n):
                 out.setdefault(f"syn_{seed:05d}", (seed, size))
     return out

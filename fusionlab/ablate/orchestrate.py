@@ -25,6 +25,7 @@ import pandas as pd
 
 from ..dirs import file_lock
 from ..errors import ConfigError, OutputError, UsageError
+from ..params import RunParams
 from ..presets import get_preset
 from .executors import EXECUTORS
 from .grid import Grid, Run, expand, load_grid
@@ -108,14 +109,7 @@ def select_runs(runs: list[Run], grid: Grid, rows: Sequence[str | int] | None) -
 def check_run_params(params: dict, grid: Grid, run: Run) -> None:
     """Validate params as :func:`fusionlab.train.run_experiment` will (existing files and
     folders, model names, ...); errors name the grid file and the row."""
-    try:
-        from ..train.experiment import validate_params
-    except ImportError:  # training part not installed: the run notebook reports problems itself
-        return
-    try:
-        validate_params(params)
-    except ConfigError as e:
-        raise ConfigError(f"{grid.path or grid.name}: row {run.label!r} (preset {run.preset}): {e}") from None
+    RunParams.from_dict(params, src=f"{grid.path or grid.name}: row {run.label!r} (preset {run.preset})")
 
 
 def plan(grid: Grid, preset: str, runs_dir: str | os.PathLike = "runs") -> pd.DataFrame:
