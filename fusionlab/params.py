@@ -81,16 +81,8 @@ class RunParams:
         Raises:
             ConfigError: unknown key or invalid value (one line naming ``src`` and the key).
         """
-        if params is None:
-            return {}
-        if not isinstance(params, Mapping):
-            raise ConfigError(f"{_at(src, where)} must be a mapping, got {type(params).__name__}")
-        out: dict[str, Any] = {}
-        for k, v in params.items():
-            if k not in PARAM_KEYS:
-                raise ConfigError(f"{_at(src, _join(where, str(k)))}: unknown key (allowed: {', '.join(PARAM_KEYS)})")
-            out[k] = None if v is None else _CHECKS[k](v, _Where(src, _join(where, k), v))
-        return out
+        params = check_keys(params, PARAM_KEYS, src, where)
+        return {k: None if v is None else _CHECKS[k](v, _Where(src, _join(where, k), v)) for k, v in params.items()}
 
     @classmethod
     def from_dict(cls, params: Any, src: str = "params") -> "RunParams":
@@ -136,6 +128,19 @@ def _join(where: str, key: str) -> str:
 
 def _at(src: str, where: str) -> str:
     return f"{src}: {where}" if where else src
+
+
+def check_keys(d: Any, allowed: tuple[str, ...], src: str, where: str = "") -> dict:
+    """``d`` must be a mapping (or None: empty) whose keys are all ``allowed``; the error names
+    ``src`` and the place (``base.lr: unknown key (allowed: ...)``)."""
+    if d is None:
+        return {}
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"{_at(src, where)} must be a mapping, got {type(d).__name__}")
+    for k in d:
+        if k not in allowed:
+            raise ConfigError(f"{_at(src, _join(where, str(k)))}: unknown key (allowed: {', '.join(allowed)})")
+    return dict(d)
 
 
 @dataclass

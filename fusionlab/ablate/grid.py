@@ -51,7 +51,7 @@ import yaml
 
 from ..dirs import DEFAULT_VARIABLES
 from ..errors import ConfigError
-from ..params import PARAM_KEYS, PATH_KEYS, SYNTHETIC, RunParams
+from ..params import PARAM_KEYS, PATH_KEYS, SYNTHETIC, RunParams, check_keys
 from ..presets import PRESETS
 
 GRID_KEYS = ("name", "description", "paper_table", "metrics", "base", "rows", "axes", "seeds", "presets")
@@ -147,18 +147,6 @@ def _where(src: str, key: str) -> str:
     return f"{src}: {key}" if key else src
 
 
-def _check_keys(d: Any, allowed: tuple[str, ...], src: str, where: str) -> dict:
-    if d is None:
-        return {}
-    if not isinstance(d, dict):
-        raise ConfigError(f"{_where(src, where)} must be a mapping, got {type(d).__name__}")
-    for k in d:
-        if k not in allowed:
-            raise ConfigError(f"{_where(src, where + '.' + str(k) if where else str(k))}: unknown key "
-                              f"(allowed: {', '.join(allowed)})")
-    return d
-
-
 def _paper_metrics() -> list[str]:
     """The paper's metrics (EN, VIF, Qabf), the default columns of a grid's table."""
     from ..metrics import PAPER_METRICS
@@ -240,7 +228,7 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
     """Validate a grid mapping (as loaded from YAML) and return a :class:`Grid`."""
     if not isinstance(data, dict):
         raise ConfigError(f"{src}: a grid file must be a YAML mapping, got {type(data).__name__}")
-    _check_keys(data, GRID_KEYS, src, "")
+    check_keys(data, GRID_KEYS, src, "")
     name = data.get("name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         # the name becomes a folder under runs/: no separators, no '..'
@@ -268,7 +256,7 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
     rows: list[Row] = []
     for i, r in enumerate(raw_rows):
         where = f"rows[{i}]"
-        _check_keys(r, ROW_KEYS, src, where)
+        check_keys(r, ROW_KEYS, src, where)
         label = r.get("label")
         if not isinstance(label, str) or not label.strip():
             raise ConfigError(f"{src}: {where}.label: every row needs a label")
@@ -280,7 +268,7 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
                 raise ConfigError(f"{src}: {where}.params.{k}: seeds and presets are grid axes, not row params")
         if not isinstance(r.get("reference", False), bool):
             raise ConfigError(f"{src}: {where}.reference must be true or false")
-        row_presets = _check_keys(r.get("presets"), PRESETS, src, f"{where}.presets")
+        row_presets = check_keys(r.get("presets"), PRESETS, src, f"{where}.presets")
         row_presets = {p: validate_params(v or {}, src, f"{where}.presets.{p}") for p, v in row_presets.items()}
         if any(k in v for v in row_presets.values() for k in ("seed", "preset")):
             raise ConfigError(f"{src}: {where}.presets: seeds and presets are grid axes, not row params")
@@ -290,7 +278,7 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
     if sum(r.reference for r in rows) > 1:
         raise ConfigError(f"{src}: rows: only one row may be the reference")
 
-    axes_raw = _check_keys(data.get("axes"), PARAM_KEYS, src, "axes")
+    axes_raw = check_keys(data.get("axes"), PARAM_KEYS, src, "axes")
     axes: dict[str, list] = {}
     for k, vals in axes_raw.items():
         if k in ("seed", "preset"):
