@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "student_synthetic.pt"
 
 
 def baseline_fusions(ir: torch.Tensor, vi: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -38,11 +37,11 @@ def run_demo(out: str | Path = "demo_output", n: int = 6, size: tuple[int, int] 
     from .errors import CheckpointError
     from .io import atomic_path, atomic_write_text, write_image
     from .metrics import SUMMARY_METRICS, evaluate, to_metric_scale
-    from .models import fuse_pair, load_checkpoint
+    from .models import SHIPPED_STUDENT, fuse_pair, load_checkpoint
 
     out = Path(out)
     dev = default_device(device)
-    ckpt = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    ckpt = Path(checkpoint) if checkpoint else SHIPPED_STUDENT
     if not ckpt.exists():
         raise CheckpointError(f"{ckpt}: checkpoint not found (train one with scripts/train_shipped_student.py "
                               "or pass --checkpoint)")

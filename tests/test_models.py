@@ -380,11 +380,9 @@ def test_cli_fuse_folders_files_and_errors(tmp_path, run_cli):
     assert code == 2 and "both must be files or both folders" in err
     code, _, err = run_cli("fuse", "--out", out)
     assert code == 2
-    from fusionlab.cli import fuse as fuse_cli
-    from pathlib import Path
+    from fusionlab.models import SHIPPED_STUDENT
 
-    default = Path(fuse_cli.__file__).resolve().parents[1] / fuse_cli.DEFAULT_CHECKPOINT
-    if not default.exists():
+    if not SHIPPED_STUDENT.exists():
         code, _, err = run_cli("fuse", "--data", data, "--out", out)
         assert code == 1 and "default checkpoint not found" in err
 

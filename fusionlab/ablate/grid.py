@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib
 import itertools
 import json
 import os
@@ -332,6 +331,63 @@ def load_grid(path: str | os.PathLike) -> Grid:
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not a text file") from None
     return parse_grid(data, str(p), p.resolve())
+
+
+# ----------------------------------------------------------------------------- smaller copies
+def shrink_grid(grid_path: str | os.PathLike, out_dir: str | os.PathLike, preset: str,
+                rows: list | None = None, seeds: list[int] | None = None) -> Path:
+    """Write a smaller copy of an ablation grid file (some rows, fewer seeds) for a quick run.
+
+    Args:
+        grid_path: ``ablations/<name>.yaml``.
+        out_dir: folder for the copy (``<out_dir>/<name>.yaml``); the grid keeps its name, so
+            its report reads like the full one.
+        preset: the preset whose seeds ``seeds`` replaces.
+        rows: row labels or indices to keep (negative indices count from the end); None = all.
+        seeds: seeds for ``preset``; None keeps the grid's.
+
+    Relative path parameters (``data``, ``eval_data``, ``caption_file``, ...) are made absolute
+    against the original file's folder, so the copy runs from anywhere. Returns the copy's
+    path (validated with :func:`load_grid`).
+    """
+    from ..io import atomic_write_text
+
+    grid = load_grid(grid_path)
+    raw = yaml.safe_load(Path(grid_path).read_text())
+
+    def absolutise(params):
+        if isinstance(params, dict):
+            for k in PATH_KEYS:
+                v = params.get(k)
+                if isinstance(v, str) and v != SYNTHETIC and "$" not in v:
+                    params[k] = resolve_path(v, grid, k)
+        return params
+
+    absolutise(raw.get("base"))
+    for p in (raw.get("presets") or {}).values():
+        absolutise(p)
+    keep = list(range(len(raw["rows"])))
+    if rows is not None:
+        keep = []
+        for r in rows:
+            i = grid.labels.index(r) if isinstance(r, str) and r in grid.labels else int(r)
+            keep.append(i % len(raw["rows"]))
+        if not keep:
+            raise ConfigError(f"{grid_path}: rows={rows!r} selects no row")
+    raw["rows"] = [raw["rows"][i] for i in dict.fromkeys(keep)]
+    for r in raw["rows"]:
+        absolutise(r.get("params"))
+        for p in (r.get("presets") or {}).values():
+            absolutise(p)
+    if not any(r.get("reference") for r in raw["rows"]):
+        raw["rows"][-1]["reference"] = True  # deltas need a reference row
+    if seeds is not None:
+        raw.setdefault("presets", {})
+        raw["presets"][preset] = {**(raw["presets"].get(preset) or {}), "seeds": [int(s) for s in seeds]}
+    out = Path(out_dir) / Path(grid_path).name
+    atomic_write_text(out, yaml.safe_dump(raw, sort_keys=False))
+    load_grid(out)  # validate the copy
+    return out
 
 
 # ----------------------------------------------------------------------------- expansion

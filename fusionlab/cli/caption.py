@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 HELP = "caption image pairs (rules, oracle, MLLM, ...) into a caption file for text-guided training"
-DESCRIPTION = (
-    "Describe every IR/VI pair with a captioner and write {name: caption} to --out (JSON, or CSV by suffix). "
-    "Captions have the DTPF form 'Event Type: <X>\\nDescription: ...'. Resumes an existing --out "
-    "(skips names already captioned) unless --no-resume. Examples:\n"
-    "  fusionlab caption --root ../shared/data/msrs/test --captioner rules --out captions.json\n"
-    "  fusionlab caption --ir DIR --vi DIR --captioner mllm --model Qwen/Qwen2-VL-7B-Instruct --out captions.json")
+DESCRIPTION = """\
+Describe every IR/VI pair with a captioner and write {name: caption} to --out (JSON, or CSV by
+suffix). Captions have the DTPF form 'Event Type: <X>\\nDescription: ...'. Resumes an existing
+--out (skips names already captioned) unless --no-resume. Examples:
+fusionlab caption --root ../shared/data/msrs/test --captioner rules --out captions.json;
+fusionlab caption --ir DIR --vi DIR --captioner mllm --model Qwen/Qwen2-VL-7B-Instruct --out captions.json"""
 
 
 def add_arguments(p) -> None:

@@ -17,8 +17,8 @@ from .conventions import CONVENTIONS, Convention, get_convention, read_gray, rgb
 from . import correlation, information, qabf, ssim, statistics, vif
 from .correlation import cc, pearson, scd
 from .evaluate import (EXTRA_METRICS, HEADLINE_METRICS, LOWER_IS_BETTER, METRIC_NAMES, PAPER_METRICS, SUMMARY_METRICS,
-                       FusionMetrics, compute_metrics, evaluate, evaluate_files, evaluate_folders, match_triplets,
-                       resolve_metrics, to_jsonable)
+                       FusionMetrics, compute_metrics, evaluate, evaluate_files, evaluate_folders, fusion_scores,
+                       match_triplets, resolve_metrics, to_jsonable)
 from .registry import METRICS, Metric, lower_is_better, metric_info, metric_names, register_metric
 from .information import entropy, fusion_mi, histogram, joint_histogram, mutual_information
 from .qabf import edge_preservation, edge_strength_orientation, kumar_gradients, nabf, sobel_responses
@@ -29,7 +29,7 @@ from .vif import fusion_vif, gaussian_window, vif_components
 __all__ = [
     "METRIC_NAMES", "EXTRA_METRICS", "LOWER_IS_BETTER", "PAPER_METRICS", "HEADLINE_METRICS", "SUMMARY_METRICS",
     "METRICS", "Metric", "register_metric", "metric_info", "metric_names", "lower_is_better", "CONVENTIONS", "Convention",
-    "get_convention", "read_gray", "rgb255_to_gray", "to_metric_scale", "compute_metrics", "evaluate",
+    "get_convention", "read_gray", "rgb255_to_gray", "to_metric_scale", "compute_metrics", "evaluate", "fusion_scores",
     "evaluate_files", "evaluate_folders", "match_triplets", "resolve_metrics", "to_jsonable", "FusionMetrics",
     "entropy", "standard_deviation", "spatial_frequency", "average_gradient", "gradient_maps", "mse", "psnr",
     "histogram", "joint_histogram", "mutual_information", "fusion_mi", "pearson", "cc", "scd",

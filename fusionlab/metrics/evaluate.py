@@ -26,6 +26,7 @@ from typing import Iterable, Sequence
 import torch
 
 from ..errors import ConfigError, EmptyInputError, InvalidTensorError, MissingPairError, ShapeMismatchError
+from ..io import as_batch
 from . import correlation, information, qabf, ssim, statistics, vif  # noqa: F401  (they register the metrics)
 from ._common import check_images, trusted_inputs
 from .conventions import Convention, get_convention, read_gray, to_metric_scale
@@ -145,17 +146,6 @@ def _one_intra_op_thread():
         torch.set_num_threads(n)
 
 
-def _as_batch(x, name: str) -> torch.Tensor:
-    t = torch.as_tensor(x)
-    if t.ndim == 2:
-        t = t[None, None]
-    elif t.ndim == 3:
-        t = t[None]
-    if t.ndim != 4:
-        raise InvalidTensorError(f"{name}: expected (H, W), (1, H, W) or (B, 1, H, W), got {tuple(t.shape)}")
-    return t
-
-
 def evaluate(ir, vi, fused, metrics: str | Iterable[str] | None = None,
              convention: str | Convention = "cddfuse"):
     """Fusion metrics of images already on the 0..255 scale.
@@ -171,7 +161,7 @@ def evaluate(ir, vi, fused, metrics: str | Iterable[str] | None = None,
         a batch: ``pandas.DataFrame`` with one row per image and one column per metric.
     """
     single = torch.as_tensor(fused).ndim < 4
-    vals = compute_metrics(_as_batch(ir, "ir"), _as_batch(vi, "vi"), _as_batch(fused, "fused"), metrics, convention)
+    vals = compute_metrics(as_batch(ir, "ir"), as_batch(vi, "vi"), as_batch(fused, "fused"), metrics, convention)
     if single:
         return {k: float(v[0]) for k, v in vals.items()}
     import pandas as pd
@@ -187,6 +177,19 @@ def _read_triplet(ir_path, vi_path, fused_path, conv: Convention) -> tuple[torch
             raise ShapeMismatchError(f"{p}: {what} image is {t.shape[-1]}x{t.shape[-2]} but infrared "
                                      f"{ir_path} is {ir.shape[-1]}x{ir.shape[-2]}")
     return ir, vi, fused
+
+
+def fusion_scores(ir, vi, fused, metrics: str | Iterable[str] | None = SUMMARY_METRICS,
+                  convention: str | Convention = "cddfuse") -> dict[str, float]:
+    """The metrics of ONE fusion given as images in [0, 1]: ``{name: float}``.
+
+    ``ir``, ``vi``, ``fused``: ``(1|3, H, W)`` or ``(1, 1|3, H, W)`` tensors (colour is read as
+    gray the papers' way, :func:`~.conventions.to_metric_scale`). ``metrics``: default the nine
+    summary scores (:data:`SUMMARY_METRICS`); None = the 12 of :data:`METRIC_NAMES`.
+    """
+    ir, vi, fused = (to_metric_scale(as_batch(x).float(), convention) for x in (ir, vi, fused))
+    vals = compute_metrics(ir, vi, fused, metrics=list(metrics) if metrics is not None else None, convention=convention)
+    return {k: float(v[0]) for k, v in vals.items()}
 
 
 def evaluate_files(ir_path: str | os.PathLike, vi_path: str | os.PathLike, fused_path: str | os.PathLike,

@@ -6,10 +6,13 @@ CbCr, its Y is fused with the infrared image and its CbCr is put back (as all pe
 """
 from __future__ import annotations
 
+import os
+from typing import Any, Callable
+
 import torch
 import torch.nn as nn
 
-from ..errors import InvalidTensorError, ShapeMismatchError
+from ..errors import ConfigError, InvalidTensorError, ShapeMismatchError
 from ..color import merge_luma, split_luma, to_luma
 
 
@@ -108,3 +111,37 @@ def sliding_window(model: nn.Module, ir: torch.Tensor, vi: torch.Tensor, text: t
             acc[..., y:y + th, x:x + tw] += out.float() * weight
             norm[..., y:y + th, x:x + tw] += weight
     return acc / norm.clamp_min(1e-8)
+
+
+FusionFn = Callable[..., torch.Tensor]
+
+
+def as_fusion_fn(method: Any) -> FusionFn:
+    """Turn a method spec into ``fn(ir (1,1,H,W), vi (1,C,H,W), text=None) -> fused (1,C,H,W)`` in [0, 1].
+
+    Accepted: a fusion ``nn.Module`` (colour via :func:`fuse_pair`; it gets ``text``); a
+    checkpoint path (``.pt``) or a run folder (:func:`~.checkpoint.find_checkpoint`; loaded on
+    first use); a callable ``(ir, vi) -> fused`` (``text`` is not passed to it).
+
+    Raises:
+        ConfigError: anything else. CheckpointError: no checkpoint at the path.
+    """
+    if isinstance(method, nn.Module):
+        model = method.eval()
+        return lambda ir, vi, text=None: fuse_pair(model, ir, vi, text=text)
+    if isinstance(method, (str, os.PathLike)):
+        from .checkpoint import find_checkpoint, load_checkpoint
+
+        path = find_checkpoint(method)
+        loaded: list[FusionFn] = []
+
+        def from_checkpoint(ir, vi, text=None):
+            if not loaded:
+                loaded.append(as_fusion_fn(load_checkpoint(path, map_location="cpu")[0]))
+            return loaded[0](ir, vi, text)
+
+        return from_checkpoint
+    if callable(method):
+        return lambda ir, vi, text=None: method(ir, vi)
+    raise ConfigError(f"cannot use {type(method).__name__} as a fusion method (give a model, a callable, "
+                      "a checkpoint or a run folder)")

@@ -24,7 +24,8 @@ _EXPORTS = {
     "resolve_config_path": "config",
     "BatchStream": "data", "build_sources": "data", "split_names": "data", "val_items": "data",
     "pair_metrics": "evaluation", "colorize": "evaluation", "baseline": "evaluation",
-    "evaluate_fuser": "evaluation", "model_fuser": "evaluation",
+    "evaluate_fuser": "evaluation", "model_fuser": "evaluation", "score_fusers": "evaluation",
+    "compare_features": "evaluation",
     "Trainer": "trainer", "train_teacher": "trainer", "distill_student": "trainer",
     "run_experiment": "experiment", "experiment_config": "experiment",
 }

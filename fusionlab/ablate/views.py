@@ -1,4 +1,5 @@
-"""Views of run folders: one run's outputs, and two runs' fused images side by side.
+"""Views of run folders: one run's outputs, and two runs' fused images side by side (built
+from the drawing primitives of :mod:`fusionlab.viz.images`).
 
 * :func:`run_images` - ``{"<label> · seed <s>": sample path}`` for the ok runs of a results
   table (one sample name, e.g. ``syn_00000.png``);
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .images import ImageCompare, find_samples, show_images, side_by_side
+from ..viz.images import ImageCompare, find_samples, show_images, side_by_side
 
 
 def _ok_runs(df: pd.DataFrame) -> pd.DataFrame:
@@ -117,7 +118,7 @@ def show_run(out_dir: str | os.PathLike, max_images: int = 4):
     metrics = {}
     p = d / "metrics.json"
     if p.is_file():
-        from ..ablate.runner import flatten_metrics
+        from .runner import flatten_metrics
 
         metrics = flatten_metrics(json.loads(p.read_text()))
     table = pd.DataFrame({"value": metrics}).rename_axis("metric")
