@@ -101,12 +101,32 @@ class Registry:
 
 
 def _parameters(obj: Callable[..., Any]) -> set[str] | None:
-    """Keyword argument names of a class's constructor or a function; None if it takes ``**kwargs``."""
+    """Keyword argument names a class's constructor or a function takes; None if it takes any.
+
+    A fusionlab constructor with ``**kwargs`` passes them on to its base class
+    (``super().__init__(..., **kw)``), so the bases' arguments count too.
+    """
+    if not inspect.isclass(obj):
+        return _names(obj)
+    names: set[str] = set()
+    for klass in obj.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        own = _names(vars(klass)["__init__"])
+        if own is not None:
+            return names | (own - {"self"})
+        if not klass.__module__.startswith("fusionlab"):  # **kwargs of foreign code: anything may be valid
+            return None
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+    return names
+
+
+def _names(fn: Callable[..., Any]) -> set[str] | None:
     try:
-        sig = inspect.signature(obj)
+        params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):  # a builtin without a signature: let the call decide
         return None
-    params = sig.parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
     return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}

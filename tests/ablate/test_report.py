@@ -1,4 +1,5 @@
-"""fusionlab.viz: result plots, image comparers, and the HTML report of an ablation."""
+"""The ablation report: paper tables with the best value in bold, the figures, run views and the
+HTML report (fusionlab.ablate.report / views, drawn with fusionlab.viz)."""
 from __future__ import annotations
 
 import base64
@@ -6,21 +7,18 @@ import re
 from pathlib import Path
 
 import matplotlib
-import numpy as np
 import pandas as pd
 import pytest
-import torch
-from PIL import Image
 
 matplotlib.use("Agg")
 
-from fusionlab.ablate import read_results, render_report, run_grid  # noqa: E402
+from fusionlab.ablate import (RunCompare, best_rows, compare_runs_figure, delta_plot, metric_plot, paper_table,  # noqa: E402
+                              read_results, render_report, run_grid, seed_deltas, show_run, style_paper_table)
 from fusionlab.ablate.demo import bundle_example, locate_results  # noqa: E402
 from fusionlab.errors import ConfigError  # noqa: E402
-from fusionlab.viz import (ImageCompare, RunCompare, compare_runs_figure, delta_plot, find_samples,  # noqa: E402
-                           metric_plot, seed_deltas, show_images, show_run, side_by_side, to_array, wipe)
+from fusionlab.viz import find_samples  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def _results() -> pd.DataFrame:
@@ -44,28 +42,6 @@ def test_metric_and_delta_plots():
     assert en[(en["label"] == "a") & (en["source"] == "paper")]["delta"].item() == pytest.approx(-0.05)
     fig = delta_plot(df)
     assert fig.axes[0].get_title() == "ΔEN vs 'ref'" and len(fig.axes[0].patches) >= 2
-
-
-def test_images_wipe_side_by_side_and_compare_widget(tmp_path):
-    a = np.zeros((6, 10, 3), np.float32)
-    b = torch.ones(1, 6, 10)  # gray tensor, replicated to RGB
-    assert to_array(b).shape == (6, 10, 3)
-    w = wipe(a, b, 0.5, line=False)
-    assert w.shape == (6, 10, 3) and w[:, :5].max() == 0 and w[:, 5:].min() == 1
-    Image.fromarray(np.full((6, 10), 128, np.uint8)).save(tmp_path / "g.png")
-    assert abs(to_array(tmp_path / "g.png").mean() - 128 / 255) < 1e-6
-    fig = side_by_side(a, b, titles=("zeros", "ones"))
-    assert [ax.get_title() for ax in fig.axes][:2] == ["zeros", "ones"]
-    assert len(show_images({"x": a, "y": b, "z": a}, cols=2).axes) == 4
-    viewer = ImageCompare({"zeros": a, "ones": b, "file": tmp_path / "g.png"}, a="zeros", b="ones")
-    assert viewer.composite().shape == (6, 24, 3)  # side by side with a 4-pixel gap
-    assert viewer.split.disabled
-    first = viewer.view.value
-    viewer.mode.value = "wipe"
-    viewer.split.value = 0.3
-    assert viewer.composite().shape == (6, 10, 3) and viewer.view.value != first and not viewer.split.disabled
-    viewer.b.value = "file"
-    assert abs(float(viewer.composite()[:, 5:].mean()) - 128 / 255) < 0.01
 
 
 def test_grid_report_viewer_and_html(tmp_path):
@@ -97,3 +73,17 @@ def test_grid_report_viewer_and_html(tmp_path):
     assert locate_results("fake_grid", tmp_path) == (tmp_path / "fake_grid", False)
     with pytest.raises(ConfigError, match="no results"):
         locate_results("fake_grid", tmp_path / "nothing", example_fallback=False)
+
+
+def test_best_value_is_the_lowest_for_lower_is_better_metrics():
+    """Nabf and MSE are better when lower (read from the metrics registry): the table bolds the lowest."""
+    df = _results()
+    df["Nabf"], df["paper_Nabf"] = [0.02, 0.03, 0.20, 0.30], 0.1
+    df["MSE"], df["paper_MSE"] = [900.0, 950.0, 400.0, 420.0], 500.0
+    best = best_rows(df, ["EN", "Nabf", "MSE"])
+    assert best == {"EN": "ref", "Nabf": "a", "MSE": "ref"}
+    html = style_paper_table(paper_table(df, ["EN", "Nabf", "MSE"]), df, ["EN", "Nabf", "MSE"]).to_html()
+    selectors = " ".join(re.findall(r"([^{}]+)\{[^}]*font-weight: bold", html))
+    cols = list(paper_table(df, ["EN", "Nabf", "MSE"]).columns)
+    bold = {(cols[int(c)], int(r)) for r, c in re.findall(r"_row(\d+)_col(\d+)", selectors)}
+    assert bold == {("EN", 1), ("Nabf", 0), ("MSE", 1)}  # rows: 0 = "a", 1 = "ref"

@@ -10,17 +10,10 @@ import torch
 from fusionlab.data import write_synthetic_folder
 from fusionlab.errors import CheckpointError, ConfigError, ModelUnavailableError
 from fusionlab.text import build_text_prior, parse_event_type, read_caption_file
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("FUSIONLAB_CACHE", str(tmp_path_factory.getbasetemp() / "flcache"))
+from support import TINY_CLIP
 
 
 # ------------------------------------------------------------------ open_clip
-TINY_CLIP = {"embed_dim": 32,
-             "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
-             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
 
 
 def test_open_clip_encoder_loads_local_weights_and_fails_clearly(tmp_path, monkeypatch):
@@ -85,47 +78,12 @@ def test_open_clip_vit_b32_offline_without_weights_names_the_path(tmp_path, monk
 
 
 # ------------------------------------------------------------------ mllm (tiny random Qwen2-VL)
-def _tiny_qwen2vl(path):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (PreTrainedTokenizerFast, Qwen2VLConfig, Qwen2VLForConditionalGeneration,
-                              Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor)
-
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-               "<|image_pad|>", "<|video_pad|>", "[UNK]"]
-    words = ("event type : description normal low_light over_exposure ir_noise ir_low_contrast the image is "
-             "dark noisy a scene . user assistant").split()
-    vocab = {w: i for i, w in enumerate(special + words)}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="<|endoftext|>",
-                                  eos_token="<|im_end|>", additional_special_tokens=special[1:7])
-    template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
-                "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}"
-                "{% endif %}{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
-                "{% endif %}")
-    proc = Qwen2VLProcessor(image_processor=Qwen2VLImageProcessor(min_pixels=28 * 28, max_pixels=56 * 56),
-                            tokenizer=tok, video_processor=Qwen2VLVideoProcessor(), chat_template=template)
-    cfg = Qwen2VLConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         rope_scaling={"type": "mrope", "mrope_section": [1, 1, 2]},
-                         bos_token_id=1, eos_token_id=2, pad_token_id=0),
-        vision_config=dict(depth=1, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=14,
-                           spatial_merge_size=2, temporal_patch_size=2, in_channels=3),
-        image_token_id=vocab["<|image_pad|>"], video_token_id=vocab["<|video_pad|>"],
-        vision_start_token_id=vocab["<|vision_start|>"], vision_end_token_id=vocab["<|vision_end|>"])
-    torch.manual_seed(0)
-    Qwen2VLForConditionalGeneration(cfg).save_pretrained(path)
-    proc.save_pretrained(path)
-    return path
-
-
-def test_mllm_captioner_with_tiny_qwen2vl_resume_and_cli(tmp_path, monkeypatch, run_cli):
+def test_mllm_captioner_with_tiny_qwen2vl_resume_and_cli(tmp_path, monkeypatch, run_cli, tiny_vlm):
     from fusionlab.text import build_captioner
     from fusionlab.text.captioners import caption_folder
     from fusionlab.text.mllm import MLLMCaptioner, normalise_caption
 
-    model_dir = _tiny_qwen2vl(tmp_path / "tiny-qwen2vl")
+    model_dir = tiny_vlm
     cap = build_captioner({"type": "mllm", "model": str(model_dir), "device": "cpu", "max_new_tokens": 6})
     root = write_synthetic_folder(tmp_path / "syn", n=3, size=40, with_reference=False)
     out = tmp_path / "caps.json"

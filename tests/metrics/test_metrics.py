@@ -25,7 +25,7 @@ from fusionlab.metrics import (EXTRA_METRICS, METRIC_NAMES, FusionMetrics, compu
                                histogram, joint_histogram, mutual_information, pearson, qabf, read_gray, scd, ssim,
                                to_metric_scale, vif, vif_components)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REL_TOL = {"SSIM": 1e-3, "MSE": 1e-3}  # the tolerances (float32 evaluator); others 1e-4
 
 

@@ -23,7 +23,7 @@ from fusionlab.ablate.report import deltas, paper_table, rank_agreement, summari
 from fusionlab.ablate.runner import run_state
 from fusionlab.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 FAKE_NB = FIXTURES / "fake_run.ipynb"
 FAKE_GRID = FIXTURES / "fake_grid.yaml"
@@ -271,3 +271,24 @@ def test_shipped_caption_file_covers_every_synthetic_scene_a_run_sees():
     needed = synthetic_names(("ci", "laptop"))
     assert f"syn_{SYNTHETIC_TRAIN_SEED0:05d}" in needed
     assert not set(needed) - set(shipped), sorted(set(needed) - set(shipped))[:5]
+
+
+def test_shrink_grid_keeps_rows_seeds_and_paths(tmp_path):
+    from fusionlab.ablate import expand, load_grid, shrink_grid
+
+    src = tmp_path / "grids"
+    (src / "captions").mkdir(parents=True)
+    (src / "captions" / "c.json").write_text("{}")
+    (src / "g.yaml").write_text(
+        "name: g\nbase: {stage: teacher}\nrows:\n"
+        "  - {label: a, params: {text_prior: none}}\n"
+        "  - {label: b, params: {text_prior: file, caption_file: captions/c.json}}\n"
+        "  - {label: c, params: {text_prior: oracle}}\n"
+        "seeds: [0, 1]\n")
+    out = shrink_grid(src / "g.yaml", tmp_path / "runs", "ci", rows=["b", -1], seeds=[3])
+    grid = load_grid(out)
+    assert grid.labels == ["b", "c"] and grid.reference_row.label == "c"
+    runs = expand(grid, "ci")
+    assert [r.seed for r in runs] == [3, 3]
+    assert runs[0].params["caption_file"] == str((src / "captions" / "c.json").resolve())
+    assert len(expand(grid, "laptop")) == 4  # other presets keep the grid's seeds

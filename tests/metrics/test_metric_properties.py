@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fusionlab.errors import InvalidTensorError, ShapeMismatchError
-from fusionlab.metrics import (EXTRA_METRICS, METRIC_NAMES, FusionMetrics, compute_metrics, entropy,
+from fusionlab.metrics import (EXTRA_METRICS, METRIC_NAMES, FusionMetrics, compute_metrics, entropy, metric_info,
                                mutual_information, pearson, ssim, to_metric_scale, vif)
 from fusionlab.metrics.ssim import fusion_ssim
 
@@ -25,13 +25,11 @@ NO_VIF = [m for m in ALL if m != "VIF"]
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DTYPES = ("uint8", "u8_float32", "float64", "float64_noninteger")
 
-#: smallest side each metric accepts in the cddfuse convention (compute_metrics needs 2x2;
-#: SSIM a 7x7 window; VIF a 41x41 Gaussian at its coarsest scale)
-MIN_SIDE = {**{m: 2 for m in ALL}, "SSIM": 7, "VIF": 41}
-#: documented ranges (SSIM is a SUM of two SSIMs in cddfuse, hence up to 2)
-RANGES = {"EN": (0, 8), "SD": (0, 127.5), "SF": (0, 255 * math.sqrt(2)), "AG": (0, 255), "MI": (0, 2 * 8 * math.log(2)),
-          "SCD": (-2, 2), "VIF": (0, math.inf), "Qabf": (0, 1), "SSIM": (-2, 2), "MSE": (0, 255 ** 2),
-          "CC": (-1, 1), "PSNR": (-math.inf, math.inf), "Nabf": (0, 1)}
+#: smallest side and documented range of each metric, from the metrics registry (cddfuse
+#: convention: SSIM needs a 7x7 window, VIF a 41x41 Gaussian at its coarsest scale; SSIM is a
+#: SUM of two SSIMs, hence up to 2)
+MIN_SIDE = {m: metric_info(m).min_side for m in ALL}
+RANGES = {m: metric_info(m).bounds for m in ALL}
 
 
 @pytest.fixture(autouse=True, scope="module")

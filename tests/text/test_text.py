@@ -19,12 +19,6 @@ from fusionlab.text.captioners import caption_folder, derangement
 from fusionlab.text.rules import folder_statistics
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    # one embedding cache for the whole module (fast), never the user's ~/.cache
-    monkeypatch.setenv("FUSIONLAB_CACHE", str(tmp_path_factory.getbasetemp() / "flcache"))
-
-
 def _batch(labels, size=48):
     ps = [make_pair(100 + i, size, with_reference=False) for i in range(len(labels))]
     ir, vi = torch.stack([p["ir"] for p in ps]), torch.stack([p["vi"] for p in ps])

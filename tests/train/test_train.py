@@ -17,7 +17,7 @@ from fusionlab.train import (BatchStream, DataConfig, Trainer, TrainConfig, buil
                              resolve_config_path, run_experiment, split_names)
 from fusionlab.train.config import PACKAGE_CONFIGS, parse_set
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # one torch thread (fixture in conftest.py): results do not depend on it, speed on a busy CPU does

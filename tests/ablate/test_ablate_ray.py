@@ -10,7 +10,7 @@ from fusionlab.ablate import read_results, run_grid
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.mark.ray
