@@ -35,7 +35,7 @@ PAPER_MSRS = {  # DTPF paper, MSRS test set (EN / VIF / Qabf); SSIM not reported
     "paper: teacher (40.3 M)": {"EN": 6.749, "VIF": 1.060, "Qabf": 0.732},
     "paper: distilled student (4.1 M)": {"EN": 6.763, "VIF": 1.075, "Qabf": 0.734},
 }
-METRICS = ("EN", "VIF", "Qabf", "SSIM")
+from fusionlab.metrics.evaluate import HEADLINE_METRICS as METRICS  # noqa: E402  (EN VIF Qabf SSIM)
 
 
 def parse_args(argv=None):

@@ -16,22 +16,13 @@ from pathlib import Path
 
 import torch
 
-DEMO_METRICS = ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM")
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "student_real.pt"
 
 
 def baseline_fusions(ir: torch.Tensor, vi: torch.Tensor) -> dict[str, torch.Tensor]:
     """Pixel-mean and pixel-max fusion in Y (VI colour kept): ``(B,1,H,W)``, ``(B,C,H,W)`` -> ``(B,C,H,W)``."""
-    from .io import rgb_to_ycbcr, ycbcr_to_rgb
+    from .color import fuse_in_luma
 
-    def _recolour(y: torch.Tensor) -> torch.Tensor:
-        if vi.shape[1] == 1:
-            return y
-        ycc = rgb_to_ycbcr(vi)
-        return ycbcr_to_rgb(torch.cat([y, ycc[:, 1:]], 1))
-
-    y = rgb_to_ycbcr(vi)[:, :1] if vi.shape[1] == 3 else vi
-    return {"mean": _recolour((ir + y) / 2), "max": _recolour(torch.maximum(ir, y))}
+    return {"mean": fuse_in_luma(lambda a, b: (a + b) / 2, ir, vi), "max": fuse_in_luma(torch.maximum, ir, vi)}
 
 
 def run_demo(out: str | Path = "demo_output", n: int = 6, size: tuple[int, int] = (240, 320),
@@ -45,12 +36,12 @@ def run_demo(out: str | Path = "demo_output", n: int = 6, size: tuple[int, int] 
     from .device import default_device
     from .errors import CheckpointError
     from .io import atomic_path, atomic_write_text, write_image
-    from .metrics import evaluate, to_metric_scale
-    from .models import fuse_pair, load_checkpoint
+    from .metrics import SUMMARY_METRICS, evaluate, to_metric_scale
+    from .models import SHIPPED_STUDENT, fuse_pair, load_checkpoint
 
     out = Path(out)
     dev = default_device(device)
-    ckpt = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    ckpt = Path(checkpoint) if checkpoint else SHIPPED_STUDENT
     if not ckpt.exists():
         raise CheckpointError(f"{ckpt}: checkpoint not found (train one with scripts/train_shipped_student.py "
                               "or pass --checkpoint)")
@@ -70,7 +61,7 @@ def run_demo(out: str | Path = "demo_output", n: int = 6, size: tuple[int, int] 
         names = list(methods)
         k = len(names)  # score all methods of this pair in one batched call
         table = evaluate(to_metric_scale(ir).repeat(k, 1, 1, 1), to_metric_scale(vi).repeat(k, 1, 1, 1),
-                         torch.cat([to_metric_scale(methods[m]) for m in names]), metrics=list(DEMO_METRICS))
+                         torch.cat([to_metric_scale(methods[m]) for m in names]), metrics=list(SUMMARY_METRICS))
         for method, vals in zip(names, table.to_dict("records")):
             rows.append({"image": item["name"], "method": method, **{m: float(v) for m, v in vals.items()}})
         if len(shown) < 3:

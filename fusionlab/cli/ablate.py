@@ -11,8 +11,10 @@ DESCRIPTION = (
 
 
 def add_arguments(p) -> None:
+    from ..presets import PRESETS
+
     p.add_argument("grid", help="grid file, e.g. ablations/fusion_modules.yaml")
-    p.add_argument("--preset", choices=("ci", "laptop", "full"), default=None,
+    p.add_argument("--preset", choices=PRESETS, default=None,
                    help="run size (default: $FUSIONLAB_PRESET, else laptop)")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local processes (default) or Ray tasks")

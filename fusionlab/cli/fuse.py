@@ -8,9 +8,6 @@ DESCRIPTION = (
     "file name stem; outputs are PNGs named like the inputs, in colour when the visible "
     "image is colour (its CbCr is kept).")
 
-DEFAULT_CHECKPOINT = "assets/student_real.pt"  # relative to the fusionlab package
-
-
 def add_arguments(p) -> None:
     src = p.add_argument_group("inputs")
     src.add_argument("--ir", help="infrared image file or folder")
@@ -53,7 +50,6 @@ def _resolve_pairs(args):
 
 def _load_model(args, device):
     import sys
-    from pathlib import Path
 
     import torch
 
@@ -69,7 +65,7 @@ def _load_model(args, device):
         sys.stderr.write(f"fusionlab fuse: warning: --model {args.model} without --checkpoint has random "
                          "(untrained) weights; the outputs only test the pipeline\n")
         return model, f"untrained {args.model}"
-    default = Path(models.__file__).resolve().parents[1] / DEFAULT_CHECKPOINT
+    default = models.SHIPPED_STUDENT
     if not default.is_file():
         raise CheckpointError(f"{default}: default checkpoint not found; pass --checkpoint FILE, or "
                               "--model dtpf_student for an untrained model")

@@ -15,6 +15,7 @@ import math
 import torch
 
 from ._common import check_images, levels
+from .registry import register_metric
 
 BINS = 256
 
@@ -117,3 +118,14 @@ def fusion_mi(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, base: flo
     h_joint = _entropy_of_counts(j, (1, 2), base)
     mi = h_s - h_joint
     return 2 * h_f + mi[:b] + mi[b:]
+
+
+# ----------------------------------------------------------------------------- registry (fusionlab.metrics.METRICS)
+@register_metric("EN", column=0, bounds=(0, 8), subsets=("paper", "headline", "summary"))
+def _en(fused, ir, vi, convention):
+    return entropy(fused, convention.en_base, convention.en_log_eps)
+
+
+@register_metric("MI", column=4, bounds=(0, 16), subsets=("summary",))  # 2 x log(256) in base 2
+def _mi(fused, ir, vi, convention):
+    return fusion_mi(fused, ir, vi, convention.mi_base)

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ._common import check_images, row_bands
+from .registry import register_metric
 
 # Qabf constants (Xydeas & Petrovic)
 TG, KG, DG = 0.9994, -15.0, 0.5
@@ -186,3 +187,14 @@ def nabf(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, weight_floor: 
         num = num + torch.where(artifact, (1 - q) * w, 0.0).sum((1, 2, 3))
         den = den + w.sum((1, 2, 3))
     return num / den
+
+
+# ----------------------------------------------------------------------------- registry (fusionlab.metrics.METRICS)
+@register_metric("Qabf", column=7, bounds=(0, 1), subsets=("paper", "headline", "summary"))
+def _qabf(fused, ir, vi, convention):
+    return qabf(fused, ir, vi)
+
+
+@register_metric("Nabf", column=12, default=False, lower_is_better=True, bounds=(0, 1))
+def _nabf(fused, ir, vi, convention):
+    return nabf(fused, ir, vi, convention.nabf_weight_floor)

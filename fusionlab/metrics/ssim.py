@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 
 from ._common import box_sum_valid, check_images, gaussian_filter, row_bands
+from .registry import register_metric
 
 WINDOWS = ("uniform7", "gaussian11")
 
@@ -125,3 +126,11 @@ def fusion_ssim(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, window:
     fused, ir, vi = check_images(fused, ir, vi, names=("fused", "ir", "vi"), min_size=_window_size(window))
     s = _mean_ssim(fused, torch.cat([ir, vi], 1), window, data_range, sample_covariance)
     return s.sum(1) if reduce == "sum" else s.mean(1)
+
+
+# ----------------------------------------------------------------------------- registry (fusionlab.metrics.METRICS)
+@register_metric("SSIM", column=8, bounds=(-2, 2), min_side=7, subsets=("headline", "summary"))  # a sum of two
+def _ssim(fused, ir, vi, convention):
+    # SSIM(s x, s y; L) == SSIM(x, y; L / s): scaling the inputs only rescales the constants
+    return fusion_ssim(fused, ir, vi, convention.ssim_window, convention.ssim_data_range / convention.ssim_input_scale,
+                       convention.ssim_sample_covariance, convention.ssim_reduce)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ._common import check_images
+from .registry import register_metric
 from .information import entropy
 
 __all__ = ["entropy", "standard_deviation", "spatial_frequency", "average_gradient", "mse", "psnr"]
@@ -105,3 +106,29 @@ def psnr(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, peak: str | fl
     else:
         p = torch.full_like(m, float(peak))
     return 10 * torch.log10(p ** 2 / m)
+
+
+# ----------------------------------------------------------------------------- registry (fusionlab.metrics.METRICS)
+@register_metric("SD", column=1, bounds=(0, 127.5), subsets=("summary",))
+def _sd(fused, ir, vi, convention):
+    return standard_deviation(fused)
+
+
+@register_metric("SF", column=2, bounds=(0, 255 * 2 ** 0.5), subsets=("summary",))
+def _sf(fused, ir, vi, convention):
+    return spatial_frequency(fused, convention.sf_normalise)
+
+
+@register_metric("AG", column=3, bounds=(0, 255), subsets=("summary",))
+def _ag(fused, ir, vi, convention):
+    return average_gradient(fused, convention.ag_normalise)
+
+
+@register_metric("MSE", column=9, lower_is_better=True, bounds=(0, 255 ** 2))
+def _mse(fused, ir, vi, convention):
+    return mse(fused, ir, vi, convention.mse_unit_range)
+
+
+@register_metric("PSNR", column=11)
+def _psnr(fused, ir, vi, convention):
+    return psnr(fused, ir, vi, convention.psnr_peak, convention.mse_unit_range)

@@ -26,6 +26,10 @@ from ..io import atomic_path
 from .net import FusionNet, FusionNetConfig
 
 FORMAT, VERSION = "fusionlab.model", 1
+#: the distilled student shipped with fusionlab (trained by scripts/train_shipped_student.py)
+SHIPPED_STUDENT = Path(__file__).resolve().parents[1] / "assets" / "student_real.pt"
+#: the files a run folder may hold, in the order :func:`find_checkpoint` prefers them
+RUN_CHECKPOINTS = ("checkpoint.pt", "student.pt", "teacher.pt", "model.pt")
 
 
 def save_checkpoint(path: str | os.PathLike, model: FusionNet, metadata: dict | None = None,
@@ -162,3 +166,53 @@ def _load_weights(model: FusionNet, state: dict, p: Path) -> None:
             parts.append(f"{len(bad)} with wrong shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
         raise CheckpointError(f"{p}: weights do not fit the stored '{model.name}' architecture: " + "; ".join(parts))
     model.load_state_dict(state)
+
+
+def find_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or the checkpoint in a run folder (:data:`RUN_CHECKPOINTS` first, then
+    any ``*.pt`` in it or one level down).
+
+    Raises:
+        CheckpointError: nothing found (one line naming the path).
+    """
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        for name in RUN_CHECKPOINTS:
+            if (p / name).is_file():
+                return p / name
+        found = sorted(p.glob("*.pt")) or sorted(p.glob("*/*.pt"))
+        if found:
+            return found[0]
+        raise CheckpointError(f"{p}: run folder holds no checkpoint (*.pt)")
+    raise CheckpointError(f"{p}: checkpoint or run folder not found")
+
+
+def load_student(checkpoint: str | os.PathLike | None = None, fallback: str = "dtpf_student_tiny",
+                 verbose: bool = True) -> tuple[FusionNet, str]:
+    """The distilled student for demos: ``(model in eval mode, note)``.
+
+    Loads ``checkpoint`` (default: the shipped :data:`SHIPPED_STUDENT`). If that file is absent
+    (a fresh checkout before the asset is built), returns an UNTRAINED ``fallback`` model
+    instead, and says so - its fusions are then close to the visible image.
+
+    Raises:
+        CheckpointError: a ``checkpoint`` that was named does not exist or cannot be read.
+    """
+    from .zoo import create_model
+
+    path = Path(checkpoint) if checkpoint else SHIPPED_STUDENT
+    if path.is_file():
+        model, info = load_checkpoint(path, map_location="cpu")
+        note = f"model: {info.get('model')} loaded from {path.name}"
+    elif checkpoint:
+        raise CheckpointError(f"{path}: checkpoint not found")
+    else:
+        torch.manual_seed(0)
+        model = create_model(fallback)
+        note = (f"NOTE: {path.name} is not in this checkout; using an UNTRAINED {fallback} "
+                "(its fusions are not meaningful; train one in 04_distillation)")
+    if verbose:
+        print(note)
+    return model.eval(), note

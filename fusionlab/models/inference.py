@@ -1,16 +1,19 @@
 """Inference helpers: colour handling, sliding windows with overlap blending.
 
-The network fuses luma only: ``model(ir, vi_y, text) -> fused_y``. :func:`fuse_pair` is the
-one place where colour is handled: an RGB visible image is converted to YCbCr, its Y is
-fused with the infrared image and its CbCr is put back (what all peer methods do).
+The network fuses luma only: ``model(ir, vi_y, text) -> fused_y``. :func:`fuse_pair` applies
+the colour convention of :mod:`fusionlab.color`: an RGB visible image is split into Y and
+CbCr, its Y is fused with the infrared image and its CbCr is put back (as all peer methods do).
 """
 from __future__ import annotations
+
+import os
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 
-from ..errors import InvalidTensorError, ShapeMismatchError
-from ..io import rgb_to_ycbcr, to_luma, ycbcr_to_rgb
+from ..errors import ConfigError, InvalidTensorError, ShapeMismatchError
+from ..color import merge_luma, split_luma, to_luma
 
 
 def _batched(x: torch.Tensor, what: str) -> torch.Tensor:
@@ -50,17 +53,14 @@ def fuse_pair(model: nn.Module, ir: torch.Tensor, vi: torch.Tensor, text: torch.
     out_device = ir.device
     dev = _model_device(model)
     ir_y = to_luma(ir_b.float()).to(dev)
-    ycbcr = rgb_to_ycbcr(vi_b.float().to(dev)) if vi_b.shape[1] == 3 else None
-    vi_y = ycbcr[:, :1] if ycbcr is not None else vi_b.float().to(dev)
+    vi_y, cbcr = split_luma(vi_b.float().to(dev))
     if text is not None:
         text = text.to(dev)
     if tile:
         fused_y = sliding_window(model, ir_y, vi_y, text, tile=tile, overlap=overlap)
     else:
         fused_y = model(ir_y, vi_y, text)
-    fused_y = fused_y.clamp(0.0, 1.0)
-    out = ycbcr_to_rgb(torch.cat([fused_y, ycbcr[:, 1:]], dim=1)) if ycbcr is not None else fused_y
-    out = out.clamp(0.0, 1.0).to(out_device)
+    out = merge_luma(fused_y.clamp(0.0, 1.0), cbcr).to(out_device)
     return out[0] if squeeze else out
 
 
@@ -111,3 +111,37 @@ def sliding_window(model: nn.Module, ir: torch.Tensor, vi: torch.Tensor, text: t
             acc[..., y:y + th, x:x + tw] += out.float() * weight
             norm[..., y:y + th, x:x + tw] += weight
     return acc / norm.clamp_min(1e-8)
+
+
+FusionFn = Callable[..., torch.Tensor]
+
+
+def as_fusion_fn(method: Any) -> FusionFn:
+    """Turn a method spec into ``fn(ir (1,1,H,W), vi (1,C,H,W), text=None) -> fused (1,C,H,W)`` in [0, 1].
+
+    Accepted: a fusion ``nn.Module`` (colour via :func:`fuse_pair`; it gets ``text``); a
+    checkpoint path (``.pt``) or a run folder (:func:`~.checkpoint.find_checkpoint`; loaded on
+    first use); a callable ``(ir, vi) -> fused`` (``text`` is not passed to it).
+
+    Raises:
+        ConfigError: anything else. CheckpointError: no checkpoint at the path.
+    """
+    if isinstance(method, nn.Module):
+        model = method.eval()
+        return lambda ir, vi, text=None: fuse_pair(model, ir, vi, text=text)
+    if isinstance(method, (str, os.PathLike)):
+        from .checkpoint import find_checkpoint, load_checkpoint
+
+        path = find_checkpoint(method)
+        loaded: list[FusionFn] = []
+
+        def from_checkpoint(ir, vi, text=None):
+            if not loaded:
+                loaded.append(as_fusion_fn(load_checkpoint(path, map_location="cpu")[0]))
+            return loaded[0](ir, vi, text)
+
+        return from_checkpoint
+    if callable(method):
+        return lambda ir, vi, text=None: method(ir, vi)
+    raise ConfigError(f"cannot use {type(method).__name__} as a fusion method (give a model, a callable, "
+                      "a checkpoint or a run folder)")

@@ -170,9 +170,9 @@ class FusionNet(nn.Module):
         self.encoder_ir = Encoder(cfg)
         self.encoder_vi = Encoder(cfg)
         self.fusion = nn.ModuleList(
-            FUSION_MODULES.build(cfg.fusion, dim=ch[l], channel_heads=cfg.heads[l],
-                                 spatial_heads=cfg.spatial_heads[l], head_dim=cfg.head_dim,
-                                 window=cfg.window, overlap=cfg.overlap, cross=(l + 1) in cfg.cross_levels)
+            FUSION_MODULES.build(cfg.fusion, dim=ch[l], **FUSION_MODULES.accepted(cfg.fusion, dict(
+                channel_heads=cfg.heads[l], spatial_heads=cfg.spatial_heads[l], head_dim=cfg.head_dim,
+                window=cfg.window, overlap=cfg.overlap, cross=(l + 1) in cfg.cross_levels)))
             for l in range(LEVELS))
         self.film = (nn.ModuleList(FiLM(cfg.text_dim, ch[l], cfg.film) for l in range(LEVELS))
                      if cfg.text_dim is not None else None)

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 
 from ..errors import CheckpointError, ConfigError, ModelUnavailableError
 from ..registry import Registry
-from .cache import EmbeddingCache, models_dir
+from ..dirs import models_dir
+from .cache import EmbeddingCache
 
 TEXT_ENCODERS = Registry("text encoder")
 

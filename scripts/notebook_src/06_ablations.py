@@ -33,9 +33,9 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from fusionlab.ablate import load_grid, plan
+from fusionlab.ablate import load_grid, plan, shrink_grid
 from fusionlab.presets import pick
-from fusionlab.viz.walkthrough import run_dir, setup, shrink_grid
+from fusionlab.viz.walkthrough import run_dir, setup
 
 setup()
 grid_file = Path("../ablations") / f"{ablation}.yaml"  # notebooks run with notebooks/ as the folder
@@ -94,7 +94,7 @@ paper_table(df, grid.metrics)
 # NBVAL_IGNORE_OUTPUT
 import matplotlib.pyplot as plt
 
-from fusionlab.viz import compare_runs_figure, metric_plot
+from fusionlab.ablate import compare_runs_figure, metric_plot
 
 fig = metric_plot(df, grid.metrics, title=f"{grid.name} ({preset})")
 plt.show()

@@ -1,0 +1,87 @@
+"""The attention, FFN and LayerNorm blocks equal their literal definitions (fusionlab.models.blocks)."""
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+import torch.nn as nn
+
+from fusionlab.errors import CheckpointError, ConfigError, InvalidTensorError, ShapeMismatchError
+from fusionlab.io import rgb_to_ycbcr
+from fusionlab.models import (FUSION_MODULES, FiLM, count_parameters, create_model, fuse_pair, list_models,
+                              load_checkpoint, model_config, save_checkpoint, sliding_window)
+from fusionlab.models import blocks
+from fusionlab.models.profile import format_table, peak_memory_bytes, profile_models
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+@pytest.mark.parametrize("chunk", [4, 64])  # pieces of window rows / several whole rows per chunk
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("hw", [(16, 24), (13, 21)])
+def test_window_attention_matches_literal_definition(monkeypatch, channels_last, hw, chunk):
+    monkeypatch.setattr(blocks, "ATTENTION_CHUNK", chunk)
+    torch.manual_seed(0)
+    attn = blocks.OverlapWindowAttention(12, heads=2, head_dim=8, window=8, overlap=0.5)
+    x = torch.randn(2, 12, *hw)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    want = blocks.overlap_window_attention_reference(attn, x)
+    got_train = attn(x)  # training path (bias folded into q/k)
+    with torch.no_grad():
+        got_infer = attn(x)  # inference path (chunked bias mask)
+    torch.testing.assert_close(got_train, want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(got_infer, want, atol=1e-5, rtol=1e-4)
+    got_train.square().sum().backward()
+    assert attn.rel_h.grad is not None and attn.rel_h.grad.abs().sum() > 0
+
+
+def test_relative_position_bias_is_centred():
+    # key column j of the 12-wide window vs query column y of the 8-wide window: offset 0
+    # (same pixel) must map to the centre of the 23-entry table
+    attn = blocks.OverlapWindowAttention(8, heads=1, head_dim=8)
+    idx = attn.rel_idx
+    assert idx.shape == (8, 12)
+    for y in range(8):
+        assert idx[y, y + attn.pad] == attn.ow - 1
+
+
+def test_layernorm_definition():
+    torch.manual_seed(0)
+    x = torch.randn(2, 12, 5, 7)
+    ln = blocks.LayerNorm2d(12)
+    with torch.no_grad():
+        ln.weight.uniform_()
+        ln.bias.uniform_()
+    ref = nn.functional.layer_norm(x.permute(0, 2, 3, 1), (12,), ln.weight, ln.bias).permute(0, 3, 1, 2)
+    torch.testing.assert_close(ln(x), ref)
+    torch.testing.assert_close(ln(x.contiguous(memory_format=torch.channels_last)), ref)
+
+
+@pytest.mark.parametrize("dim,heads", [(12, 3), (16, 1), (72, 8)])  # joint-Gram and wide (norm) paths
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_channel_attention_and_ffn_match_literal_definitions(dim, heads, channels_last):
+    torch.manual_seed(0)
+    x, res = torch.randn(2, dim, 5, 7), torch.randn(2, dim, 5, 7)
+    if channels_last:
+        x, res = (t.contiguous(memory_format=torch.channels_last) for t in (x, res))
+    ca = blocks.ChannelAttention(dim, heads=heads)
+    with torch.no_grad():
+        ca.temperature.uniform_(0.5, 2.0)
+    qkv = ca.qkv_dwconv(ca.qkv(x))
+    q, k, v = (t.reshape(2, heads, dim // heads, 35) for t in qkv.chunk(3, dim=1))
+    q, k = nn.functional.normalize(q, dim=-1), nn.functional.normalize(k, dim=-1)
+    a = (q @ k.transpose(-1, -2) * ca.temperature).softmax(-1)
+    want = ca.project_out((a @ v).reshape(2, dim, 5, 7))
+    torch.testing.assert_close(ca(x), want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ca(x, residual=res), want + res, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():  # inference path (oneDNN 1x1 convs)
+        torch.testing.assert_close(ca(x, residual=res), want + res, atol=1e-5, rtol=1e-4)
+    ffn = blocks.GatedDconvFFN(dim, 2.66)
+    h1, h2 = ffn.dwconv(ffn.project_in(x)).chunk(2, dim=1)
+    want = ffn.project_out(nn.functional.gelu(h1) * h2) + res
+    torch.testing.assert_close(ffn(x, residual=res), want, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():
+        torch.testing.assert_close(ffn(x, residual=res), want, atol=1e-5, rtol=1e-4)
