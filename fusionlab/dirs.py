@@ -11,6 +11,8 @@ function               variable               holds
                                               (``teachers/``) and projectors (``projectors/``)
 :func:`models_dir`     ``FUSIONLAB_MODELS``   local model weights (default ``<cache>/models``)
 :func:`data_dir`       ``FUSIONLAB_DATA``     datasets named by grid files (``$FUSIONLAB_DATA/MSRS``)
+:func:`shared_dir`     ``FUSIONLAB_SHARED``   the read-only reference folder beside a checkout
+                                              (``data/*/test``, ``data/train``, peer weights)
 =====================  =====================  ==============================================
 
 :func:`file_lock` is the one inter-process lock (``filelock``: ``flock`` on POSIX,
@@ -53,8 +55,15 @@ def data_dir() -> Path:
     return _env_path("FUSIONLAB_DATA") or Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
-#: the variables a grid file may use without setting them (they have the defaults above)
-DEFAULT_VARIABLES = {"FUSIONLAB_CACHE": cache_dir, "FUSIONLAB_MODELS": models_dir, "FUSIONLAB_DATA": data_dir}
+def shared_dir() -> Path:
+    """The shared reference folder: ``$FUSIONLAB_SHARED``, else ``shared/`` beside the checkout
+    this package runs from (it may not exist: callers check)."""
+    return _env_path("FUSIONLAB_SHARED") or Path(__file__).resolve().parents[2] / "shared"
+
+
+#: the variables a grid file or a training config may use without setting them (they have the defaults above)
+DEFAULT_VARIABLES = {"FUSIONLAB_CACHE": cache_dir, "FUSIONLAB_MODELS": models_dir, "FUSIONLAB_DATA": data_dir,
+                     "FUSIONLAB_SHARED": shared_dir}
 
 
 @contextlib.contextmanager

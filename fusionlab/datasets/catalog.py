@@ -23,7 +23,6 @@ not be confirmed, so only the pairing (every file has a partner) is checked.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,20 +145,17 @@ def data_home() -> Path:
     """Where datasets are installed: ``$FUSIONLAB_DATA``, else platformdirs'
     ``user_data_dir("fusionlab")`` (``~/.local/share/fusionlab`` on Linux,
     ``~/Library/Application Support/fusionlab`` on macOS, ``%LOCALAPPDATA%\\fusionlab`` on Windows)."""
-    env = os.environ.get("FUSIONLAB_DATA")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_data_dir
+    from ..dirs import data_dir
 
-    return Path(user_data_dir("fusionlab", appauthor=False))
+    return data_dir()
 
 
 def shared_data_root() -> Path | None:
     """The shared real-data folder: ``$FUSIONLAB_SHARED/data``, else ``shared/data`` beside
     the repository this package runs from; None when absent."""
-    env = os.environ.get("FUSIONLAB_SHARED")
-    base = Path(env).expanduser() if env else Path(__file__).resolve().parents[2].parent / "shared"
-    d = base / "data"
+    from ..dirs import shared_dir
+
+    d = shared_dir() / "data"
     return d if d.is_dir() else None
 
 

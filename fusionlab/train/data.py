@@ -111,18 +111,16 @@ def build_sources(specs: Sequence[str], split: str, *, synthetic_pairs: int, syn
     return out
 
 
-def shared_root() -> Path:
-    """The shared reference folder: ``$FUSIONLAB_SHARED``, else ``shared/`` beside the checkout."""
-    env = os.environ.get("FUSIONLAB_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
-
-
 def expand_path(path: str) -> Path:
-    """``~`` and ``$VARS`` expanded; ``$FUSIONLAB_SHARED`` defaults to :func:`shared_root` so
-    configs can name the real training folders (``$FUSIONLAB_SHARED/data/train/msrs``)."""
+    """``~`` and ``$VARS`` expanded; the variables of :data:`fusionlab.dirs.DEFAULT_VARIABLES`
+    (``$FUSIONLAB_SHARED``, ``$FUSIONLAB_DATA``, ...) get their defaults when unset, so configs
+    can name the real training folders (``$FUSIONLAB_SHARED/data/train/msrs``)."""
+    from ..dirs import DEFAULT_VARIABLES
+
     path = str(path)
-    if "FUSIONLAB_SHARED" in path and not os.environ.get("FUSIONLAB_SHARED"):
-        path = path.replace("${FUSIONLAB_SHARED}", str(shared_root())).replace("$FUSIONLAB_SHARED", str(shared_root()))
+    for var, default in DEFAULT_VARIABLES.items():
+        if var in path and not os.environ.get(var):
+            path = path.replace("${%s}" % var, str(default())).replace(f"${var}", str(default()))
     return Path(os.path.expandvars(os.path.expanduser(path)))
 
 

@@ -47,9 +47,10 @@ def find_shared_data(start: str | os.PathLike | None = None) -> Path | None:
     from ``start`` (default: the current folder - ``notebooks/`` under Jupyter/nbval, the repo
     root under pytest) upwards: ``../shared/data`` and ``../../shared/data``.
     """
-    env = os.environ.get("FUSIONLAB_SHARED")
-    if env:
-        d = Path(env).expanduser() / "data"
+    from ..dirs import shared_dir
+
+    if os.environ.get("FUSIONLAB_SHARED"):
+        d = shared_dir() / "data"
         return d.resolve() if d.is_dir() else None
     here = Path(start or Path.cwd()).resolve()
     for up in (here, *list(here.parents)[:2]):

@@ -349,7 +349,8 @@ def test_short_schedule_benchmark_smoke(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ real folders: weights, paths, selection
 def test_weighted_sources_and_shared_paths(tmp_path, monkeypatch):
-    from fusionlab.train.data import expand_path, shared_root
+    from fusionlab.dirs import shared_dir as shared_root
+    from fusionlab.train.data import expand_path
 
     a = write_synthetic_folder(tmp_path / "a", n=3, size=(40, 40), with_reference=False)
     b = write_synthetic_folder(tmp_path / "b", n=3, size=(40, 40), with_reference=False)
