@@ -111,7 +111,7 @@ def build_method(name: str, device: torch.device | str = "cpu", student_checkpoi
             raise CheckpointError(f"{ckpt}: student checkpoint not found (pass --student CHECKPOINT)")
         model, info = models.load_checkpoint(ckpt, map_location=device)
         return Method(name, "student", model.eval(), f"{info['model']} from {ckpt.name}",
-                      {"pipeline": "fusionlab", "checkpoint": ckpt.name, "sha256": _sha256(ckpt)})
+                      {"pipeline": "fusionlab", "checkpoint_sha256": _sha256(ckpt)})
     kind = models.model_kind(name)
     if kind == "peer":
         opts = {} if peer_protocol in ("authors", "fusionlab") else {"protocol": peer_protocol}

@@ -65,7 +65,7 @@ def run(args) -> int:
             raise UsageError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     device = default_device(args.device)
-    say = (lambda s: None) if args.no_progress else (lambda s: sys.stderr.write(f"fusionlab compare: {s}\n"))
+    say = lambda s: sys.stderr.write(f"fusionlab compare: {s}\n")  # noqa: E731 (status lines, kept with --no-progress)
     results = compare(args.data, args.methods, args.out, convention=args.convention, metrics=args.metrics,
                       student_checkpoint=args.student, peer_protocol=args.peer_protocol, device=device,
                       repeats=args.repeats, crops=args.crops, crop_size=args.crop_size,

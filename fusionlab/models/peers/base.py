@@ -68,7 +68,12 @@ def find_weights(name: str, filename: str, source: str) -> Path:
 
 
 def load_state(path: Path, key: str | None = None) -> dict[str, torch.Tensor]:
-    """``torch.load(path, weights_only=True)``, optionally the state dict under ``key``."""
+    """``torch.load(path, weights_only=True)``, optionally the state dict under ``key``.
+
+    Subnormal float values (``0 < |w| < 1.18e-38``) are set to 0. Why: ``tardal++.pt`` holds
+    about 190,000 of them, and CPUs compute with subnormals 10-50x slower; their products
+    with activations of order 1 vanish in float32 sums anyway, so outputs do not change.
+    """
     from ..checkpoint import safe_torch_load
 
     obj = safe_torch_load(path, "cpu")
@@ -78,7 +83,14 @@ def load_state(path: Path, key: str | None = None) -> dict[str, torch.Tensor]:
         obj = obj[key]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: not a plain state dict of tensors")
-    return dict(obj)
+    return {k: flush_subnormals(v) for k, v in obj.items()}
+
+
+def flush_subnormals(t: torch.Tensor) -> torch.Tensor:
+    """``t`` with subnormal floating-point values replaced by 0 (other tensors unchanged)."""
+    if not t.is_floating_point():
+        return t
+    return torch.where(t.abs() < torch.finfo(t.dtype).tiny, torch.zeros_like(t), t)
 
 
 def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path) -> None:
