@@ -12,8 +12,8 @@ name       network (weights)                                            default 
 =========  ==========================================================  ==================
 seafusion  SeAFusion, Information Fusion 2022 (SeAFusion.pth)             vif_benchmark
 ifcnn      IFCNN-MAX, Information Fusion 2020 (IFCNN-MAX.pth)             vif_benchmark
-tardal     TarDAL generator, CVPR 2022 (tardal++.pt; ``variant=``         author
-           ``"tardal"`` / ``"tardal+"`` for the other two files)
+tardal     TarDAL generator, CVPR 2022 (tardal.pt; ``variant=``           author
+           ``"tardal+"`` / ``"tardal++"`` for the other two files)
 didfuse    DIDFuse auto-encoder, IJCAI 2020 (Encoder.pkl + Decoder.pkl)   vif_benchmark
 =========  ==========================================================  ==================
 
