@@ -217,3 +217,29 @@ def test_fuse_seafusion_reproduces_published_outputs(shared_dir, peers_dir, tmp_
     theirs = evaluate_folders(data / "ir", data / "vi", ref, "all", progress=False)
     rel = ((ours - theirs).abs() / theirs.abs().clip(lower=1.0)).max().max()
     assert rel <= 1e-3, rel
+
+
+def test_fuse_cli_baseline_and_peer_protocols(tmp_path, run_cli, one_thread):
+    """--model with a baseline (fusionlab pipeline) and a peer under each protocol: the authors'
+    IFCNN script writes gray PNGs, VIF-Benchmark's and fusionlab's keep the visible colour."""
+    from PIL import Image
+
+    from fusionlab.data import write_synthetic_folder
+    from fusionlab.models.peers import base
+
+    data = write_synthetic_folder(tmp_path / "data", n=1, size=(40, 56), with_reference=False)
+    name = next((data / "vi").glob("*.png")).name
+    code, out, err = run_cli("fuse", "--model", "laplacian", "--option", "levels=3", "--data", data,
+                             "--out", tmp_path / "lap")
+    assert code == 0 and "baseline laplacian" in err and Image.open(tmp_path / "lap" / name).mode == "RGB"
+    if not any((d / "IFCNN-MAX.pth").is_file() for d in base.weight_dirs("ifcnn")):
+        pytest.skip("IFCNN weights not found (set FUSIONLAB_SHARED)")
+    modes = {}
+    for proto in ("author", "vif_benchmark", "fusionlab"):
+        code, out, err = run_cli("fuse", "--model", "ifcnn", "--protocol", proto, "--data", data,
+                                 "--out", tmp_path / proto)
+        assert code == 0 and f"protocol {proto}" in err, err
+        modes[proto] = Image.open(tmp_path / proto / name).mode
+    assert modes == {"author": "L", "vif_benchmark": "RGB", "fusionlab": "RGB"}
+    code, _, err = run_cli("fuse", "--model", "ifcnn", "--tile", "32", "--overlap", "8", "--data", data, "--out", tmp_path / "t")
+    assert code == 2 and "--protocol fusionlab" in err
