@@ -158,6 +158,10 @@ def fuse_method(method: Method, pairs: Sequence[tuple[str, Path, Path]], folder:
         (folder / "METHOD.json").unlink()
         old = None
     folder.mkdir(parents=True, exist_ok=True)
+    wanted = {n for n, _, _ in pairs}
+    for f in list_images(folder):  # pairs no longer in the dataset would break the metric matching
+        if f.stem not in wanted:
+            f.unlink()
     if old is None:
         atomic_write_text(folder / "METHOD.json", json.dumps(
             {"method": method.name, "description": method.description, "fingerprint": method.fingerprint},
@@ -182,12 +186,16 @@ def score_method(method: Method, ir_dir: Path, vi_dir: Path, fused_dir: Path, cs
     from .metrics import evaluate_folders
 
     meta_path = csv_path.with_suffix(".json")
+    from .io import list_images
+
     key = {"fingerprint": method.fingerprint, "convention": convention, "metrics": metrics}
     if not fused_now and csv_path.is_file():
         try:
             if json.loads(meta_path.read_text()) == key:
-                return pd.read_csv(csv_path, index_col="name")
-        except (OSError, ValueError):
+                cached = pd.read_csv(csv_path, index_col="name")
+                if sorted(map(str, cached.index)) == sorted(f.stem for f in list_images(fused_dir)):
+                    return cached
+        except (OSError, ValueError, KeyError):
             pass
     df = evaluate_folders(ir_dir, vi_dir, fused_dir, metrics, convention, progress=progress)
     atomic_write_text(csv_path, df.to_csv(float_format="%.10g"))
