@@ -192,7 +192,7 @@ def score_method(method: Method, ir_dir: Path, vi_dir: Path, fused_dir: Path, cs
     if not fused_now and csv_path.is_file():
         try:
             if json.loads(meta_path.read_text()) == key:
-                cached = pd.read_csv(csv_path, index_col="name")
+                cached = pd.read_csv(csv_path, index_col="name", dtype={"name": str})
                 if sorted(map(str, cached.index)) == sorted(f.stem for f in list_images(fused_dir)):
                     return cached
         except (OSError, ValueError, KeyError):
