@@ -254,6 +254,10 @@ def measure_efficiency(methods: Sequence[Method], size: tuple[int, int], repeats
         if cache is not None:
             from .io import atomic_write_text
 
+            try:  # merge with rows another run may have written meanwhile
+                stored = {**json.loads(cache.read_text()), **stored}
+            except (OSError, ValueError):
+                pass
             atomic_write_text(cache, json.dumps(stored, indent=1) + "\n")
     df = pd.DataFrame([rows[m.name] for m in methods], index=pd.Index([m.name for m in methods], name="method"))
     return df[list(EFFICIENCY_COLUMNS)]
