@@ -4,7 +4,10 @@ from __future__ import annotations
 HELP = "fuse infrared + visible images (files or folders) into colour PNGs"
 DESCRIPTION = (
     "Fuse IR/VI pairs with a trained checkpoint (default: the shipped student, "
-    "fusionlab/assets/student_real.pt, trained on real pairs) or an untrained --model. Folders are paired by "
+    "fusionlab/assets/student_real.pt, trained on real pairs), a published peer method (--model seafusion, ifcnn, "
+    "tardal, didfuse: the authors' weights, and by default the authors' test-time processing, so "
+    "the PNGs are what their script writes), a classical baseline (--model pixel_mean, pixel_max, "
+    "visible_only, laplacian) or an untrained FusionNet --model. Folders are paired by "
     "file name stem; outputs are PNGs named like the inputs, in colour when the visible "
     "image is colour (its CbCr is kept).")
 
@@ -16,8 +19,17 @@ def add_arguments(p) -> None:
                                     "or a dataset name such as msrs or msrs/train (see 'fusionlab data list')")
     p.add_argument("--out", required=True, help="output folder for the fused PNGs")
     p.add_argument("--checkpoint", help="model checkpoint (.pt) written by fusionlab")
-    p.add_argument("--model", help="variant name: with --checkpoint, the expected architecture; "
-                                   "alone, an UNTRAINED model with random weights (for testing the pipeline)")
+    p.add_argument("--model", help="model name (see fusionlab.models.list_models()): a peer (seafusion, ifcnn, "
+                                   "tardal, didfuse) or baseline (pixel_mean, pixel_max, visible_only, laplacian); "
+                                   "or a FusionNet variant: with --checkpoint, the expected architecture, alone an "
+                                   "UNTRAINED model with random weights (for testing the pipeline)")
+    p.add_argument("--protocol", default=None,
+                   help="peers only: test-time processing; 'vif_benchmark' or 'author' (the scripts described in "
+                        "docs/peers.md; default: the peer's own default) or 'fusionlab' (fusionlab's common "
+                        "pipeline: the network on Y, visible CbCr kept, rounded PNG)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="model option passed to create_model, repeatable (e.g. variant=tardal for TarDAL's "
+                        "tardal.pt, levels=5 for laplacian)")
     p.add_argument("--tile", type=int, default=None,
                    help="fuse in NxN sliding windows blended over --overlap pixels (bounded memory for big images)")
     p.add_argument("--overlap", type=int, default=32, help="overlap of sliding windows in pixels (default 32)")
@@ -48,20 +60,54 @@ def _resolve_pairs(args):
     return [(vi.stem, ir, vi)]
 
 
+def parse_options(items) -> dict:
+    """``["variant=tardal", "levels=5"]`` -> ``{"variant": "tardal", "levels": 5}`` (YAML scalars)."""
+    import yaml
+
+    from ..errors import UsageError
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--option {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
 def _load_model(args, device):
     import sys
 
     import torch
 
     from .. import models
-    from ..errors import CheckpointError
+    from ..errors import CheckpointError, UsageError
 
+    kind = models.model_kind(args.model) if args.model else "fusionnet"
+    options = parse_options(args.option)
+    if kind != "fusionnet":
+        if args.checkpoint:
+            raise UsageError(f"--model {args.model} is a {kind} with its own weights: drop --checkpoint")
+        if kind == "peer" and args.protocol and args.protocol != "fusionlab":
+            options["protocol"] = args.protocol
+        model = models.create_model(args.model, **options).to(device).eval()
+        if kind == "peer":
+            proto = "fusionlab" if args.protocol == "fusionlab" else model.protocol.name
+            return model, f"peer {args.model} ({model.weights_path}; protocol {proto})"
+        return model, f"baseline {args.model}"
+    if args.protocol:
+        raise UsageError("--protocol applies to peer methods only (seafusion, ifcnn, tardal, didfuse)")
+    if options and args.checkpoint:
+        raise UsageError("--option changes an untrained --model; a --checkpoint stores its own architecture")
     if args.checkpoint:
         model, info = models.load_checkpoint(args.checkpoint, map_location=device, expected=args.model)
         return model, f"checkpoint {args.checkpoint} ({info['model']})"
     if args.model:
         torch.manual_seed(args.seed)
-        model = models.create_model(args.model).to(device).eval()
+        model = models.create_model(args.model, **options).to(device).eval()
         sys.stderr.write(f"fusionlab fuse: warning: --model {args.model} without --checkpoint has random "
                          "(untrained) weights; the outputs only test the pipeline\n")
         return model, f"untrained {args.model}"
@@ -95,11 +141,19 @@ def run(args) -> int:
 
         tune_cpu_allocator()  # reuse freed feature maps instead of page-faulting them again
     model, what = _load_model(args, device)
+    # peers write what their authors' script writes, unless --protocol fusionlab
+    as_authors = hasattr(model, "fuse_as_authors") and args.protocol != "fusionlab"
+    if as_authors and args.tile is not None:
+        raise UsageError(f"--tile: the authors' protocol of {args.model} fuses whole images (its output stretch "
+                         "is global); use --protocol fusionlab to fuse in tiles")
     todo = [(n, i, v) for n, i, v in pairs if not (args.skip_existing and (out_dir / f"{n}.png").exists())]
     skipped = len(pairs) - len(todo)
     sys.stderr.write(f"fusionlab fuse: {len(todo)} pair(s) with {what} on {device}"
                      + (f", {skipped} already done" if skipped else "") + "\n")
     for name, ir_path, vi_path in tqdm(todo, desc="fuse", unit="pair", file=sys.stderr, dynamic_ncols=True):
+        if as_authors:  # uint8 exactly as the authors' script saves it (v / 255 is written back to v)
+            write_image(out_dir / f"{name}.png", model.fuse_as_authors(ir_path, vi_path).astype("float32") / 255)
+            continue
         pair = load_pair(ir_path, vi_path)
         fused = fuse_pair(model, pair["ir"][None], pair["vi"][None], tile=args.tile, overlap=args.overlap)
         write_image(out_dir / f"{name}.png", fused[0])

@@ -14,8 +14,13 @@ import pytest
 import torch
 
 from fusionlab.errors import ConfigError
-from fusionlab.models import FUSION_MODULES, MODELS, create_model
+from fusionlab.models import FUSION_MODULES, create_model, list_models
 from support import luma_pair, text_for
+
+#: FusionNet variants get the full contract; peers (published weights) and baselines (rules)
+#: the calling-convention contract below
+FUSIONNETS = list_models("fusionnet")
+EXTERNAL = list_models("peer") + list_models("baseline")
 
 #: width overrides applied to every variant (the full-size ones are measured by test_models.py)
 SMALL = dict(dim=8, blocks=(1, 1, 1, 1), heads=(1, 2, 4, 8), spatial_heads=(1, 1, 2, 2), head_dim=8, refinement=1)
@@ -32,7 +37,7 @@ def _all_parameters_learn(module: torch.nn.Module) -> None:
     assert not bad, f"non-finite gradients: {bad[:5]}"
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", FUSIONNETS)
 @pytest.mark.parametrize("hw", [(13, 21), (8, 8)])  # odd sizes (padding, partial windows) and one window
 def test_model_forward_backward_at_odd_sizes(name, hw):
     torch.manual_seed(0)
@@ -45,7 +50,27 @@ def test_model_forward_backward_at_odd_sizes(name, hw):
     _all_parameters_learn(model)
 
 
-@pytest.mark.parametrize("name", MODELS.names())
+@pytest.mark.parametrize("name", EXTERNAL)
+def test_peer_and_baseline_calling_convention(name, request):
+    """Any registered model: ``model(ir, vi_y) -> (B, 1, H, W)`` in [0, 1] at odd sizes, finite,
+    batch independent in eval mode, gradients flow to the inputs (usable as a frozen teacher)."""
+    from fusionlab.models import model_kind
+
+    if model_kind(name) == "peer":
+        request.getfixturevalue("shared_dir")  # published weights live in ../shared/peers (skips when absent)
+    model = create_model(name).eval()
+    ir, vi = luma_pair(2, 37, 45)
+    ir.requires_grad_(True)
+    out = model(ir, vi)
+    assert out.shape == ir.shape and torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
+    with torch.no_grad():
+        torch.testing.assert_close(model(ir[:1], vi[:1]), out[:1].detach(), rtol=1e-4, atol=1e-5)
+    if name != "visible_only":  # the visible image alone does not depend on the infrared input
+        out.mean().backward()
+        assert ir.grad is not None and torch.isfinite(ir.grad).all()
+
+
+@pytest.mark.parametrize("name", FUSIONNETS)
 def test_model_is_deterministic_in_eval_mode_and_batch_independent(name):
     torch.manual_seed(0)
     model = create_model(name, **SMALL).eval()
