@@ -48,8 +48,9 @@ def real_pair(size: tuple[int, int]):
 def baseline_fusions(ir: torch.Tensor, vi: torch.Tensor) -> dict[str, torch.Tensor]:
     """Pixel-mean and pixel-max fusion in Y (VI colour kept): ``(B,1,H,W)``, ``(B,C,H,W)`` -> ``(B,C,H,W)``."""
     from .color import fuse_in_luma
+    from .models.baselines import pixel_max, pixel_mean
 
-    return {"mean": fuse_in_luma(lambda a, b: (a + b) / 2, ir, vi), "max": fuse_in_luma(torch.maximum, ir, vi)}
+    return {"mean": fuse_in_luma(pixel_mean, ir, vi), "max": fuse_in_luma(pixel_max, ir, vi)}
 
 
 def run_demo(out: str | Path = "demo_output", n: int = 6, size: tuple[int, int] = (240, 320),

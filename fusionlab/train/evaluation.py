@@ -38,12 +38,14 @@ def pair_metrics(fused_y: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor,
 
 
 def baseline(kind: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Pixel baselines on luma: ``"mean"`` ((IR + VI_Y) / 2) or ``"max"`` (max(IR, VI_Y))."""
-    if kind == "mean":
-        return lambda ir, vi_y: 0.5 * (ir + vi_y)
-    if kind == "max":
-        return torch.maximum
-    raise ValueError(f"unknown baseline {kind!r} (mean, max)")
+    """Pixel baselines on luma, from :mod:`fusionlab.models.baselines`: ``"mean"``
+    ((IR + VI_Y) / 2), ``"max"`` (max(IR, VI_Y)) or ``"visible"`` (VI_Y)."""
+    from ..models import baselines
+
+    fns = {"mean": baselines.pixel_mean, "max": baselines.pixel_max, "visible": baselines.visible_only}
+    if kind not in fns:
+        raise ValueError(f"unknown baseline {kind!r} ({', '.join(fns)})")
+    return fns[kind]
 
 
 def evaluate_fuser(fuse: Callable[[dict], torch.Tensor], items: Sequence[dict],
