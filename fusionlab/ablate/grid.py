@@ -153,7 +153,7 @@ def _paper_metrics() -> list[str]:
     return list(PAPER_METRICS)
 
 
-def validate_params(params: Any, src: str, where: str = "params") -> dict:
+def _grid_params(params: Any, src: str, where: str = "params") -> dict:
     """Check the run params of one place of a grid file (:meth:`RunParams.check`), and that
     relative paths stay inside the grid file's folder; returns a normalised copy.
 
@@ -244,7 +244,7 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
     for key in ("description", "paper_table"):
         if not isinstance(data.get(key, ""), str):
             raise ConfigError(f"{src}: {key} must be text")
-    base = validate_params(data.get("base"), src, "base")
+    base = _grid_params(data.get("base"), src, "base")
     for k in ("seed", "preset"):
         if k in base:
             raise ConfigError(f"{src}: base.{k}: set it with '{'seeds' if k == 'seed' else 'presets'}', not in base")
@@ -261,14 +261,14 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
             raise ConfigError(f"{src}: {where}.label: every row needs a label")
         if label in [x.label for x in rows]:
             raise ConfigError(f"{src}: {where}.label = {label!r}: two rows have the same label")
-        params = validate_params(r.get("params") or {}, src, f"{where}.params")
+        params = _grid_params(r.get("params") or {}, src, f"{where}.params")
         for k in ("seed", "preset"):
             if k in params:
                 raise ConfigError(f"{src}: {where}.params.{k}: seeds and presets are grid axes, not row params")
         if not isinstance(r.get("reference", False), bool):
             raise ConfigError(f"{src}: {where}.reference must be true or false")
         row_presets = check_keys(r.get("presets"), PRESETS, src, f"{where}.presets")
-        row_presets = {p: validate_params(v or {}, src, f"{where}.presets.{p}") for p, v in row_presets.items()}
+        row_presets = {p: _grid_params(v or {}, src, f"{where}.presets.{p}") for p, v in row_presets.items()}
         if any(k in v for v in row_presets.values() for k in ("seed", "preset")):
             raise ConfigError(f"{src}: {where}.presets: seeds and presets are grid axes, not row params")
         rows.append(Row(label=label.strip(), params=params, paper=_number_map(r.get("paper"), src, f"{where}.paper"),
@@ -284,7 +284,7 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
             raise ConfigError(f"{src}: axes.{k}: use 'seeds' / 'presets' instead")
         if not isinstance(vals, list) or not vals:
             raise ConfigError(f"{src}: axes.{k} = {vals!r}: expected a non-empty list of values")
-        axes[k] = [validate_params({k: v}, src, "axes")[k] for v in vals]
+        axes[k] = [_grid_params({k: v}, src, "axes")[k] for v in vals]
 
     seeds = _seeds(data.get("seeds", [0]), src, "seeds")
     presets_raw = data.get("presets") or {}
@@ -298,7 +298,7 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
             raise ConfigError(f"{src}: presets.{p} must be a mapping of param overrides")
         over = dict(over or {})
         p_seeds = over.pop("seeds", None)
-        checked = validate_params(over, src, f"presets.{p}")
+        checked = _grid_params(over, src, f"presets.{p}")
         if "preset" in checked or "seed" in checked:
             raise ConfigError(f"{src}: presets.{p}: 'preset'/'seed' cannot be overridden here")
         if p_seeds is not None:

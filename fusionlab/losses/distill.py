@@ -182,6 +182,7 @@ class DistillLoss(nn.Module):
         # terms exist only when switched on, so the optimizer never holds dead parameters
         self.terms = nn.ModuleDict({k: DISTILL_LOSSES.build(k, **DISTILL_LOSSES.accepted(k, settings))
                                     for k in losses})
+        self._register_load_state_dict_pre_hook(_renamed_adapter_keys)
 
     @property
     def adapters(self) -> FeatureAdapters | None:
@@ -205,3 +206,9 @@ class DistillLoss(nn.Module):
             total = total + value
             parts[k] = float(value.detach())
         return total, parts
+
+
+def _renamed_adapter_keys(state_dict, prefix, *_):
+    """Checkpoints written before the terms were registered hold ``adapters.*``: now ``terms.feat.adapters.*``."""
+    for key in [k for k in state_dict if k.startswith(prefix + "adapters.")]:
+        state_dict[prefix + "terms.feat." + key[len(prefix):]] = state_dict.pop(key)

@@ -35,7 +35,7 @@ from .data import SYNTHETIC, split_names
 SYNTHETIC_EVAL_SEED0 = 200_000
 
 
-def validate_params(params: dict | RunParams) -> RunParams:
+def _run_params(params: dict | RunParams) -> RunParams:
     """The params of a run, checked and with defaults (:meth:`RunParams.from_dict`)."""
     return params if isinstance(params, RunParams) else RunParams.from_dict(params)
 
@@ -49,7 +49,7 @@ def experiment_config(params: dict | RunParams, out_dir: str | os.PathLike, stag
 
     For a teacher with ``text_prior: projector`` and no ``text_checkpoint`` this trains the
     preset's default projector on first use (:func:`cached_projector`)."""
-    p = validate_params(params)
+    p = _run_params(params)
     stage = stage or p.stage
     s = preset_settings(p.preset)
     fields = s.train_fields(stage)
@@ -142,7 +142,7 @@ def eval_items(params: dict | RunParams) -> list[dict]:
     from ..data import PairedFolder, SyntheticPairs
     from .data import val_items
 
-    p = validate_params(params)
+    p = _run_params(params)
     s = preset_settings(p.preset)
     n = p.eval_pairs or s.eval_pairs
     if p.eval_data == SYNTHETIC:
@@ -168,7 +168,7 @@ def run_experiment(params: dict | RunParams, out_dir: str | os.PathLike) -> dict
     from .trainer import Trainer, torch_threads
 
     t_start = time.perf_counter()
-    p = validate_params(params)
+    p = _run_params(params)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train_info: dict[str, Any] = {}

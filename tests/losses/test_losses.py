@@ -154,3 +154,13 @@ def test_distill_loss_switches_and_errors():
         DistillLoss([8, 16], [4], losses=["feat"])
     with pytest.raises(ConfigError, match="unknown distillation weight"):
         DistillLoss([8], [4], alphas={"beta": 1})
+
+
+def test_distill_loss_reads_checkpoints_of_the_old_key_layout():
+    """Resume state written before the terms were registered (``adapters.*``) still loads."""
+    crit = DistillLoss([8, 12], [4, 6])
+    old = {k.replace("terms.feat.", ""): v + 1 for k, v in crit.state_dict().items()}
+    assert any(k.startswith("adapters.") for k in old)
+    crit.load_state_dict(old)
+    assert all(torch.equal(crit.state_dict()[k], v) for k, v in
+               {"terms.feat." + k if k.startswith("adapters.") else k: v for k, v in old.items()}.items())

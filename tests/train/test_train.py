@@ -215,7 +215,7 @@ def test_distill_adapters_in_optimizer_get_gradients_and_change(reference_run, t
     assert all(not torch.equal(a, b) for a, b in zip(before, tr.criterion.adapters.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(t_before, tr.teacher.parameters()))  # teacher frozen
     ck = torch.load(summary["checkpoint"], weights_only=True)
-    assert ck["model"] == "dtpf_student_tiny" and any(k.startswith("adapters.") for k in ck["extra"]["criterion"])
+    assert ck["model"] == "dtpf_student_tiny" and any(k.startswith("terms.feat.adapters.") for k in ck["extra"]["criterion"])
     # L_feat off: no adapters at all (ablation row "L_base + L_res")
     tr2 = Trainer(tiny_cfg(tmp_path / "nofeat", stage="distill", teacher=str(ref_out / "model.pt"),
                            distill_losses=["base", "res"]))
@@ -272,11 +272,15 @@ def test_run_experiment_distill_ci_end_to_end(tmp_path, monkeypatch):
 def test_projector_row_gets_a_cached_default_projector(tmp_path, monkeypatch):
     # text_prior=projector without text_checkpoint: one projector per preset/seed is trained
     # on synthetic oracle captions, cached, and handed to the teacher's prior
+    from dataclasses import replace
+
+    from fusionlab.presets import PRESET_SETTINGS
     from fusionlab.text import build_text_prior
-    from fusionlab.train.experiment import PROJECTOR_SCHEDULE, experiment_config
+    from fusionlab.train.experiment import experiment_config
 
     monkeypatch.setenv("FUSIONLAB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(PROJECTOR_SCHEDULE, "ci", dict(steps=2, n_pairs=4, batch_size=4))
+    monkeypatch.setitem(PRESET_SETTINGS, "ci", replace(PRESET_SETTINGS["ci"], projector_steps=2, projector_pairs=4,
+                                                       projector_batch=4))
     cfg = experiment_config({"text_prior": "projector", "preset": "ci"}, tmp_path / "run")
     ckpt = Path(cfg.text_args["checkpoint"])
     assert ckpt.is_file() and ckpt.parent == tmp_path / "cache" / "projectors"
