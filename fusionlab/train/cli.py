@@ -7,7 +7,7 @@ import sys
 
 def add_common(p, stage: str) -> None:
     p.add_argument("--config", metavar="NAME|PATH", default=None,
-                   help=f"YAML config: a path or a preset name ({stage}, {stage}_laptop, {stage}_ci, ...; "
+                   help=f"YAML config: a path or a shipped config name ({stage}, {stage}_laptop, {stage}_ci, ...; "
                         f"default: {stage}_<FUSIONLAB_PRESET>, i.e. {stage}_laptop)")
     p.add_argument("--out", metavar="DIR", default=None, help="run folder (default: the config's out_dir)")
     p.add_argument("--resume", action="store_true", help="continue the run in the run folder from its checkpoint")

@@ -12,12 +12,13 @@ tensors in [0, 1].
 """
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from ..io import png_bytes
 
 ImageLike = Any  # path | np.ndarray | torch.Tensor
 
@@ -63,15 +64,6 @@ def side_by_side_array(a: ImageLike, b: ImageLike, gap: int = 4) -> np.ndarray:
     h = max(a.shape[0], b.shape[0])
     pad = lambda x: np.pad(x, ((0, h - x.shape[0]), (0, 0), (0, 0)), constant_values=1.0)  # noqa: E731
     return np.concatenate([pad(a), np.ones((h, gap, 3), np.float32), pad(b)], axis=1)
-
-
-def png_bytes(arr: np.ndarray) -> bytes:
-    """``(H, W, 3)`` float [0, 1] -> PNG bytes (for widgets.Image)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray((np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def show_images(images: Sequence[ImageLike] | Mapping[str, ImageLike], titles: Sequence[str] | None = None,
