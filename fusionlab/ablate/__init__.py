@@ -3,7 +3,7 @@
 ::
 
     from fusionlab.ablate import load_grid, run_grid, read_results, paper_table
-    out = run_grid("ablations/fusion_modules.yaml", preset="ci", jobs=2)   # resumable
+    out = run_grid("fusion_modules", preset="ci", jobs=2)   # a built-in grid or a YAML path; resumable
     print(paper_table(read_results(out.results_path)))
 
 Modules: :mod:`.grid` (YAML format, validation, expansion, run ids), :mod:`.runner` (one
@@ -13,14 +13,15 @@ run with papermill), :mod:`.executors` (local / Ray), :mod:`.orchestrate` (the g
 the text-prior ablation).
 """
 from .executors import EXECUTORS
-from .grid import PARAM_KEYS, Grid, Row, Run, expand, load_grid, parse_grid, run_id
+from .grid import PARAM_KEYS, Grid, Row, Run, expand, list_grids, load_grid, parse_grid, resolve_grid, run_id
 from .orchestrate import GridOutcome, plan, run_grid
 from .report import deltas, paper_table, rank_agreement, render_report, summarize
 from .results import collect_results, metric_columns, read_results, write_results
 from .runner import RunTask, execute_run, read_metrics, run_state
 
 __all__ = [
-    "EXECUTORS", "PARAM_KEYS", "Grid", "Row", "Run", "expand", "load_grid", "parse_grid", "run_id",
+    "EXECUTORS", "PARAM_KEYS", "Grid", "Row", "Run", "expand", "list_grids", "load_grid", "parse_grid", "resolve_grid",
+    "run_id",
     "GridOutcome", "plan", "run_grid", "deltas", "paper_table", "rank_agreement", "render_report", "summarize",
     "collect_results", "metric_columns", "read_results", "write_results", "RunTask", "execute_run",
     "read_metrics", "run_state",

@@ -4,8 +4,9 @@ A YAML file holds the :class:`TrainConfig` fields at the top level and the
 :class:`DataConfig` fields under ``data:``. Unknown keys and wrongly typed values raise
 :class:`~fusionlab.errors.ConfigError` naming the file and the key. A config is named either
 by a path or by a bare preset name (``teacher``, ``teacher_ci``, ``distill_laptop``, ...),
-looked up in ``./configs/`` first and then in the copy shipped inside the package
-(``fusionlab/configs/``), so ``fusionlab train --config teacher_ci`` works anywhere.
+looked up in ``./configs/`` first and then in the shipped presets (``fusionlab/configs/`` of
+a wheel, ``configs/`` of a checkout: :func:`fusionlab.resources.shipped_dir`), so
+``fusionlab train --config teacher_ci`` works anywhere.
 """
 from __future__ import annotations
 
@@ -21,7 +22,19 @@ import yaml
 
 from ..errors import ConfigError
 
-PACKAGE_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _shipped_configs() -> Path:
+    from ..resources import shipped_dir
+
+    try:
+        return shipped_dir("configs")
+    except ConfigError:  # broken install: resolve_config_path then lists no presets
+        return Path(__file__).resolve().parents[1] / "configs"
+
+
+#: the shipped YAML presets (wheel: fusionlab/configs; checkout: configs/)
+PACKAGE_CONFIGS = _shipped_configs()
 STAGES = ("teacher", "distill")
 
 
@@ -253,7 +266,7 @@ def list_presets() -> list[str]:
 
 
 def resolve_config_path(name_or_path: str | os.PathLike) -> Path:
-    """A path, or a bare preset name looked up in ``./configs/`` then ``fusionlab/configs/``."""
+    """A path, or a bare preset name looked up in ``./configs/`` then :data:`PACKAGE_CONFIGS`."""
     p = Path(os.path.expanduser(str(name_or_path)))
     if p.is_file():
         return p
