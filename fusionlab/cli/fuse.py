@@ -3,8 +3,9 @@ from __future__ import annotations
 
 HELP = "fuse infrared + visible images (files or folders) into colour PNGs"
 DESCRIPTION = (
-    "Fuse IR/VI pairs with a trained checkpoint (default: the shipped student, "
-    "fusionlab/assets/student_synthetic.pt) or an untrained --model. Folders are paired by "
+    "Fuse IR/VI pairs with a trained model: a .pt checkpoint, a save_pretrained folder or a "
+    "Hub id (default: the shipped student, fusionlab/assets/student_synthetic.pt), or an "
+    "untrained --model. Folders are paired by "
     "file name stem; outputs are PNGs named like the inputs, in colour when the visible "
     "image is colour (its CbCr is kept).")
 
@@ -17,7 +18,8 @@ def add_arguments(p) -> None:
     src.add_argument("--vi", help="visible image file or folder (same kind as --ir)")
     src.add_argument("--data", help="dataset root with ir/ + vi/ (or <ct|pet|spect>/ + mri/) instead of --ir/--vi")
     p.add_argument("--out", required=True, help="output folder for the fused PNGs")
-    p.add_argument("--checkpoint", help="model checkpoint (.pt) written by fusionlab")
+    p.add_argument("--checkpoint", help="trained model: a .pt checkpoint written by fusionlab, a "
+                                        "save_pretrained folder, or a Hub id owner/name")
     p.add_argument("--model", help="variant name: with --checkpoint, the expected architecture; "
                                    "alone, an UNTRAINED model with random weights (for testing the pipeline)")
     p.add_argument("--tile", type=int, default=None,
@@ -55,11 +57,12 @@ def _load_model(args, device):
     import torch
 
     from .. import models
+    from ..api import load_model
     from ..errors import CheckpointError
 
     if args.checkpoint:
-        model, info = models.load_checkpoint(args.checkpoint, map_location=device, expected=args.model)
-        return model, f"checkpoint {args.checkpoint} ({info['model']})"
+        model = load_model(args.checkpoint, map_location=device, expected=args.model)
+        return model, f"checkpoint {args.checkpoint} ({model.name})"
     if args.model:
         torch.manual_seed(args.seed)
         model = models.create_model(args.model).to(device).eval()
