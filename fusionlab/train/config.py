@@ -100,6 +100,8 @@ class TrainConfig:
         log_every / val_every / ckpt_every: intervals in steps (0 = only at the end).
         max_minutes: stop early (with a checkpoint) after this wall time.
         progress: tqdm progress bar.
+        tensorboard: also log losses, validation metrics and sample images as TensorBoard
+            events in ``out_dir/tensorboard`` (needs the ``tensorboard`` extra).
     """
 
     stage: str = "teacher"
@@ -133,6 +135,7 @@ class TrainConfig:
     ckpt_every: int = 200
     max_minutes: typing.Optional[float] = None
     progress: bool = True
+    tensorboard: bool = False
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self):
