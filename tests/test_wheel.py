@@ -106,7 +106,7 @@ def test_wheel_runs_demo_and_a_ci_grid_from_a_clean_venv(tmp_path):
         meta = email.parser.Parser().parsestr(z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode())
     deps = _closure(meta.get_all("Requires-Dist") or [], ("notebooks",))
     names = {d.metadata["Name"].lower() for d in deps}
-    assert "torch" in names and "papermill" in names and not names & {"fusionlab", "ray", "open-clip-torch", "pytest"}
+    assert "torch" in names and "papermill" in names and not names & {"fusionlab", "ray", "open-clip-torch", "tensorboard"}
     (site / "_deps.pth").write_text(str(_overlay(tmp_path / "deps", deps)) + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "JUPYTER"))}
     env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", HF_HUB_OFFLINE="1", FUSIONLAB_PRESET="ci",
@@ -120,12 +120,14 @@ def test_wheel_runs_demo_and_a_ci_grid_from_a_clean_venv(tmp_path):
     work.mkdir()
     where = _run([py, "-c", "import fusionlab; print(fusionlab.__file__)"], work, env)
     assert str(site) in where, where  # the installed wheel, not the checkout
-    extra = _run([py, "-c", "import importlib.util as u; print([m for m in ('ray', 'open_clip', 'pytest', 'tensorboard') "
+    extra = _run([py, "-c", "import importlib.util as u; print([m for m in ('ray', 'open_clip', 'tensorboard') "
                              "if u.find_spec(m)])"], work, env)
     assert extra.strip() == "[]", extra  # not pulled in by core + notebooks
 
+    t1 = time.perf_counter()
     out = _run([venv / "bin" / "fusionlab", "demo", "--out", "demo"], work, env)
     assert (work / "demo" / "overview.png").is_file(), out
+    t_demo = time.perf_counter() - t1
     plan = _run([venv / "bin" / "fusionlab", "ablate", "text_guidance", "--dry-run"], work, env)
     assert "text_guidance [ci]: 6 runs" in plan  # a built-in grid, found inside the package
 
@@ -133,10 +135,13 @@ def test_wheel_runs_demo_and_a_ci_grid_from_a_clean_venv(tmp_path):
     grid["rows"] = [dict(grid["rows"][0], reference=True)]  # the non-text teacher: one stage, no text model
     grid["seeds"] = [0]
     (work / "one_row.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
+    t1 = time.perf_counter()
     out = _run([venv / "bin" / "fusionlab", "ablate", "one_row.yaml", "--no-progress"], work, env)
+    t_grid = time.perf_counter() - t1
     results = (work / "runs" / "text_guidance" / "results.csv").read_text()
     assert ",ok," in results and "failed" not in results, out
     assert "Non-text teacher" in out  # the paper-style table
     t_total = time.perf_counter() - t0
-    print(f"wheel test: build {t_build:.0f} s, install {t_install:.0f} s, total {t_total:.0f} s "
+    print(f"wheel test: build {t_build:.0f} s, install {t_install:.0f} s, demo {t_demo:.0f} s, "
+          f"one-run grid {t_grid:.0f} s, total {t_total:.0f} s "
           f"({wheel.name}, {sdist.name})")
