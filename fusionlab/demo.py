@@ -65,7 +65,7 @@ def run_demo(out: str | Path = "demo_output", n: int = 6, size: tuple[int, int] 
     from .errors import CheckpointError
     from .io import atomic_path, atomic_write_text, write_image
     from .metrics import SUMMARY_METRICS, evaluate, to_metric_scale
-    from .models import SHIPPED_STUDENT, fuse_pair, load_checkpoint
+    from .models import SHIPPED_STUDENT, fuse_pair
 
     out = Path(out)
     dev = default_device(device)
@@ -73,8 +73,10 @@ def run_demo(out: str | Path = "demo_output", n: int = 6, size: tuple[int, int] 
     if not ckpt.exists():
         raise CheckpointError(f"{ckpt}: checkpoint not found (train one with scripts/train_shipped_student.py "
                               "or pass --checkpoint)")
-    model, info = load_checkpoint(ckpt, map_location=dev)
-    model.eval()
+    from .api import load_model
+
+    model = load_model(ckpt, map_location=dev)  # a .pt checkpoint or a save_pretrained folder
+    info = {"model": model.name}
 
     root = write_synthetic_folder(out / "inputs", n=n, size=size, seed0=seed0, with_reference=False)
     ds = PairedFolder(root)

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import ast
+import re
+import sys
 from pathlib import Path
+
+import pytest
 
 from support import REPO
 
@@ -13,29 +17,59 @@ def _dep_name(spec: str) -> str:
     return re.split(r"[<>=!~\[ ;]", spec.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
-def test_environment_yml_matches_pyproject():
-    import tomllib
+def _load_pyproject() -> dict:
+    # tomllib is 3.11+; on 3.10 the dev extra installs tomli (same API)
+    toml = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    return toml.loads((REPO / "pyproject.toml").read_text())
 
+
+def _spec(d: str) -> str:
+    return re.sub(r"\s+", "", d.split(";")[0]).lower().replace("_", "-")
+
+
+def test_environment_yml_matches_pyproject():
     import yaml
 
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = {_dep_name(d) for d in pyproject["dependencies"]}
-    for extra in ("dev", "ray"):
-        wanted |= {_dep_name(d) for d in pyproject["optional-dependencies"][extra]}
+    project = _load_pyproject()["project"]
+    extras = project["optional-dependencies"]
+    wanted = {_dep_name(d): _spec(d) for d in project["dependencies"] + extras["notebooks"]}
     env = yaml.safe_load((REPO / "environment.yml").read_text())
-    have = set()
+    have = {}
     for dep in env["dependencies"]:
-        if isinstance(dep, dict):
-            have |= {_dep_name(d) for d in dep["pip"] if not d.startswith("-")}
-        else:
-            have.add(_dep_name(dep.split("=")[0] if "=" in dep and ">" not in dep else dep))
-    assert wanted <= have, f"missing from environment.yml: {sorted(wanted - have)}"
-    # the torch pair is pinned identically in the lock file and environment.yml
-    lock = {_dep_name(l): l.strip() for l in (REPO / "requirements-lock.txt").read_text().splitlines()
+        for d in (dep["pip"] if isinstance(dep, dict) else [dep]):
+            if not d.startswith(("-", "python=")) and d != "pip":
+                have[_dep_name(d)] = _spec(d)
+    lock = {_dep_name(l): _spec(l) for l in (REPO / "requirements-lock.txt").read_text().splitlines()
             if l.strip() and not l.startswith("#")}
-    pip_specs = {_dep_name(d): d for dep in env["dependencies"] if isinstance(dep, dict) for d in dep["pip"]}
-    for name in ("torch", "torchvision"):
-        assert pip_specs[name] == lock[name]
+    for name, spec in wanted.items():
+        # same floors as pyproject.toml; torch pinned as in the lock file
+        assert have.get(name) == (lock[name] if name == "torch" else spec), f"environment.yml: {name}"
+    assert "ray" not in have and "pytest" not in have  # students do not install Ray / test tools
+
+
+def test_extras_split_and_floors_file():
+    """Core stays light (no Jupyter, Ray, CLIP or scipy); every floor in pyproject.toml is
+    pinned in requirements-floors.txt (what `make floors` installs), and vice versa."""
+    project = _load_pyproject()["project"]
+    core = {_dep_name(d) for d in project["dependencies"]}
+    assert not core & {"jupyterlab", "papermill", "nbval", "ray", "open-clip-torch", "torchvision", "scipy", "seaborn"}
+    extras = project["optional-dependencies"]
+    assert {"notebooks", "clip", "mllm", "ray", "tensorboard", "dev"} <= set(extras)
+    assert not any(_dep_name(d) == "ray" for d in extras["dev"])  # Ray only where needed (make test adds it)
+    floors = {}
+    for line in (REPO / "requirements-floors.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            floors[_dep_name(name)] = version.strip()
+    from packaging.version import Version
+
+    declared = {}
+    for d in project["dependencies"] + [d for e in extras.values() for d in e]:
+        m = re.match(r"^([A-Za-z0-9_.-]+)\s*(>=|==)\s*([0-9][^,;\s]*)", d)
+        if m and _dep_name(m.group(1)) not in ("fusionlab", "tomli"):
+            declared.setdefault(_dep_name(m.group(1)), []).append(Version(m.group(3)))
+    # the lowest declared floor of each package (transformers: core 4.40, mllm 4.56)
+    assert {k: min(v) for k, v in declared.items()} == {k: Version(v) for k, v in floors.items()}
 
 
 def test_ci_script_runs_the_readme_test_command():

@@ -313,15 +313,42 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
     return grid
 
 
+def list_grids() -> list[str]:
+    """Names of the grids shipped with fusionlab (``fusionlab ablate NAME`` runs one)."""
+    from ..resources import shipped_dir
+
+    return sorted(p.stem for p in shipped_dir("ablations").glob("*.yaml"))
+
+
+def resolve_grid(name_or_path: str | os.PathLike) -> Path:
+    """A grid file path, or a bare grid name (``student_width``) looked up in ``./ablations/``
+    and then among the shipped grids (see :func:`list_grids`).
+
+    Raises:
+        ConfigError: no such file, or no grid of that name.
+    """
+    from ..resources import shipped_file
+
+    p = Path(os.path.expanduser(str(name_or_path)))
+    if p.is_file():
+        return p
+    bare = p.suffix not in (".yaml", ".yml") and "/" not in str(name_or_path) and os.sep not in str(name_or_path)
+    if not bare:
+        raise ConfigError(f"{p}: grid file not found")
+    for cand in (Path("ablations") / f"{p.name}.yaml", shipped_file("ablations", f"{p.name}.yaml")):
+        if cand.is_file():
+            return cand
+    raise ConfigError(f"{name_or_path}: no such grid file or built-in grid (built-in: {', '.join(list_grids())})")
+
+
 def load_grid(path: str | os.PathLike) -> Grid:
-    """Read and validate a grid YAML file (``yaml.safe_load``).
+    """Read and validate a grid YAML file (``yaml.safe_load``); a bare name such as
+    ``"student_width"`` names a shipped grid (:func:`resolve_grid`).
 
     Raises:
         ConfigError: missing file, bad YAML, unknown key or invalid value (one line).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: grid file not found")
+    p = resolve_grid(path)
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:

@@ -65,17 +65,20 @@ class GridOutcome:
 
 
 def find_notebook(name: str, what: str = "run") -> Path:
-    """``notebooks/<name>`` of the current folder, else of the fusionlab checkout."""
+    """``notebooks/<name>`` of the current folder, else the copy shipped with fusionlab
+    (inside the installed package, or ``notebooks/`` of the checkout)."""
+    from ..resources import shipped_file
+
     here = Path.cwd() / "notebooks" / name
-    repo = Path(__file__).resolve().parents[2] / "notebooks" / name
-    for p in (here, repo):
+    shipped = shipped_file("notebooks", name)
+    for p in (here, shipped):
         if p.is_file():
             return p
-    raise ConfigError(f"{what} notebook not found at {here} or {repo} (pass --notebook PATH)")
+    raise ConfigError(f"{what} notebook not found at {here} or {shipped} (pass --notebook PATH)")
 
 
 def default_notebook() -> Path:
-    """``notebooks/run_experiment.ipynb`` of the current folder, else of the fusionlab checkout."""
+    """``notebooks/run_experiment.ipynb`` of the current folder, else the shipped copy."""
     return find_notebook(RUN_NOTEBOOK, "run")
 
 

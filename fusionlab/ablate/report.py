@@ -227,7 +227,7 @@ def render_report(grid_path: str | os.PathLike, runs_dir: str | os.PathLike = "r
     nb_in = Path(notebook) if notebook else default_report_notebook()
     out = Path(out) if out else results.parent / "report.html"
     executed = out.with_suffix(".ipynb")
-    params = {"ablation": grid.name, "grid_file": str(Path(grid_path).resolve()),
+    params = {"ablation": grid.name, "grid_file": str(grid.path),
               "runs_dir": str(Path(runs_dir).resolve()), "interactive": False, "demo_fallback": False}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_nb = executed.with_name(f".partial.{executed.name}")

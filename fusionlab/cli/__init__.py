@@ -17,7 +17,7 @@ import sys
 import traceback
 
 COMMANDS = ("demo", "fuse", "evaluate", "caption", "train", "distill", "ablate", "report", "profile",
-            "data", "compare")
+            "data", "compare", "export")
 
 
 class OneLineParser(argparse.ArgumentParser):

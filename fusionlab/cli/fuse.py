@@ -3,7 +3,7 @@ from __future__ import annotations
 
 HELP = "fuse infrared + visible images (files or folders) into colour PNGs"
 DESCRIPTION = (
-    "Fuse IR/VI pairs with a trained checkpoint (default: the shipped student, "
+    "Fuse IR/VI pairs with a trained model: a .pt checkpoint, a save_pretrained folder or a Hub id (default: the shipped student, "
     "fusionlab/assets/student_real.pt, trained on real pairs), a published peer method (--model seafusion, ifcnn, "
     "tardal, didfuse: the authors' weights, and by default the authors' test-time processing, so "
     "the PNGs are what their script writes), a classical baseline (--model pixel_mean, pixel_max, "
@@ -18,7 +18,8 @@ def add_arguments(p) -> None:
     src.add_argument("--data", help="dataset root with ir/ + vi/ (or <ct|pet|spect>/ + mri/) instead of --ir/--vi, "
                                     "or a dataset name such as msrs or msrs/train (see 'fusionlab data list')")
     p.add_argument("--out", required=True, help="output folder for the fused PNGs")
-    p.add_argument("--checkpoint", help="model checkpoint (.pt) written by fusionlab")
+    p.add_argument("--checkpoint", help="trained model: a .pt checkpoint written by fusionlab, a "
+                                        "save_pretrained folder, or a Hub id owner/name")
     p.add_argument("--model", help="model name (see fusionlab.models.list_models()): a peer (seafusion, ifcnn, "
                                    "tardal, didfuse) or baseline (pixel_mean, pixel_max, visible_only, laplacian); "
                                    "or a FusionNet variant: with --checkpoint, the expected architecture, alone an "
@@ -84,6 +85,7 @@ def _load_model(args, device):
     import torch
 
     from .. import models
+    from ..api import load_model
     from ..errors import CheckpointError, UsageError
 
     kind = models.model_kind(args.model) if args.model else "fusionnet"
@@ -103,8 +105,8 @@ def _load_model(args, device):
     if options and args.checkpoint:
         raise UsageError("--option changes an untrained --model; a --checkpoint stores its own architecture")
     if args.checkpoint:
-        model, info = models.load_checkpoint(args.checkpoint, map_location=device, expected=args.model)
-        return model, f"checkpoint {args.checkpoint} ({info['model']})"
+        model = load_model(args.checkpoint, map_location=device, expected=args.model)
+        return model, f"checkpoint {args.checkpoint} ({model.name})"
     if args.model:
         torch.manual_seed(args.seed)
         model = models.create_model(args.model, **options).to(device).eval()

@@ -55,7 +55,7 @@ def save_checkpoint(path: str | os.PathLike, model: FusionNet, metadata: dict | 
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu", missing: str = "checkpoint file not found"):
-    """``torch.load(path, weights_only=True)`` with one-line :class:`CheckpointError`\ s:
+    r"""``torch.load(path, weights_only=True)`` with one-line :class:`CheckpointError`\ s:
     missing file (``missing`` says what to do), code or foreign objects in the pickle
     (refused, never retried unsafely), truncated or corrupt files."""
     p = Path(path)

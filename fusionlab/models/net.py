@@ -23,6 +23,7 @@ from ..errors import ConfigError, InvalidTensorError, ShapeMismatchError
 from .blocks import Downsample, Upsample, make_blocks
 from .film import FILM_MODES, FiLM
 from .fusion import FUSION_MODULES
+from .hub import HubMixin
 
 LEVELS = 4
 HEADS = ("residual", "blend")
@@ -138,7 +139,7 @@ class Encoder(nn.Module):
         return feats
 
 
-class FusionNet(nn.Module):
+class FusionNet(HubMixin, nn.Module):
     """Dual-stream text-guidable fusion network; one calling convention for every variant.
 
     ``model(ir, vi, text=None) -> fused``
@@ -159,6 +160,9 @@ class FusionNet(nn.Module):
         gradients straight through so saturated pixels still learn), and with
         ``return_features`` a list of 4 tensors, deepest first:
         ``(B, feature_channels[i], H'/2**(3-i), W'/2**(3-i))`` with ``H', W'`` the padded size.
+
+    ``save_pretrained(folder)`` / ``FusionNet.from_pretrained(folder or hub id)`` (safetensors
+    + config.json + model card) come from :class:`~fusionlab.models.hub.HubMixin`.
     """
 
     def __init__(self, config: FusionNetConfig | None = None, name: str = "custom"):

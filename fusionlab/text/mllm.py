@@ -136,7 +136,7 @@ class MLLMCaptioner(Captioner):
             local = default_model_dir(self.model_name) if path == self.model_name else Path(path)
             raise ModelUnavailableError(
                 f"vision-language model {self.model_name!r} not available ({' '.join(str(e).split())[:160]}); "
-                f"put it at {local} (huggingface-cli download {self.model_name} --local-dir {local}) "
+                f"put it at {local} (hf download {self.model_name} --local-dir {local}) "
                 f"or pass model=LOCAL_FOLDER") from None
         self.model = self.model.to(self.device).eval().requires_grad_(False)
         self.path = path

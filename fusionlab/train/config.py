@@ -97,6 +97,8 @@ class TrainConfig:
             score (``"VIF+Qabf+SSIM"``: the sum of those metrics) beats the best so far, the
             weights are written to ``best.pt``. None: no selection (``model.pt`` = last step).
         progress: tqdm progress bar.
+        tensorboard: also log losses, validation metrics and sample images as TensorBoard
+            events in ``out_dir/tensorboard`` (needs the ``tensorboard`` extra).
     """
 
     stage: str = "teacher"
@@ -131,6 +133,7 @@ class TrainConfig:
     max_minutes: typing.Optional[float] = None
     select_metric: typing.Optional[str] = None
     progress: bool = True
+    tensorboard: bool = False
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self):

