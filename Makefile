@@ -7,7 +7,7 @@ TORCH_CONSTRAINTS ?= requirements-lock.txt
 PIP_C := $(if $(TORCH_CONSTRAINTS),-c $(TORCH_CONSTRAINTS),)
 DEMO_OUT ?= demo_output
 
-.PHONY: setup demo test bench clean-venv lab
+.PHONY: setup demo test bench clean-venv lab notebooks docs-notebooks
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,16 @@ bench: setup
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/
+
+# Notebooks <-> scripts/notebook_src/*.py: the newer side of each pair wins (edits made in JupyterLab flow back).
+notebooks: setup
+	$(BIN)/python scripts/build_notebooks.py --sync
+
+# Executed walkthroughs as HTML pages in docs/notebooks/ (DOCS_PRESET=ci for a quick check; NB="00 02" for a subset).
+DOCS_PRESET ?= laptop
+NB ?=
+docs-notebooks: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/render_notebooks.py --preset $(DOCS_PRESET) $(NB)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -163,3 +163,54 @@ def test_check_names_a_notebook_without_source(pair_dirs):
     assert "# %matplotlib inline" in (src / "ablation_report.py").read_text()  # magics stay runnable Python
     assert b.main(["--check"]) == 0
     assert (out / "ablation_report.ipynb").read_text() == (REPO / "notebooks" / "ablation_report.ipynb").read_text()
+
+
+# ----------------------------------------------------------------------------- rendered pages
+def test_render_pages_with_pictures(tmp_path, monkeypatch):
+    """scripts/render_notebooks.py without a kernel: execution is replaced by a notebook as
+    papermill leaves it (a widget bundle + stored widget state, a big matplotlib PNG)."""
+    import base64
+    import io
+    import re
+
+    import nbformat
+    import numpy as np
+    from PIL import Image
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import render_notebooks as r
+    finally:
+        sys.path.pop(0)
+    src = tmp_path / "nb"
+    src.mkdir()
+    for stem in ("00_tiny", "01_other"):
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {stem}")]), src / f"{stem}.ipynb")
+    monkeypatch.setattr(r, "NOTEBOOKS", src)
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (400, 1600, 3), dtype=np.uint8)).save(buf, "PNG")
+    png = base64.b64encode(buf.getvalue()).decode("ascii")
+    view = {"model_id": "m1", "version_major": 2, "version_minor": 0}
+
+    def fake_execute(nb_path, out_path, preset, timeout, kernel):
+        nb = nbformat.read(nb_path, as_version=4)
+        cell = nbformat.v4.new_code_cell("show(widget)")
+        cell.outputs = [nbformat.v4.new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": view, "image/png": png, "text/plain": "widget"})]
+        nb.cells.append(cell)
+        nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
+            "version_major": 2, "version_minor": 0, "state": {"m1": {"model_name": "VBoxModel", "state": {}}}}}
+        nbformat.write(nb, out_path)
+        return 1.5, None
+
+    monkeypatch.setattr(r, "execute", fake_execute)
+    out = tmp_path / "pages"
+    assert r.main(["00", "--preset", "ci", "--out", str(out), "--max-side", "800"]) == 0
+    html = (out / "00_tiny.html").read_text()
+    pngs = re.findall(r'<img[^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(pngs) == 1 and Image.open(io.BytesIO(base64.b64decode(pngs[0]))).size == (800, 200)
+    assert r.main(["01", "--preset", "ci", "--out", str(out)]) == 0  # a second subset adds its row
+    index = (out / "README.md").read_text()
+    assert "[00_tiny.html](00_tiny.html)" in index and "[01_other.html](01_other.html)" in index
+    with pytest.raises(SystemExit, match="no walkthrough named 07"):
+        r.main(["07", "--out", str(out)])
