@@ -209,6 +209,8 @@ def test_render_pages_with_pictures(tmp_path, monkeypatch):
     html = (out / "00_tiny.html").read_text()
     pngs = re.findall(r'<img[^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(pngs) == 1 and Image.open(io.BytesIO(base64.b64decode(pngs[0]))).size == (800, 200)
+    assert '<link rel="stylesheet" href="notebook.css">' in html and len(html) < 60_000 + len(pngs[0])
+    assert ".jp-Notebook" in (out / "notebook.css").read_text()
     assert r.main(["01", "--preset", "ci", "--out", str(out)]) == 0  # a second subset adds its row
     index = (out / "README.md").read_text()
     assert "[00_tiny.html](00_tiny.html)" in index and "[01_other.html](01_other.html)" in index

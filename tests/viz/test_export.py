@@ -17,8 +17,8 @@ matplotlib.use("Agg")
 
 from fusionlab.viz import ImageCompare  # noqa: E402
 from fusionlab.viz.compare import CompareWidget  # noqa: E402
-from fusionlab.viz.export import (WIDGET_STATE, WIDGET_VIEW, shrink_images, static_widget_outputs,  # noqa: E402
-                                  to_html)
+from fusionlab.viz.export import (WIDGET_STATE, WIDGET_VIEW, shrink_images, shrink_png,  # noqa: E402
+                                  static_widget_outputs, to_html)
 
 IMG = re.compile(r'<img[^>]*src="data:image/png;base64,(iVBOR[A-Za-z0-9+/=]+)"')
 
@@ -98,6 +98,13 @@ def test_shrink_images_downscales_big_pngs():
     out = Image.open(io.BytesIO(base64.b64decode(nb.cells[0].outputs[0].data["image/png"])))
     assert out.size == (300, 150)
     assert rep.images == rep.changed == 1 and rep.bytes_after < rep.bytes_before / 4
+    smooth = np.linspace(0, 255, 200 * 300 * 3).reshape(200, 300, 3).astype(np.uint8)  # a gradient: many colours
+    buf = io.BytesIO()
+    Image.fromarray(smooth).save(buf, format="PNG")
+    palette = Image.open(io.BytesIO(shrink_png(buf.getvalue(), max_side=None, colors=64)))
+    assert palette.mode == "P" and palette.size == (300, 200)
+    err = np.abs(np.asarray(palette.convert("RGB"), np.float32) - smooth).mean()
+    assert err < 6  # dithered palette stays close to the original
 
 
 @pytest.mark.slow
