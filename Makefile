@@ -14,7 +14,7 @@ DEMO_OUT ?= demo_output
 FLOORS_PYTHON ?= python3.10
 FLOORS_VENV ?= .venv-floors
 
-.PHONY: setup demo test bench clean-venv lab floors
+.PHONY: setup demo test bench clean-venv lab floors notebooks docs-notebooks
 
 setup: $(VENV)/.installed
 
@@ -65,6 +65,16 @@ floors:
 	    --deselect tests/test_text_models.py::test_mllm_captioner_with_tiny_qwen2vl_resume_and_cli
 	$(FLOORS_VENV)/bin/pip install -q --only-binary :all: "transformers==4.56.0"
 	HF_HUB_OFFLINE=1 FUSIONLAB_PRESET=ci $(FLOORS_VENV)/bin/python -m pytest -q tests/test_text.py tests/test_text_models.py -p no:cacheprovider
+
+# Notebooks <-> scripts/notebook_src/*.py: the newer side of each pair wins (edits made in JupyterLab flow back).
+notebooks: setup
+	$(BIN)/python scripts/build_notebooks.py --sync
+
+# Executed walkthroughs as HTML pages in docs/notebooks/ (DOCS_PRESET=ci for a quick check; NB="00 02" for a subset).
+DOCS_PRESET ?= laptop
+NB ?=
+docs-notebooks: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/render_notebooks.py --preset $(DOCS_PRESET) $(NB)
 
 clean-venv:
 	rm -rf $(VENV)

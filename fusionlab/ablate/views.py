@@ -106,10 +106,10 @@ class RunCompare:
         self.compare._cache.clear()
         self.compare.refresh()
 
-    def _ipython_display_(self):
-        from IPython.display import display
+    def _repr_mimebundle_(self, **kwargs):  # the widget + a static picture (HTML exports show it)
+        from ..viz.images import png_bytes, widget_bundle
 
-        display(self.widget)
+        return widget_bundle(self.widget, lambda: png_bytes(self.compare.composite()), type(self).__name__, **kwargs)
 
 
 def show_run(out_dir: str | os.PathLike, max_images: int = 4):

@@ -28,7 +28,6 @@ Images are float tensors in [0, 1]: ``(C, H, W)`` or ``(1, C, H, W)`` with C = 1
 """
 from __future__ import annotations
 
-import base64
 import html
 import io
 import math
@@ -260,15 +259,9 @@ class _StaticFallback:
             plt.close(fig)
 
     def _repr_mimebundle_(self, **kwargs):
-        data = super()._repr_mimebundle_(**kwargs) or {}
-        data = dict(data)
-        data["text/plain"] = (f"{type(self).__name__}: interactive widget (needs JupyterLab / a widget "
-                              "frontend); static picture attached")
-        try:
-            data["image/png"] = base64.b64encode(self.static_png()).decode("ascii")
-        except Exception as e:  # a broken picture must never hide the live widget
-            data["text/plain"] += f" (static picture failed: {type(e).__name__}: {e})"
-        return data
+        from .images import widget_bundle
+
+        return widget_bundle(super(), self.static_png, type(self).__name__, **kwargs)
 
 
 def _imshow(ax, img, title: str | None = None, fontsize: int = 9) -> None:

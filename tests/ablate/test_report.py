@@ -55,6 +55,7 @@ def test_grid_report_viewer_and_html(tmp_path):
     rc = RunCompare(df, grid_dir)
     assert rc.compare.a.value == "variant A · seed 0" and rc.compare.b.value == "variant B · seed 0"  # vs reference
     assert len(rc.compare.a.options) == 4 and rc.samples == ["syn_00000.png"]
+    assert base64.b64decode(rc._repr_mimebundle_()["image/png"])[:4] == b"\x89PNG"  # HTML exports show it
     assert compare_runs_figure(df, grid_dir) is not None
 
     html = render_report(FIXTURES / "fake_grid.yaml", runs_dir=tmp_path, out=tmp_path / "report.html")
