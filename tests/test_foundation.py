@@ -311,3 +311,12 @@ def test_ci_script_runs_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text()
     assert "make test" in ci
     assert "make test" in (REPO / "README.md").read_text()
+
+
+def test_missing_extra_is_one_line_naming_the_extra(run_cli, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "papermill" else real(name, *a))
+    code, _, err = run_cli("ablate", "text_guidance", "--preset", "ci", "--runs", "/nonexistent-runs")
+    assert code == 2 and "pip install 'fusionlab[notebooks]'" in err and err.count("\n") == 1
