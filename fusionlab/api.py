@@ -72,6 +72,11 @@ def load_model(source: PathLike | torch.nn.Module | None = None, *, expected: st
     if not p.exists() and s in _list():
         raise ConfigError(f"{s!r} names an architecture, not trained weights: fusionlab.models.create_model({s!r}) "
                           "builds it untrained; load_model takes a .pt checkpoint, a save_pretrained folder or a Hub id")
+    from .models.hub import HUB_ID
+
+    if not p.exists() and (p.suffix in (".pt", ".pth", ".ckpt") or not HUB_ID.match(s)):
+        raise CheckpointError(f"{p}: checkpoint file not found (load_model takes a .pt checkpoint, a "
+                              "save_pretrained folder or a Hub id owner/name)")
     if p.is_file():
         model, info = load_checkpoint(p, map_location=map_location, expected=expected)
         model.train_metadata = dict(info.get("metadata") or {})

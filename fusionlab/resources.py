@@ -54,6 +54,17 @@ def shipped_dir(kind: str) -> Path:
                       + (f" and {root / kind}" if root else "") + "); reinstall fusionlab")
 
 
+def require_extra(extra: str, *modules: str) -> None:
+    """Raise a one-line UsageError naming ``pip install 'fusionlab[extra]'`` if a module is missing."""
+    import importlib.util
+
+    from .errors import UsageError
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"this needs {', '.join(missing)} from the '{extra}' extra: pip install 'fusionlab[{extra}]'")
+
+
 def shipped_file(kind: str, name: str) -> Path:
     """``shipped_dir(kind) / name`` (not checked for existence)."""
     return shipped_dir(kind) / name

@@ -86,7 +86,8 @@ def test_bad_folders_give_one_line_errors(tmp_path):
     d = copy("no_weights")
     (d / WEIGHTS_FILE).unlink()
     cases.append((d, "not a save_pretrained folder \\(no model.safetensors\\)"))
-    cases.append((tmp_path / "missing" / "x", "no such model folder"))
+    cases.append((tmp_path / "missing" / "x", "checkpoint file not found"))
+    cases.append((tmp_path / "missing.pt", "checkpoint file not found"))
     for path, msg in cases:
         with pytest.raises(CheckpointError, match=msg) as e:
             fusionlab.load_model(path)
@@ -162,4 +163,4 @@ def test_cli_export_then_fuse_with_the_folder(tmp_path, run_cli):
                            "--model", "dtpf_student")
     assert code == 1 and "expected 'dtpf_student'" in err and err.count("\n") == 1
     code, _, err = run_cli("fuse", "--data", data, "--out", tmp_path / "c", "--checkpoint", tmp_path / "nowhere")
-    assert code == 1 and "no such model folder" in err
+    assert code == 1 and "checkpoint file not found" in err

@@ -148,6 +148,9 @@ def run_grid(grid: Grid | str | os.PathLike, preset: str | None = None, runs_dir
     """
     if not isinstance(grid, Grid):
         grid = load_grid(grid)
+    from ..resources import require_extra
+
+    require_extra("notebooks", "papermill", "ipykernel")  # every run is a papermill kernel
     preset = preset or get_preset()
     jobs = int(jobs)
     if jobs < 1:

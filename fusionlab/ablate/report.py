@@ -213,6 +213,9 @@ def render_report(grid_path: str | os.PathLike, runs_dir: str | os.PathLike = "r
         ConfigError: bad grid file or no ``results.csv`` for it.
         RunFailedError: the report notebook failed (the message names the cell).
     """
+    from ..resources import require_extra
+
+    require_extra("notebooks", "papermill", "nbconvert", "ipykernel")
     import nbformat
     import papermill as pm
     from nbconvert import HTMLExporter

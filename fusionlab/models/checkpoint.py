@@ -91,9 +91,10 @@ def _unsafe_reason(e: Exception) -> str:
     """The informative part of torch's multi-paragraph weights_only error (whose first line
     suggests retrying with weights_only=False, advice we must not pass on for a foreign file)."""
     text = str(e)
-    m = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    m = re.search(r"Unsupported global: GLOBAL (\S+)", text) or re.search(r"Unsupported class (\S+)", text)  # torch >= 2.4 / 2.3
     if m:
-        return f"the file references {m.group(1)}, which is neither a tensor nor plain data"
+        name = re.sub(r"^(__builtin__|builtins)\.", "", m.group(1))  # torch 2.3 says __builtin__.exec
+        return f"the file references {name}, which is neither a tensor nor plain data"
     m = re.search(r"Unsupported operand (\d+)", text)
     if m:
         return f"the file uses pickle opcode {m.group(1)}, which plain data never needs"

@@ -259,6 +259,9 @@ class OpenCLIPEncoder(TextEncoder):
     def __init__(self, model_name: str = "ViT-B-32", pretrained: str | os.PathLike | None = None,
                  allow_random: bool = False, seed: int = 0, device: str = "cpu",
                  cache: bool = True, cache_dir: str | os.PathLike | None = None):
+        from ..resources import require_extra
+
+        require_extra("clip", "open_clip")
         import open_clip
 
         if model_name not in open_clip.list_models():

@@ -20,7 +20,11 @@ def _tiny_qwen2vl(path):
     vocab = {w: i for i, w in enumerate(special + words)}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="<|endoftext|>",
+    try:  # transformers < 5 (the mllm floor, 4.56) insists on a Qwen2 tokenizer class in the processor
+        from transformers import Qwen2TokenizerFast as tok_class
+    except ImportError:
+        tok_class = PreTrainedTokenizerFast
+    tok = tok_class(tokenizer_object=tk, unk_token="[UNK]", pad_token="<|endoftext|>",
                                   eos_token="<|im_end|>", additional_special_tokens=special[1:7])
     template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% for c in m['content'] %}"
                 "{% if c['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% else %}{{ c['text'] }}"
