@@ -98,6 +98,10 @@ plt.show()
 # %%
 # a fixed synthetic pair is identical on every machine: the asserts make `make test` fail if
 # the generator changes (expected: IR mean 0.360, VI mean 0.513, IR inside targets 0.750, +- 0.005)
+import torch
+
+from fusionlab.data import make_pair
+
 small = make_pair(seed=0, size=64)
 shapes = {k: tuple(v.shape) for k, v in small.items() if torch.is_tensor(v)}
 print(shapes)

@@ -38,7 +38,7 @@ preset = os.environ.get("FUSIONLAB_PRESET", "laptop")
 data_root = None  # evaluation pairs: None = real shared subset if present, else synthetic; or a folder
 teacher_checkpoint = None  # None: the shipped trained teacher (fusionlab/assets/teacher_real.pt)
 student_checkpoint = None  # None: the shipped student (fusionlab.models.SHIPPED_STUDENT)
-steps = None  # steps of the distillation demo; None: ci 3, laptop 20
+steps = None  # steps of the distillation demo; None: ci 3, laptop 8
 seed = 0
 
 # %%
@@ -53,7 +53,7 @@ from fusionlab.presets import pick
 from fusionlab.viz.walkthrough import choose_data, image_grid, load_pairs, run_dir, setup
 
 setup(seed)
-steps = steps or pick(ci=3, laptop=20, full=300, preset=preset)
+steps = steps or pick(ci=3, laptop=8, full=300, preset=preset)
 data = choose_data(data_root)
 print(data)
 pairs = load_pairs(data, n=pick(ci=1, laptop=2, full=8, preset=preset),
@@ -191,7 +191,8 @@ assert (feat_table["mean cosine"] > 0).all()
 # %%
 from fusionlab.train import Trainer, load_config
 
-dcfg = load_config(pick(ci="distill_ci", laptop="distill_laptop", full="distill", preset=preset))
+# the ci-size config (small crops and batch) at every preset but full: fast enough on a busy CPU
+dcfg = load_config(pick(ci="distill_ci", laptop="distill_ci", full="distill", preset=preset))
 teacher.train_metadata = tinfo.get("metadata") or {}  # the trainer rebuilds the teacher's text prior from this
 cfg = dcfg.replace(steps=steps, out_dir=str(runs / "full"), seed=seed, val_every=0, ckpt_every=0, log_every=1,
                    progress=True)
