@@ -346,8 +346,16 @@ assert float((after["low_light"] - after["over_exposure"]).abs().max()) > 0
 # degraded rows.
 
 # %%
+from tqdm.auto import tqdm
+
 from fusionlab.train import model_fuser
 from fusionlab.viz.walkthrough import score_fusers
+
+
+def score_with_bar(fusers, items):
+    """score_fusers, one fuser at a time behind a progress bar (a few seconds per fused item on a busy CPU)."""
+    return pd.concat([score_fusers({k: f}, items) for k, f in tqdm(fusers.items(), desc="scoring")],
+                     ignore_index=True)
 
 
 class ToldNormal:
@@ -360,7 +368,7 @@ class ToldNormal:
 eval_items = degraded_items(pairs, seed=seed + 1)
 fusers = {"told truth": model_fuser(teacher, prior), "told 'normal'": model_fuser(teacher, ToldNormal()),
           "no text": model_fuser(teacher, None)}
-scores = score_fusers(fusers, eval_items)
+scores = score_with_bar(fusers, eval_items)
 vif = scores.pivot(index="label", columns="fuser", values="VIF")[list(fusers)]
 vif["truth - no text"] = vif["told truth"] - vif["no text"]
 print(f"VIF per degradation, {len(pairs)} pair(s) of {data.dataset} at <= {pairs[0]['ir'].shape[-1]} px:")
@@ -450,7 +458,7 @@ assert 0.1e6 < n_params < 0.5e6  # a small CNN, ~0.28 M parameters at the defaul
 
 # %%
 proj_prior = build_text_prior("projector", text_dim=512, projector=projector)
-proj_scores = score_fusers({"projector (no captions)": model_fuser(teacher, proj_prior)}, eval_items)
+proj_scores = score_with_bar({"projector (no captions)": model_fuser(teacher, proj_prior)}, eval_items)
 both = pd.concat([scores[scores["fuser"] != "told 'normal'"], proj_scores])  # section 5's rows + the projector's
 means = both.groupby("fuser", sort=False)[["EN", "VIF", "Qabf", "SSIM"]].mean()
 display(means.round(4))

@@ -56,7 +56,7 @@ setup(seed)
 steps = steps or pick(ci=3, laptop=8, full=300, preset=preset)
 data = choose_data(data_root)
 print(data)
-pairs = load_pairs(data, n=pick(ci=1, laptop=2, full=8, preset=preset),
+pairs = load_pairs(data, n=pick(ci=2, laptop=2, full=8, preset=preset),
                    max_side=pick(ci=96, laptop=192, full=320, preset=preset), size=(96, 128))
 teacher_checkpoint = teacher_checkpoint or SHIPPED_STUDENT.with_name("teacher_real.pt")
 teacher, tinfo = load_checkpoint(teacher_checkpoint)
@@ -117,67 +117,94 @@ fl = pd.DataFrame({name: {k: float(LOSSES.get(k)(f, ir, vi)[0])
                    for name, f in {"student": f_s, "teacher (no text)": f_t, "pixel max": int_target,
                                    "pixel mean": (ir + vi_y) / 2, "VI alone": vi_y}.items()}).T
 print("the four fusion losses on this pair (lower = closer to the target):")
-display(fl.round(4))
+display(fl.style.format("{:.2e}", subset=["color"]).format("{:.4f}", subset=["int", "grad", "ssim"]))
+print("lowest per loss:", {k: fl[k].idxmin() for k in ("int", "grad", "ssim")})
 # L_int is exactly zero for the pixel max (its own target); the trained models stay close to it
 assert fl.loc["pixel max", "int"] < 1e-6 and fl.loc["student", "int"] < fl.loc["pixel mean", "int"]
 
 # %% [markdown]
-# Reading the table: the pixel max has L_int = 0 by definition, yet a worse L_grad or
-# L_ssim than the trained models can reach - the losses pull in different directions, and
-# the trained student balances them. The pixel mean is far from the max-intensity target (it
-# halves warm targets), which is why L_int dominates early training. L_color is small for all:
-# it only measures colours lost to clipping when the luma is put back into VI's colours.
+# Reading the table (printed: the lowest value per loss). The pixel max has L_int = 0 by
+# definition and is already close to the best possible L_grad and L_ssim: the trained
+# teacher and student differ from it in the third or fourth decimal, sometimes better,
+# sometimes worse (measured at `laptop` on MSRS 00004N: the teacher slightly below the pixel
+# max on L_grad and L_ssim, the student slightly above). The pixel mean is far from the
+# max-intensity target (it halves warm targets) yet has the **lowest** L_ssim: SSIM rewards
+# staying between the two sources, so the losses pull in different directions and their
+# weights decide the compromise. L_color is tiny for all (~1e-6 on these dark scenes): it
+# only measures colours lost to clipping when the luma is put back into VI's colours.
 #
 # ## 2. The distillation losses: what L_res and L_feat compare
 #
 # **L_res** is the per-pixel difference between teacher and student images. **L_feat**
 # compares the features of the four decoder levels through the adapters `Down_l`. The
 # shipped checkpoints do not store the adapters trained with the student, so here `Down_l`
-# is **fitted by least squares** on this pair (the best 1x1 map from the teacher's channels to
-# the student's for this image); the cosine per level says how well the student's features
-# are a linear function of the teacher's - the quantity the normalised L_feat pulls to 1.
+# is **fitted by least squares** on one pair (the best 1x1 map from the teacher's channels to
+# the student's) and evaluated on **another pair** (a fit scored on its own pixels would look
+# perfect just by having many parameters). The cosine per level, the quantity the
+# normalised L_feat pulls to 1, says how well the student's features are a linear function
+# of the teacher's. As a control, the same is done for an **untrained** student: the trained
+# student should be more teacher-like than that.
 
 # %%
 from fusionlab.text import build_text_prior
 
 prior = build_text_prior("oracle", text_dim=512, seed=seed)
-text = prior({"ir": ir, "vi": vi, "names": [pair["name"]], "labels": ["normal"]})
-with torch.no_grad():
-    f_t, feats_t = teacher(ir, vi_y, text, return_features=True)
-    f_s, feats_s = student(ir, vi_y, return_features=True)
+from fusionlab.models import create_model
+
+
+def features(model, p, text=None):
+    with torch.no_grad():
+        return model(p["ir"][None], to_luma(p["vi"][None]), text, return_features=True)
+
+
+def text_of(p):
+    return prior({"ir": p["ir"][None], "vi": p["vi"][None], "names": [p["name"]], "labels": ["normal"]})
+
+
+fit_pair, test_pair = pairs[-1], pairs[0]  # fit the adapters on one pair, score them on the other
+untrained = create_model("dtpf_student_tiny", head="blend").eval()
+f_t, feats_t = features(teacher, test_pair, text_of(test_pair))
+f_s, feats_s = features(student, test_pair)
+feats_t_fit = features(teacher, fit_pair, text_of(fit_pair))[1]
 res = (f_t - f_s)[0, 0].abs()
 rows, level_maps = [], []
-for lvl, (ft, fs) in enumerate(zip(feats_t, feats_s)):
-    A = ft[0].flatten(1).T  # (HW, C_t)
-    B = fs[0].flatten(1).T  # (HW, C_s)
-    A1 = torch.cat([A, torch.ones(len(A), 1)], 1)
-    down = torch.linalg.lstsq(A1, B).solution  # (C_t + 1, C_s): a 1x1 conv with bias
-    pred = A1 @ down
-    cos = torch.nn.functional.cosine_similarity(pred, B, dim=1)
-    rows.append({"level": lvl + 1, "teacher ch": ft.shape[1], "student ch": fs.shape[1],
-                 "size": f"{ft.shape[-1]}x{ft.shape[-2]}", "mean cosine": float(cos.mean())})
-    level_maps.append((ft[0].abs().mean(0).numpy(), pred.T.reshape(fs[0].shape).abs().mean(0).numpy(),
-                       fs[0].abs().mean(0).numpy()))
-feat_table = pd.DataFrame(rows).set_index("level")
+for name, net in {"shipped student": student, "untrained student": untrained}.items():
+    fs_fit, fs_test = features(net, fit_pair)[1], features(net, test_pair)[1]
+    for i in range(len(feats_t)):
+        flat = lambda t: torch.cat([t[0].flatten(1).T, torch.ones(t[0][0].numel(), 1)], 1)  # (HW, C + 1)
+        down = torch.linalg.lstsq(flat(feats_t_fit[i]), fs_fit[i][0].flatten(1).T).solution  # 1x1 conv + bias
+        pred = flat(feats_t[i]) @ down
+        cos = torch.nn.functional.cosine_similarity(pred, fs_test[i][0].flatten(1).T, dim=1)
+        rows.append({"student": name, "level": 4 - i, "teacher ch": feats_t[i].shape[1],
+                     "student ch": fs_test[i].shape[1], "size": f"{feats_t[i].shape[-1]}x{feats_t[i].shape[-2]}",
+                     "held-out cosine": float(cos.mean())})
+        if net is student:
+            level_maps.append((feats_t[i][0].abs().mean(0).numpy(),
+                               pred.T.reshape(fs_test[i][0].shape).abs().mean(0).numpy(),
+                               fs_test[i][0].abs().mean(0).numpy()))
+feat_table = pd.DataFrame(rows).pivot(index="level", columns="student", values="held-out cosine")
+rows = [r for r in rows if r["student"] == "shipped student"]
 image_grid([[f_t, f_s, res.numpy(), None]] + [list(m) for m in zip(*level_maps)],
            row_titles=["images", "teacher |F_t|", "fitted |Down(F_t)|", "student |F_s|"],
            col_titles=[["teacher image", "student image", "|I_t - I_s|  (L_res per pixel)", ""]] +
                       [[f"level {r['level']}: {r['size']}, {r['teacher ch']} -> {r['student ch']} ch\n"
-                        f"cos {r['mean cosine']:.2f}" for r in rows]] * 3,
+                        f"held-out cos {r['held-out cosine']:.2f}" for r in rows]] * 3,
            size=2.1, cmap="viridis")
 plt.show()
-print(f"L_res on this pair: mean |I_t - I_s| = {float(res.mean()):.4f} (0..1 scale), max {float(res.max()):.3f}")
+print(f"L_res on {test_pair['name']}: mean |I_t - I_s| = {float(res.mean()):.4f} (0..1 scale), max {float(res.max()):.3f}")
+print(f"adapters fitted on {fit_pair['name']}, cosine on {test_pair['name']} (level 4 = deepest):")
 display(feat_table.round(3))
 assert float(res.mean()) < 0.05  # the student's image is close to the teacher's
-assert (feat_table["mean cosine"] > 0).all()
+assert feat_table.notna().all().all()
 
 # %% [markdown]
-# Reading it: the mean |I_t - I_s| printed above is a few thousandths to hundredths - the
-# student's image is close to the teacher's, which is what L_res asks for (but both are also
-# close to the pixel max, section 4). The cosines say how much of the student's feature
-# pattern a 1x1 map of the teacher's explains at each level; a fitted map gives an upper
-# bound on what the trained adapters achieve, and the levels where it is low are those where
-# the student found its own representation.
+# Reading it: the mean |I_t - I_s| printed above is about a thousandth of the gray range -
+# the student's image is close to the teacher's, which is what L_res asks for (but both are
+# also close to the pixel max, section 4). The held-out cosines say how much of the
+# student's feature pattern a 1x1 map of the teacher's explains at each level. Compare the
+# two columns: where the shipped student's cosine is not clearly above the untrained
+# student's, the features are *not* more teacher-like than chance architecture similarity
+# gives - at this training length, L_feat (weight 0.1) has shaped the features little.
 #
 # ## 3. A few distillation steps: the mechanics
 #
@@ -219,18 +246,21 @@ assert {"l_base", "l_res", "l_feat"} <= set(tr.columns) and np.isfinite(tr[["l_b
 # started from (blend head).
 
 # %%
+from tqdm.auto import tqdm
+
 from fusionlab.train import model_fuser
 from fusionlab.viz.walkthrough import degraded_items, score_fusers
 
 rules_prior = build_text_prior("rules", text_dim=512, seed=seed)
 fusers = {"teacher (+ rules caption)": model_fuser(teacher, rules_prior), "student (no text)": model_fuser(student),
           "pixel max": lambda it: torch.maximum(it["ir"], to_luma(it["vi"]))}
-items = degraded_items(pairs, seed=seed + 1)
-scores = score_fusers(fusers, items)
+items = degraded_items(pairs[:pick(ci=1, laptop=2, full=8, preset=preset)], seed=seed + 1)  # ci: one pair (time)
+scores = pd.concat([score_fusers({k: f}, items) for k, f in tqdm(fusers.items(), desc="scoring")],
+                   ignore_index=True)  # one fuser at a time, behind a progress bar
 vif = scores.pivot(index="label", columns="fuser", values="VIF")[list(fusers)]
 vif["student - max"] = vif["student (no text)"] - vif["pixel max"]
 vif["student - teacher"] = vif["student (no text)"] - vif["teacher (+ rules caption)"]
-print(f"VIF per degradation ({len(pairs)} pair(s) of {data.dataset}):")
+print(f"VIF per degradation ({len(items) // 5} pair(s) of {data.dataset}):")
 display(vif.round(4))
 display(scores.groupby("fuser", sort=False)[["EN", "VIF", "Qabf", "SSIM"]].mean().round(4))
 # the three stay within a few hundredths of each other (measured at ci and laptop)
@@ -238,8 +268,10 @@ assert vif[["student - max", "student - teacher"]].abs().max().max() < 0.1
 
 # %% [markdown]
 # **Reading the numbers.** The student - max and student - teacher columns are of the order
-# of 0.01 VIF: the student keeps the teacher's result without text (which is what
+# of 0.01 VIF: the student keeps most of the teacher's result without text (which is what
 # distillation should achieve), and both stay close to the pixel max they started from.
+# Which one is "best" depends on the metric: at `laptop` (2 MSRS pairs) the teacher had the
+# highest VIF under every degradation, the pixel max the highest Qabf and SSIM on average.
 # On 1-2 pairs these differences are inside the pair-to-pair spread; the full test-set
 # numbers are in README's table (MSRS, 20 pairs: student VIF 1.052, teacher 1.045, pixel max
 # 1.039). **That the student inherits "degradation awareness" (the paper's claim) is not
