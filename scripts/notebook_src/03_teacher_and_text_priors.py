@@ -296,16 +296,16 @@ crop = lambda t: t[:H, :W].numpy()
 panels = {"channel %d before FiLM" % ch: crop(before[ch])}
 for lab in told_labels:
     k = DEGRADATIONS.index(lab)
-    panels[f"after, told {lab}\n(1+gamma) = {1 + gb[k, ch]:.2f}, beta = {gb[k, C + ch]:+.2f}"] = crop(after[lab][ch])
+    panels[f"after FiLM, told {lab}\n1+gamma = {1 + gb[k, ch]:.2f}, beta = {gb[k, C + ch]:+.2f}"] = crop(after[lab][ch])
 lo, hi = min(v.min() for v in panels.values()), max(v.max() for v in panels.values())
-fig, axes = plt.subplots(1, 5, figsize=(13, 2.6))
+fig, axes = plt.subplots(1, 5, figsize=(15, 3.0), layout="constrained")
 axes[0].imshow(to_luma(low_item["vi"])[0, 0] ** 0.5, cmap="gray"), axes[0].set_title("VI (low light, brightened)")
 for ax, (title, m) in zip(axes[1:4], panels.items()):
     im = ax.imshow(m, cmap="viridis", vmin=lo, vmax=hi), ax.set_title(title, fontsize=8)
-fig.colorbar(im[0], ax=axes[1:4], fraction=0.02, label="one shared scale")
+fig.colorbar(im[0], ax=axes[1:4], fraction=0.02, label="shared scale")
 d = crop(after["low_light"][ch] - after["over_exposure"][ch])
 im2 = axes[4].imshow(d, cmap="coolwarm", vmin=-abs(d).max(), vmax=abs(d).max())
-axes[4].set_title("told low_light - told over_exposure", fontsize=8)
+axes[4].set_title("difference:\ntold low_light - told over_exposure", fontsize=8)
 fig.colorbar(im2, ax=axes[4], fraction=0.046)
 for ax in axes:
     ax.set_xticks([]), ax.set_yticks([])

@@ -42,7 +42,7 @@ from fusionlab.viz.walkthrough import setup
 
 setup()
 size = tuple(size or pick(ci=(64, 64), laptop=(128, 128), full=(480, 640), preset=preset))
-repeats = repeats or pick(ci=1, laptop=5, full=5, preset=preset)
+repeats = repeats or pick(ci=1, laptop=3, full=5, preset=preset)
 threads = threads or torch.get_num_threads()
 names = pick(ci=["dtpf_teacher", "dtpf_student"],
              laptop=["dtpf_teacher", "dtpf_student_w48", "dtpf_student_w32", "dtpf_student"],
@@ -137,10 +137,10 @@ wt.round(3)
 # distillation buys on this machine for the images you care about.
 
 # %%
-sizes = pick(ci=[32, 48], laptop=[64, 128, 256], full=[128, 256, 512], preset=preset)
+sizes = pick(ci=[32, 48], laptop=[64, 96, 128], full=[128, 256, 512], preset=preset)
 lat = []
 for s in tqdm(sizes, desc="latency vs size"):
-    r = profile_models(["dtpf_teacher", "dtpf_student"], size=(s, s), repeats=max(2, repeats - 2), warmup=1,
+    r = profile_models(["dtpf_teacher", "dtpf_student"], size=(s, s), repeats=max(2, repeats - 1), warmup=1,
                        threads=threads, flops=False, memory=False)
     lat += [{"size": s, "model": x.model, "median": x.latency_s, "min": x.latency_min_s, "max": x.latency_max_s}
             for x in r]
