@@ -205,6 +205,11 @@ assert feat_table.notna().all().all()
 # two columns: where the shipped student's cosine is not clearly above the untrained
 # student's, the features are *not* more teacher-like than chance architecture similarity
 # gives - at this training length, L_feat (weight 0.1) has shaped the features little.
+# Measured at `laptop` (fit on 01392D, scored on 00004N): shipped vs untrained student
+# 0.88 vs 0.88 at level 1, 0.95 vs 0.78 at level 2, 0.99 vs 0.93 at level 3, 1.00 vs 0.98
+# at level 4. The deep maps of both networks are dominated by a smooth central blob that is
+# not image content (see the pictures), so at levels 3-4 a high cosine is easy even for an
+# untrained network; level 2 is where the trained student is clearly more teacher-like.
 #
 # ## 3. A few distillation steps: the mechanics
 #
