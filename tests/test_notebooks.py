@@ -216,3 +216,25 @@ def test_render_pages_with_pictures(tmp_path, monkeypatch):
     assert "[00_tiny.html](00_tiny.html)" in index and "[01_other.html](01_other.html)" in index
     with pytest.raises(SystemExit, match="no walkthrough named 07"):
         r.main(["07", "--out", str(out)])
+
+
+def _code_cells(name):
+    nb = json.loads((REPO / "notebooks" / f"{name}.ipynb").read_text())
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("name", WALKTHROUGHS)
+def test_walkthroughs_check_with_asserts_not_markers(name):
+    # notebooks are stored without outputs, so nbval compares nothing: the checks are asserts
+    code = "\n".join(_code_cells(name))
+    assert "NBVAL_" not in code, "NBVAL markers do nothing in output-free notebooks; use asserts"
+    assert "\nassert " in "\n" + code, f"{name} checks nothing: add asserts next to the numbers it prints"
+
+
+def test_a_changed_expected_value_fails_the_notebook_check():
+    """The fixed-pair cell of 01 passes as stored and fails when one expected value is edited
+    (what `make test` would report for a changed number)."""
+    cell = next(c for c in _code_cells("01_data_and_degradations") if '"IR mean": 0.360' in c)
+    exec(compile(cell, "01-fixed-pair", "exec"), {"__name__": "nb"})
+    with pytest.raises(AssertionError, match="IR mean"):
+        exec(compile(cell.replace('"IR mean": 0.360', '"IR mean": 0.370'), "01-edited", "exec"), {"__name__": "nb"})

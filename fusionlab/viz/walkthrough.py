@@ -165,16 +165,20 @@ def setup(seed: int = 0, threads: int | None = None) -> str:
     """Make a notebook run reproducible and CPU-friendly; returns the preset name.
 
     Seeds torch, sets small readable matplotlib defaults and the torch thread count:
-    ``threads`` if given, else 1 in the ``ci`` preset (its tensors are tiny: threads only
-    add synchronisation, and on a busy shared machine oversubscribed OpenMP threads make a
-    step 5-10x slower - measured on the 2-core CI machine under load), else torch's default.
+    ``threads`` if given (or ``$FUSIONLAB_THREADS``), else 1 in the ``ci`` preset (its tensors
+    are tiny: threads only add synchronisation) and 1 whenever the machine is already busy
+    (1-minute load average >= 1, i.e. another job holds a core), else torch's default. Why:
+    oversubscribed OpenMP threads spin - on the 2-core machine under load a training step
+    was 5-10x slower with 2 threads, and a laptop training cell made 0 steps in 3.4 min.
     """
     import matplotlib as mpl
 
     from ..presets import get_preset
 
     preset = get_preset()
-    if threads or preset == "ci":
+    threads = threads or int(os.environ.get("FUSIONLAB_THREADS", "0") or 0) or None
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= 1.0
+    if threads or preset == "ci" or busy:
         torch.set_num_threads(int(threads or 1))
     torch.manual_seed(seed)
     mpl.rcParams.update({"figure.dpi": 80, "axes.titlesize": 9, "font.size": 9, "image.cmap": "gray"})
