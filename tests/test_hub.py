@@ -82,7 +82,7 @@ def test_bad_folders_give_one_line_errors(tmp_path):
     cfg = json.loads((d / CONFIG_FILE).read_text())
     cfg["config"]["dim"] = 16
     (d / CONFIG_FILE).write_text(json.dumps(cfg))
-    cases.append((d, "weights do not fit the stored 'dtpf_student_tiny' architecture: .* wrong shape"))
+    cases.append((d, "weights do not fit the stored 'dtpf_student_tiny' architecture: .* with another shape"))
     d = copy("no_weights")
     (d / WEIGHTS_FILE).unlink()
     cases.append((d, "not a save_pretrained folder \\(no model.safetensors\\)"))

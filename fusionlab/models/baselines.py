@@ -28,17 +28,13 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ..errors import ConfigError, InvalidTensorError, ShapeMismatchError
+from ..errors import ConfigError, InvalidTensorError
 
 
 def _check(ir: torch.Tensor, vi: torch.Tensor, what: str) -> None:
-    for nm, t in (("ir", ir), ("vi", vi)):
-        if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.shape[1] != 1:
-            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise InvalidTensorError(f"{what}: {nm} must be a (B, 1, H, W) tensor, got {shape} "
-                                     "(use fusionlab.models.fuse_pair for RGB visible images)")
-    if ir.shape != vi.shape:
-        raise ShapeMismatchError(f"{what}: ir {tuple(ir.shape)} and vi {tuple(vi.shape)} differ in shape")
+    from .net import check_luma_pair
+
+    check_luma_pair(ir, vi, what)
 
 
 def pixel_mean(ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:

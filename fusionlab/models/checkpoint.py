@@ -151,9 +151,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
 
 
 def _load_weights(model: FusionNet, state: dict, p: Path) -> None:
-    """load_state_dict with a one-line CheckpointError naming what does not fit."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
+    load_state_strict(model, state, f"{p}: weights do not fit the stored '{model.name}' architecture")
+
+
+def load_state_strict(module: torch.nn.Module, state: dict, what: str, optional=lambda key: False) -> None:
+    """``load_state_dict`` that checks every key and shape first and raises ONE line
+    (``what: 2 missing (e.g. ...); 1 with another shape (e.g. ...)``) instead of PyTorch's
+    multi-line RuntimeError. ``optional(key)`` names keys of ``module`` a file may lack."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state and not optional(k)]
     unexpected = [k for k in state if k not in own]
     bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or bad:
@@ -164,9 +170,9 @@ def _load_weights(model: FusionNet, state: dict, p: Path) -> None:
             parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         if bad:
             k = bad[0]
-            parts.append(f"{len(bad)} with wrong shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
-        raise CheckpointError(f"{p}: weights do not fit the stored '{model.name}' architecture: " + "; ".join(parts))
-    model.load_state_dict(state)
+            parts.append(f"{len(bad)} with another shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+        raise CheckpointError(f"{what}: " + "; ".join(parts))
+    module.load_state_dict(state, strict=not any(optional(k) for k in own if k not in state))
 
 
 def find_checkpoint(path: str | os.PathLike) -> Path:

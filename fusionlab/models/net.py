@@ -204,15 +204,10 @@ class FusionNet(HubMixin, nn.Module):
 
     # ------------------------------------------------------------------ checks
     def _check(self, ir: torch.Tensor, vi: torch.Tensor, text: torch.Tensor | None):
+        check_luma_pair(ir, vi, self.name)
         for nm, t in (("ir", ir), ("vi", vi)):
-            if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.shape[1] != 1:
-                shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-                hint = " (use fusionlab.models.fuse_pair for RGB visible images)" if nm == "vi" else ""
-                raise InvalidTensorError(f"{self.name}: {nm} must be a (B, 1, H, W) tensor, got {shape}{hint}")
             if not torch.isfinite(t).all():  # NaN would silently propagate to every output pixel
                 raise InvalidTensorError(f"{self.name}: {nm} holds {int((~torch.isfinite(t)).sum())} NaN/inf values")
-        if ir.shape != vi.shape:
-            raise ShapeMismatchError(f"{self.name}: ir {tuple(ir.shape)} and vi {tuple(vi.shape)} differ in shape")
         if text is None or self.film is None:
             return None
         if not isinstance(text, torch.Tensor):
@@ -263,6 +258,18 @@ class FusionNet(HubMixin, nn.Module):
 
 
 # ----------------------------------------------------------------------------- helpers
+def check_luma_pair(ir: torch.Tensor, vi: torch.Tensor, what: str) -> None:
+    """The calling convention of every fusion model: ``ir`` and ``vi`` are ``(B, 1, H, W)``
+    tensors of one shape; a one-line InvalidTensorError / ShapeMismatchError otherwise."""
+    for nm, t in (("ir", ir), ("vi", vi)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.shape[1] != 1:
+            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            hint = " (use fusionlab.models.fuse_pair for RGB visible images)" if nm == "vi" else ""
+            raise InvalidTensorError(f"{what}: {nm} must be a (B, 1, H, W) tensor, got {shape}{hint}")
+    if ir.shape != vi.shape:
+        raise ShapeMismatchError(f"{what}: ir {tuple(ir.shape)} and vi {tuple(vi.shape)} differ in shape")
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad ``(B, C, H, W)`` at the bottom/right to multiples of ``multiple``.
 
@@ -289,4 +296,4 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["FusionNetConfig", "FusionNet", "Encoder", "pad_to_multiple", "clamp01", "count_parameters", "LEVELS"]
+__all__ = ["FusionNetConfig", "FusionNet", "Encoder", "check_luma_pair", "pad_to_multiple", "clamp01", "count_parameters", "LEVELS"]

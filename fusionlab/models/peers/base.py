@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ...errors import CheckpointError, ConfigError, ImageReadError, InvalidTensorError, ModelUnavailableError, \
+from ...errors import CheckpointError, ConfigError, ImageReadError, ModelUnavailableError, \
     ShapeMismatchError
 
 
@@ -94,21 +94,10 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], path: Path
     The one tolerated absence is BatchNorm's ``num_batches_tracked`` counter in files saved
     by PyTorch < 0.4.1 (IFCNN): ``load_state_dict`` itself fills it in for such files and it
     plays no part in inference."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith(".num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or bad:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        if bad:
-            k = bad[0]
-            parts.append(f"{len(bad)} with another shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
-        raise CheckpointError(f"{path}: weights do not fit {type(module).__name__}: " + "; ".join(parts))
-    module.load_state_dict(state, strict=True)
+    from ..checkpoint import load_state_strict
+
+    load_state_strict(module, state, f"{path}: weights do not fit {type(module).__name__}",
+                      optional=lambda k: k.endswith(".num_batches_tracked"))
 
 
 # ----------------------------------------------------------------------------- protocols
@@ -152,13 +141,9 @@ class PeerMethod(nn.Module):
     # -- calling convention
     def forward(self, ir: torch.Tensor, vi: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, 1, H, W)`` IR and visible luma in [0, 1] -> fused ``(B, 1, H, W)`` in [0, 1]."""
-        for nm, t in (("ir", ir), ("vi", vi)):
-            if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.shape[1] != 1:
-                shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-                raise InvalidTensorError(f"{self.name}: {nm} must be a (B, 1, H, W) tensor, got {shape} "
-                                         "(use fusionlab.models.fuse_pair for RGB visible images)")
-        if ir.shape != vi.shape:
-            raise ShapeMismatchError(f"{self.name}: ir {tuple(ir.shape)} and vi {tuple(vi.shape)} differ in shape")
+        from ..net import check_luma_pair
+
+        check_luma_pair(ir, vi, self.name)
         return self.fuse_y(ir.float(), vi.float()).clamp(0.0, 1.0)
 
     def fuse_y(self, ir: torch.Tensor, vi_y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
