@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from .errors import ConfigError, EmptyInputError, UsageError
+from .errors import ConfigError, UsageError
 
 #: the methods compared when none are given
 DEFAULT_METHODS = ("student", "seafusion", "ifcnn", "tardal", "didfuse", "pixel_mean", "pixel_max",
