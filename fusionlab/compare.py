@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from .errors import ConfigError, EmptyInputError, UsageError
+from .errors import ConfigError, UsageError
 
 #: the methods compared when none are given
 DEFAULT_METHODS = ("student", "seafusion", "ifcnn", "tardal", "didfuse", "pixel_mean", "pixel_max",
@@ -238,9 +238,9 @@ def measure_efficiency(methods: Sequence[Method], size: tuple[int, int], repeats
         with torch.no_grad():
             for m in todo:
                 say(f"{m.name}: FLOPs and warm-up at {h}x{w}")
+                # the counted forward runs the real kernels, so it is also the warm-up
                 rows[m.name] = {"params_m": count_parameters(m.model) / 1e6,
                                 "gflops": count_flops(m.model, ir, vi) / 1e9}
-                m.model(ir, vi)  # warm-up
             for r in range(repeats):
                 for m in todo:  # interleaved: machine load hits every method alike
                     gc.collect()
