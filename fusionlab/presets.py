@@ -39,6 +39,9 @@ class Preset:
         eval_pairs, eval_size, eval_crop, eval_tile: evaluation of :func:`run_experiment`
             (synthetic scene side, centre crop, sliding-window tile; None = off).
         projector_steps, projector_pairs, projector_batch: the default caption-free projector.
+        demo_steps, demo_projector_steps: steps of the short training demonstrations in
+            walkthroughs 03/04 (they show the mechanics; the trained teacher and student are
+            the shipped ones) and of the caption-free projector trained in 03.
     """
 
     name: str
@@ -62,6 +65,8 @@ class Preset:
     projector_steps: int
     projector_pairs: int
     projector_batch: int
+    demo_steps: int = 8
+    demo_projector_steps: int = 80
     model_args: dict = field(default_factory=dict)
 
     def train_fields(self, stage: str) -> dict:
@@ -81,18 +86,18 @@ PRESET_SETTINGS: dict[str, Preset] = {p.name: p for p in (
     # degradations, every loss, adapters, validation, checkpoints) runs
     Preset("ci", model="dtpf_teacher_tiny", student="dtpf_student_tiny", steps=8, distill_steps=8, crop=48,
            batch=2, synthetic_train=8, synthetic_size=64, val_pairs=1, val_crop=64, log_every=2, val_every=0,
-           ckpt_every=0, eval_pairs=2, eval_size=96, eval_crop=96, eval_tile=None, projector_steps=30,
+           ckpt_every=0, eval_pairs=2, eval_size=96, eval_crop=96, eval_tile=None, projector_steps=30, demo_steps=3, demo_projector_steps=20,
            projector_pairs=16, projector_batch=12),
     # a few minutes on a laptop CPU: small models (teacher width 16), short schedule
     Preset("laptop", model="dtpf_teacher_tiny", model_args={"dim": 16}, student="dtpf_student_tiny", steps=300,
            distill_steps=300, crop=64, batch=4, synthetic_train=64, synthetic_size=128, val_pairs=2, val_crop=128,
            log_every=10, val_every=100, ckpt_every=50, eval_pairs=4, eval_size=256, eval_crop=256, eval_tile=None,
-           projector_steps=200, projector_pairs=32, projector_batch=24),
+           projector_steps=200, projector_pairs=32, projector_batch=24, demo_steps=8, demo_projector_steps=80),
     # the paper's settings (GPU): full models, 128 crops, batch 4, long schedule
     Preset("full", model="dtpf_teacher", student="dtpf_student", steps=100_000, distill_steps=100_000, crop=128,
            batch=4, synthetic_train=2048, synthetic_size=256, val_pairs=8, val_crop=256, log_every=50,
            val_every=2000, ckpt_every=1000, eval_pairs=20, eval_size=256, eval_crop=None, eval_tile=512,
-           projector_steps=1000, projector_pairs=128, projector_batch=32),
+           projector_steps=1000, projector_pairs=128, projector_batch=32, demo_steps=300, demo_projector_steps=1000),
 )}
 
 

@@ -25,7 +25,8 @@ def test_get_preset_and_pick(monkeypatch):
 
 
 def test_the_step_counts_agree_everywhere(tmp_path):
-    """laptop = 300 steps, ci = 8: in the configs, in run_experiment and in the notebooks."""
+    """laptop = 300 steps, ci = 8: in the configs and in run_experiment; the notebooks' short
+    training demonstrations (3 / 8 steps) come from the same table."""
     from fusionlab.train import experiment_config, load_config
 
     assert (PRESET_SETTINGS["laptop"].steps, PRESET_SETTINGS["ci"].steps) == (300, 8)
@@ -35,7 +36,9 @@ def test_the_step_counts_agree_everywhere(tmp_path):
         assert experiment_config({"preset": p}, tmp_path).steps == s.steps
         assert experiment_config({"preset": p, "stage": "distill"}, tmp_path).steps == s.distill_steps
         assert experiment_config({"preset": p}, tmp_path).data.crop == load_config(f"teacher_{p}").data.crop
+    assert [PRESET_SETTINGS[p].demo_steps for p in ("ci", "laptop", "full")] == [3, 8, 300]
+    assert [PRESET_SETTINGS[p].demo_projector_steps for p in ("ci", "laptop", "full")] == [20, 80, 1000]
     for nb in ("03_teacher_and_text_priors", "04_distillation"):  # the notebooks read the table
         src = (REPO / "scripts" / "notebook_src" / f"{nb}.py").read_text()
-        assert "preset_settings(preset).steps" in src
+        assert "preset_settings(preset).demo_steps" in src
         assert not re.search(r"steps\w* = \w+ or pick\(", src), "step counts come from fusionlab/presets.py"

@@ -49,12 +49,12 @@ import seaborn as sns
 import torch
 
 from fusionlab.models import SHIPPED_STUDENT, count_parameters, load_checkpoint
-from fusionlab.presets import pick
+from fusionlab.presets import pick, preset_settings
 from fusionlab.viz.walkthrough import choose_data, image_grid, load_pairs, run_dir, setup
 
 setup(seed)
-train_steps = train_steps or pick(ci=3, laptop=8, full=300, preset=preset)
-projector_steps = projector_steps or pick(ci=20, laptop=80, full=1000, preset=preset)
+train_steps = train_steps or preset_settings(preset).demo_steps  # the one preset table (fusionlab/presets.py)
+projector_steps = projector_steps or preset_settings(preset).demo_projector_steps
 data = choose_data(data_root)
 print(data)
 pairs = load_pairs(data, n=pick(ci=1, laptop=2, full=8, preset=preset),

@@ -49,11 +49,11 @@ import torch
 
 from fusionlab.color import to_luma
 from fusionlab.models import SHIPPED_STUDENT, count_parameters, load_checkpoint
-from fusionlab.presets import pick
+from fusionlab.presets import pick, preset_settings
 from fusionlab.viz.walkthrough import choose_data, image_grid, load_pairs, run_dir, setup
 
 setup(seed)
-steps = steps or pick(ci=3, laptop=8, full=300, preset=preset)
+steps = steps or preset_settings(preset).demo_steps  # the one preset table (fusionlab/presets.py)
 data = choose_data(data_root)
 print(data)
 pairs = load_pairs(data, n=pick(ci=2, laptop=2, full=8, preset=preset),
