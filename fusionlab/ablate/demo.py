@@ -64,6 +64,10 @@ def bundle_example(grid_dir: str | os.PathLike, dest: str | os.PathLike | None =
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(s, target)
     write_results(df, dest / RESULTS_FILE)
+    from .stats import PAIRS_FILE
+
+    if (grid_dir / PAIRS_FILE).is_file():  # per-pair metrics: the report's confidence intervals
+        shutil.copy2(grid_dir / PAIRS_FILE, dest / PAIRS_FILE)
     if not (dest / RESULTS_FILE).is_file():
         raise ConfigError(f"{dest}: could not write the example table")
     return dest

@@ -114,7 +114,7 @@ def test_shipped_configs_load_and_take_their_sizes_from_the_preset_table():
         assert (cfg.data.crop, cfg.data.batch, cfg.data.synthetic_train) == (preset.crop, preset.batch,
                                                                             preset.synthetic_train)
     assert load_config("teacher_notext").model_args == {"text_dim": None}
-    assert load_config("teacher_laptop").model_args == {"dim": 16} and load_config("teacher_laptop").steps == 300
+    assert load_config("teacher_laptop").model_args == {"dim": 16} and load_config("teacher_laptop").steps == PRESET_SETTINGS["laptop"].steps
     cfg = load_config("teacher_ci", {"steps": 3, "data.crop": 40})
     assert cfg.steps == 3 and cfg.data.crop == 40 and cfg.data.batch == 2
     assert resolve_config_path(PACKAGE_CONFIGS / "distill.yaml").name == "distill.yaml"
