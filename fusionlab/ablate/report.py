@@ -73,7 +73,8 @@ def _pm(mean: float, std: float, digits: int) -> str:
 
 def paper_table(df: pd.DataFrame, metrics: list[str] | None = None, digits: int = 3) -> pd.DataFrame:
     """The paper's layout: index = row label (paper order); per metric ``<m>`` (measured
-    mean ± std over seeds) and ``<m> paper``; then ``seeds`` (``ok/total`` runs) and
+    mean ± std over seeds) and ``<m> paper``; then ``params (M)`` (measured size of the
+    trained network, when the runs report it), ``seeds`` (``ok/total`` runs) and
     ``note`` when any row has one. Cells are strings, ready to print or show as HTML."""
     metrics = metrics or metric_columns(df)
     s = summarize(df, metrics)
@@ -82,6 +83,9 @@ def paper_table(df: pd.DataFrame, metrics: list[str] | None = None, digits: int 
         table[m] = [_pm(a, b, digits) for a, b in zip(s[f"{m}_mean"], s[f"{m}_std"])]
         paper = _paper(df, m).reindex(s.index)
         table[f"{m} paper"] = [("–" if math.isnan(v) else f"{v:.{digits}f}") for v in paper]
+    if "parameters" in df.columns:  # the measured size of the trained network (student_width: per row)
+        size = pd.to_numeric(_ok(df)["parameters"], errors="coerce").groupby(_ok(df)["label"]).mean().reindex(s.index)
+        table["params (M)"] = ["–" if math.isnan(v) else f"{v / 1e6:.2f}" for v in size]
     table["seeds"] = [f"{n}/{r}" for n, r in zip(s["n"], s["runs"])]
     if "note" in df.columns and df["note"].astype(str).str.len().gt(0).any():
         table["note"] = df.drop_duplicates("label").set_index("label")["note"].reindex(s.index).fillna("")

@@ -124,8 +124,13 @@ def test_shipped_ablation_grids_are_valid(path):
     assert grid.name == path.stem and grid.description and grid.paper_table
     runs = {p: expand(grid, p) for p in ("ci", "full")}
     assert len(runs["ci"]) >= 2 * len(grid.rows) and all(r.params["preset"] == "ci" for r in runs["ci"])
-    if grid.name != "text_prior_source":  # the paper's own tables: a number beside every row
-        assert all(set(r.paper) == set(grid.metrics) for r in grid.rows)
+    # a paper number for every metric or none (control rows the paper lacks); the paper's own
+    # tables have one beside their reference row
+    assert all(set(r.paper) in (set(grid.metrics), set()) for r in grid.rows)
+    if grid.name != "text_prior_source":
+        assert set(grid.reference_row.paper) == set(grid.metrics)
+    # evidence needs seeds: >= 3 at laptop and full
+    assert all(len(expand(grid, p)) >= 3 * len(grid.rows) for p in ("laptop", "full"))
     for r in expand(grid, "ci"):  # shipped grids reference only files that exist
         for k in ("caption_file", "data", "eval_data"):
             v = r.resolved_params(grid).get(k)
