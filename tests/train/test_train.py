@@ -260,7 +260,10 @@ def test_run_experiment_distill_ci_end_to_end(tmp_path, monkeypatch):
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["metrics"].keys() >= {"EN", "VIF", "Qabf", "SSIM", "SD", "MI"}
     assert m["metrics"]["EN"] == pytest.approx(saved["metrics"]["EN"])
-    assert len(saved["per_image"]) == 1 and saved["train"]["teacher"]["cached"] is False
+    # one evaluation pair, clean and under the four degradations, each scored against the clean pair
+    assert len(saved["per_image"]) == 5 and saved["train"]["teacher"]["cached"] is False
+    assert {r["label"] for r in saved["per_image"]} == set(saved["conditions"]) - {"degraded"}
+    assert saved["conditions"]["normal"]["VIF"] == pytest.approx(saved["metrics"]["VIF"])
     assert (tmp_path / "run" / "model.pt").is_file() and list((tmp_path / "run" / "samples").glob("*.png"))
     assert (tmp_path / "run" / "train_log.csv").is_file()
     # a second distillation run with the same teacher params reuses the cached teacher
