@@ -20,11 +20,17 @@ of ``notebooks/run_experiment.ipynb`` (which papermill fills in)::
 ``caption_file``    captions for ``file`` / ``shuffled``
 ``text_checkpoint`` trained projector for ``projector`` (default: a cached one of the preset)
 ``losses``          subset of the fusion losses (``fusionlab.losses.LOSSES``)
+``loss_weights``    ``auto`` (default: per-degradation weights from the oracle label for a text
+                    teacher, fixed otherwise), ``fixed`` (the paper's non-text weights for every
+                    sample) or ``caption`` (per-sample weights from the caption's
+                    ``Event Type`` line, as the reference code; unknown types get the fixed
+                    weights; rows without captions - ``none``, ``projector`` - parse oracle captions)
 ``distill_losses``  subset of the distillation terms (``fusionlab.losses.DISTILL_LOSSES``)
 ``preset``          ci | laptop | full (default ``$FUSIONLAB_PRESET``), see :mod:`fusionlab.presets`
 ``seed``            integer >= 0 (default 0)
-``data``            ``"synthetic"`` (default) or a dataset folder, or a list of them
-``eval_data``       ``"synthetic"`` (default: held-out scenes) or a folder
+``data``            ``"synthetic"`` or a dataset folder, or a list of them (default: the preset's:
+                    synthetic for ci, the real MSRS + RoadScene training pairs for laptop/full)
+``eval_data``       ``"synthetic"`` (held-out scenes) or a test folder (default: the preset's)
 ``eval_pairs``      number of evaluation pairs (default: the preset's)
 ==================  ==========================================================================
 
@@ -41,6 +47,8 @@ from .errors import ConfigError
 from .presets import PRESETS, get_preset
 from .train.data import SYNTHETIC  # built-in data rather than a folder (``data`` / ``eval_data``)
 
+#: how the fusion-loss weights of a teacher are chosen per sample (see the module docstring)
+LOSS_WEIGHTS: tuple[str, ...] = ("auto", "fixed", "caption")
 #: the two training stages (also the values of ``TrainConfig.stage``)
 STAGES: tuple[str, ...] = ("teacher", "distill")
 
@@ -62,10 +70,11 @@ class RunParams:
     caption_file: str | None = _path(default=None)
     text_checkpoint: str | None = _path(default=None)
     losses: tuple[str, ...] | None = None
+    loss_weights: str = "auto"
     distill_losses: tuple[str, ...] | None = None
     preset: str | None = None
     seed: int = 0
-    data: tuple[str, ...] = _path(default=(SYNTHETIC,))
+    data: tuple[str, ...] = _path(default=(SYNTHETIC,))   # from_dict fills in the preset's
     eval_data: str = _path(default=SYNTHETIC)
     eval_pairs: int | None = None
 
@@ -90,6 +99,11 @@ class RunParams:
         folders named must exist, and ``text_prior: file`` needs a ``caption_file``."""
         p = {k: v for k, v in cls.check(params, src).items() if v is not None}
         p.setdefault("preset", get_preset())
+        from .presets import preset_settings
+
+        preset = preset_settings(p["preset"])
+        p.setdefault("data", list(preset.train_data))
+        p.setdefault("eval_data", preset.eval_data)
         for k in ("losses", "distill_losses"):
             if k in p:
                 p[k] = tuple(p[k])
@@ -198,7 +212,9 @@ def _path_value(many: bool = False):
 def _check_exists(key: str, value: str, src: str) -> None:
     if value == SYNTHETIC and key in ("data", "eval_data"):
         return
-    p = Path(value).expanduser()
+    from .train.data import expand_path
+
+    p = expand_path(value)
     if key in ("data", "eval_data") and not p.is_dir():
         raise ConfigError(f"{src}: {key} = {value!r}: is not 'synthetic' nor an existing folder")
     if key not in ("data", "eval_data") and not p.is_file():
@@ -246,6 +262,7 @@ _CHECKS = {
     "caption_file": _path_value(),
     "text_checkpoint": _path_value(),
     "losses": _names(_loss_names),
+    "loss_weights": _one_of(LOSS_WEIGHTS),
     "distill_losses": _names(_distill_loss_names),
     "preset": _one_of(PRESETS),
     "seed": _int(0, "an integer >= 0"),

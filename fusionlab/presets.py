@@ -22,6 +22,11 @@ from .errors import ConfigError
 
 PRESETS = ("ci", "laptop", "full")
 DEFAULT_PRESET = "laptop"
+#: the evaluation conditions: the clean test pair and the four degradations of fusionlab.data
+EVAL_CONDITIONS = ("normal", "low_light", "over_exposure", "ir_noise", "ir_low_contrast")
+#: the real training pairs (disjoint from every test pair; see $FUSIONLAB_SHARED/data/train/README.md)
+REAL_TRAIN = ("$FUSIONLAB_SHARED/data/train/msrs", "$FUSIONLAB_SHARED/data/train/roadscene")
+REAL_TEST = "$FUSIONLAB_SHARED/data/msrs/test"
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class Preset:
         model / model_args: the teacher network (``create_model(model, **model_args)``).
         student: the student network of stage ``distill``.
         steps / distill_steps: training steps of the teacher / the student.
+        lr: peak learning rate of those runs (a short schedule needs a larger one).
         crop, batch: training crops and batch size.
         synthetic_train, synthetic_size: synthetic training scenes and their side.
         val_pairs, val_crop: validation pairs and their centre crop (None = whole images).
@@ -42,6 +48,12 @@ class Preset:
         demo_steps, demo_projector_steps: steps of the short training demonstrations in
             walkthroughs 03/04 (they show the mechanics; the trained teacher and student are
             the shipped ones) and of the caption-free projector trained in 03.
+        train_data: default training sources of a run (``"synthetic"`` or real folders;
+            ``$FUSIONLAB_SHARED`` expands to the shared data folder). train_weights: their
+            sampling weights (None: every pair once per epoch).
+        eval_data: default evaluation set of a run (``"synthetic"`` or a test folder); every
+            evaluation pair is scored clean and under each of ``eval_conditions``.
+        eval_conditions: the degradation labels of the evaluation set (``normal`` = clean).
     """
 
     name: str
@@ -67,19 +79,29 @@ class Preset:
     projector_batch: int
     demo_steps: int = 8
     demo_projector_steps: int = 80
+    lr: float = 1e-4
     model_args: dict = field(default_factory=dict)
+    train_data: tuple = ("synthetic",)
+    train_weights: tuple | None = None
+    eval_data: str = "synthetic"
+    eval_conditions: tuple = EVAL_CONDITIONS
 
     def train_fields(self, stage: str) -> dict:
         """The :class:`~fusionlab.train.TrainConfig` fields this preset sets for ``stage``
         (``data`` as a dict of :class:`~fusionlab.train.DataConfig` fields)."""
-        data = dict(synthetic_train=self.synthetic_train, synthetic_val=self.val_pairs,
+        data = dict(train=list(self.train_data), train_weights=list(self.train_weights) if self.train_weights else None,
+                    synthetic_train=self.synthetic_train, synthetic_val=self.val_pairs,
                     synthetic_size=self.synthetic_size, crop=self.crop, batch=self.batch, val_pairs=self.val_pairs,
                     val_crop=self.val_crop)
-        common = dict(log_every=self.log_every, val_every=self.val_every, ckpt_every=self.ckpt_every, data=data)
+        common = dict(lr=self.lr, log_every=self.log_every, val_every=self.val_every, ckpt_every=self.ckpt_every, data=data)
         if stage == "distill":
             return dict(student=self.student, steps=self.distill_steps, **common)
         return dict(model=self.model, model_args=dict(self.model_args), steps=self.steps, **common)
 
+
+#: the laptop budget (set from a measured run, see docs/ablations.md)
+LAPTOP_STEPS = 120
+LAPTOP_EVAL_PAIRS = 6
 
 PRESET_SETTINGS: dict[str, Preset] = {p.name: p for p in (
     # seconds on 2 CPU cores; tiny variants, still every component (text prior, FiLM,
@@ -88,15 +110,19 @@ PRESET_SETTINGS: dict[str, Preset] = {p.name: p for p in (
            batch=2, synthetic_train=8, synthetic_size=64, val_pairs=1, val_crop=64, log_every=2, val_every=0,
            ckpt_every=0, eval_pairs=2, eval_size=96, eval_crop=96, eval_tile=None, projector_steps=30, demo_steps=3, demo_projector_steps=20,
            projector_pairs=16, projector_batch=12),
-    # a few minutes on a laptop CPU: small models (teacher width 16), short schedule
-    Preset("laptop", model="dtpf_teacher_tiny", model_args={"dim": 16}, student="dtpf_student_tiny", steps=300,
-           distill_steps=300, crop=64, batch=4, synthetic_train=64, synthetic_size=128, val_pairs=2, val_crop=128,
-           log_every=10, val_every=100, ckpt_every=50, eval_pairs=4, eval_size=256, eval_crop=256, eval_tile=None,
-           projector_steps=200, projector_pairs=32, projector_batch=24, demo_steps=8, demo_projector_steps=80),
+    # minutes per run on one CPU thread: small models (teacher width 16) trained on random crops of the
+    # real MSRS + RoadScene training pairs (half of them degraded), evaluated on a fixed subset of
+    # MSRS test pairs, centre-cropped, clean and under the four degradations; sized so that a
+    # 15-run grid fits ~45 min on 2 cores (measured: docs/ablations.md)
+    Preset("laptop", model="dtpf_teacher_tiny", model_args={"dim": 16}, student="dtpf_student_tiny", steps=LAPTOP_STEPS,
+           distill_steps=LAPTOP_STEPS, crop=48, batch=4, lr=5e-4, synthetic_train=64, synthetic_size=128, val_pairs=2,
+           val_crop=128, log_every=10, val_every=0, ckpt_every=50, eval_pairs=LAPTOP_EVAL_PAIRS, eval_size=256,
+           eval_crop=128, eval_tile=None, projector_steps=200, projector_pairs=32, projector_batch=24,
+           train_data=REAL_TRAIN, eval_data=REAL_TEST, demo_steps=8, demo_projector_steps=80),
     # the paper's settings (GPU): full models, 128 crops, batch 4, long schedule
     Preset("full", model="dtpf_teacher", student="dtpf_student", steps=100_000, distill_steps=100_000, crop=128,
            batch=4, synthetic_train=2048, synthetic_size=256, val_pairs=8, val_crop=256, log_every=50,
-           val_every=2000, ckpt_every=1000, eval_pairs=20, eval_size=256, eval_crop=None, eval_tile=512,
+           val_every=2000, ckpt_every=1000, eval_pairs=20, eval_size=256, eval_crop=None, eval_tile=512, train_data=REAL_TRAIN, eval_data=REAL_TEST,
            projector_steps=1000, projector_pairs=128, projector_batch=32, demo_steps=300, demo_projector_steps=1000),
 )}
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from fusionlab.errors import ConfigError
-from fusionlab.presets import DEFAULT_PRESET, PRESET_SETTINGS, PRESETS, get_preset, pick, preset_settings
+from fusionlab.presets import DEFAULT_PRESET, LAPTOP_STEPS, PRESET_SETTINGS, PRESETS, get_preset, pick, preset_settings
 from support import REPO
 
 
@@ -25,11 +25,11 @@ def test_get_preset_and_pick(monkeypatch):
 
 
 def test_the_step_counts_agree_everywhere(tmp_path):
-    """laptop = 300 steps, ci = 8: in the configs and in run_experiment; the notebooks' short
+    """laptop = LAPTOP_STEPS steps, ci = 8: in the configs and in run_experiment; the notebooks' short
     training demonstrations (3 / 8 steps) come from the same table."""
     from fusionlab.train import experiment_config, load_config
 
-    assert (PRESET_SETTINGS["laptop"].steps, PRESET_SETTINGS["ci"].steps) == (300, 8)
+    assert (PRESET_SETTINGS["laptop"].steps, PRESET_SETTINGS["ci"].steps) == (LAPTOP_STEPS, 8)
     for p in ("ci", "laptop"):
         s = PRESET_SETTINGS[p]
         assert load_config(f"teacher_{p}").steps == s.steps and load_config(f"distill_{p}").steps == s.distill_steps

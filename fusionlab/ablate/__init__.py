@@ -16,18 +16,19 @@ the text-prior ablation).
 from .executors import EXECUTORS
 from .grid import PARAM_KEYS, Grid, Row, Run, expand, list_grids, load_grid, parse_grid, resolve_grid, run_id, shrink_grid
 from .orchestrate import GridOutcome, plan, run_grid
-from .report import (best_rows, delta_plot, deltas, long_results, metric_plot, paper_table, rank_agreement,
-                     reference_label, render_report, row_order, seed_deltas, style_paper_table, summarize)
+from .report import (best_rows, condition_table, delta_plot, deltas, evidence, long_results, metric_plot,
+                     paper_table, reference_label, render_report, row_order, seed_deltas, style_paper_table, summarize)
 from .results import collect_results, metric_columns, read_results, write_results
+from .stats import collect_pairs, evidence_table, read_pairs
 from .runner import RunTask, execute_run, read_metrics, run_state
 from .views import RunCompare, compare_runs_figure, default_pair, run_images, show_run
 
 __all__ = [
     "EXECUTORS", "PARAM_KEYS", "Grid", "Row", "Run", "expand", "list_grids", "load_grid", "parse_grid", "resolve_grid",
     "run_id", "shrink_grid",
-    "GridOutcome", "plan", "run_grid", "deltas", "paper_table", "rank_agreement", "render_report", "summarize",
+    "GridOutcome", "plan", "run_grid", "deltas", "paper_table", "render_report", "summarize",
     "best_rows", "delta_plot", "long_results", "metric_plot", "reference_label", "row_order", "seed_deltas",
     "style_paper_table", "RunCompare", "compare_runs_figure", "default_pair", "run_images", "show_run",
     "collect_results", "metric_columns", "read_results", "write_results", "RunTask", "execute_run",
-    "read_metrics", "run_state",
+    "read_metrics", "run_state", "condition_table", "evidence", "collect_pairs", "evidence_table", "read_pairs",
 ]

@@ -33,9 +33,14 @@ def synthetic_names(presets: Sequence[str] = ("ci", "laptop")) -> dict[str, tupl
     out: dict[str, tuple[int, int]] = {}
     for p in presets:
         s = preset_settings(p)
-        for seed0, n, size in ((SYNTHETIC_TRAIN_SEED0, s.synthetic_train, s.synthetic_size),
-                               (SYNTHETIC_VAL_SEED0, s.val_pairs, s.synthetic_size),
-                               (SYNTHETIC_EVAL_SEED0, s.eval_pairs, s.eval_size)):
+        # validation is synthetic whenever the evaluation set is not a training folder's
+        # holdout; training / evaluation scenes only where the preset uses synthetic data
+        sets = [(SYNTHETIC_VAL_SEED0, s.val_pairs, s.synthetic_size)]
+        if "synthetic" in s.train_data:
+            sets.append((SYNTHETIC_TRAIN_SEED0, s.synthetic_train, s.synthetic_size))
+        if s.eval_data == "synthetic":
+            sets.append((SYNTHETIC_EVAL_SEED0, s.eval_pairs, s.eval_size))
+        for seed0, n, size in sets:
             for seed in range(seed0, seed0 + n):
                 out.setdefault(f"syn_{seed:05d}", (seed, size))
     return out

@@ -1,11 +1,17 @@
 """Bundled example results, so the report notebook shows something real before any grid ran.
 
 ``fusionlab/ablate/examples/<ablation>/`` holds the ``results.csv`` of a real
-``fusionlab ablate <ablation> --preset ci`` run (tiny synthetic data,
-seconds of CPU training per run: the numbers say that the machinery works, not what the
-method achieves) and the first fused sample of each seed-0 run (``<run id>/samples/*.png``).
-The report notebook uses them only when ``runs/<ablation>/results.csv`` does not exist
-and says so in a banner. :func:`bundle_example` (re)creates them from a runs folder.
+``fusionlab ablate ablations/<ablation>.yaml`` run (its ``preset`` column says which:
+``ci`` = tiny synthetic data, seconds per run, the machinery only; ``laptop`` = a CPU-scale
+replication on real pairs), its ``pairs.csv`` (per test pair and condition: the report's
+intervals), the first fused samples of each seed-0 run (``<run id>/samples/*.png``) and,
+for examples made with :func:`make_example`, the rendered ``report.html`` and the plots
+(``metrics.png``, ``deltas.png``). The report notebook uses them only when
+``runs/<ablation>/results.csv`` does not exist and says so in a banner.
+
+One command (re)creates an example from a finished grid::
+
+    fusionlab report ablations/text_guidance.yaml --runs runs --example
 """
 from __future__ import annotations
 
@@ -64,6 +70,37 @@ def bundle_example(grid_dir: str | os.PathLike, dest: str | os.PathLike | None =
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(s, target)
     write_results(df, dest / RESULTS_FILE)
+    from .stats import PAIRS_FILE
+
+    if (grid_dir / PAIRS_FILE).is_file():  # per-pair metrics: the report's confidence intervals
+        shutil.copy2(grid_dir / PAIRS_FILE, dest / PAIRS_FILE)
     if not (dest / RESULTS_FILE).is_file():
         raise ConfigError(f"{dest}: could not write the example table")
+    return dest
+
+
+def make_example(grid_path: str | os.PathLike, runs_dir: str | os.PathLike = "runs",
+                 dest: str | os.PathLike | None = None) -> Path:
+    """The package example of a finished grid: :func:`bundle_example` (table, per-pair
+    table, seed-0 samples of every condition), the rendered report (``report.html``) and
+    the two figures (``metrics.png``, ``deltas.png``). Returns the example folder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .grid import load_grid
+    from .report import delta_plot, metric_plot, render_report
+
+    grid = load_grid(grid_path)
+    grid_dir = Path(runs_dir) / grid.name
+    dest = bundle_example(grid_dir, dest, samples=8, seeds=[0])
+    df = read_results(dest / RESULTS_FILE)
+    metrics = list(grid.metrics)
+    for name, fig in (("metrics.png", metric_plot(df, metrics, title=f"{grid.name}: measured metrics per variant")),
+                      ("deltas.png", delta_plot(df, metrics))):
+        fig.savefig(dest / name, dpi=80, bbox_inches="tight")
+        plt.close(fig)
+    html = render_report(grid_path, runs_dir=runs_dir, out=dest / "report.html")
+    html.with_suffix(".ipynb").unlink(missing_ok=True)  # the HTML is the report; the notebook is a by-product
     return dest

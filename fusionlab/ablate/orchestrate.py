@@ -30,6 +30,7 @@ from ..presets import get_preset
 from .executors import EXECUTORS
 from .grid import Grid, Run, expand, load_grid
 from .results import RESULTS_FILE, collect_results, write_results
+from .stats import PAIRS_FILE, collect_pairs
 from .runner import KERNEL_NAME, RunTask, adopt_orphan, run_state
 
 RUN_NOTEBOOK = "run_experiment.ipynb"
@@ -219,6 +220,9 @@ def run_grid(grid: Grid | str | os.PathLike, preset: str | None = None, runs_dir
                 bar.close()
         df = collect_results(grid, runs, grid_dir)
         write_results(df, results_path)
+        pairs = collect_pairs(runs, grid_dir)  # per test pair x condition: the report's intervals
+        if not pairs.empty:
+            write_results(pairs, grid_dir / PAIRS_FILE)
     return GridOutcome(grid=grid, preset=preset, grid_dir=grid_dir, results_path=results_path, results=df,
                        total=len(runs), selected=len(selected), executed=len(todo),
                        skipped=len(selected) - len(todo))

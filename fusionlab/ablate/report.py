@@ -5,11 +5,12 @@
   metric the measured ``mean ± std`` beside the paper's number;
 * :func:`deltas` -> differences to the reference row, measured and paper (the honest
   comparison when absolute numbers come from other data, e.g. the synthetic ``ci`` set);
-* :func:`rank_agreement` -> Spearman correlation of measured means with the paper's
-  numbers across rows (does the ablation reproduce the paper's ordering?);
-* :func:`style_paper_table`, :func:`metric_plot`, :func:`delta_plot` -> the table with the
-  best value per metric in bold (lowest for MSE/Nabf) and the two figures, drawn by
-  :mod:`fusionlab.viz`;
+* :func:`evidence` -> paired differences to the reference row with bootstrap intervals and
+  a verdict against the paper's direction (:mod:`fusionlab.ablate.stats`);
+  :func:`condition_table` -> each row on clean and degraded test inputs;
+* :func:`style_paper_table`, :func:`metric_plot`, :func:`delta_plot` -> the table with a
+  value in bold only where its row is clearly best (intervals excluding every other row),
+  and the two figures, drawn by :mod:`fusionlab.viz`;
 * :func:`render_report` -> executes ``notebooks/ablation_report.ipynb`` with papermill and
   converts it to a self-contained HTML file (``fusionlab report``).
 """
@@ -72,7 +73,8 @@ def _pm(mean: float, std: float, digits: int) -> str:
 
 def paper_table(df: pd.DataFrame, metrics: list[str] | None = None, digits: int = 3) -> pd.DataFrame:
     """The paper's layout: index = row label (paper order); per metric ``<m>`` (measured
-    mean ± std over seeds) and ``<m> paper``; then ``seeds`` (``ok/total`` runs) and
+    mean ± std over seeds) and ``<m> paper``; then ``params (M)`` (measured size of the
+    trained network, when the runs report it), ``seeds`` (``ok/total`` runs) and
     ``note`` when any row has one. Cells are strings, ready to print or show as HTML."""
     metrics = metrics or metric_columns(df)
     s = summarize(df, metrics)
@@ -81,6 +83,9 @@ def paper_table(df: pd.DataFrame, metrics: list[str] | None = None, digits: int 
         table[m] = [_pm(a, b, digits) for a, b in zip(s[f"{m}_mean"], s[f"{m}_std"])]
         paper = _paper(df, m).reindex(s.index)
         table[f"{m} paper"] = [("–" if math.isnan(v) else f"{v:.{digits}f}") for v in paper]
+    if "parameters" in df.columns:  # the measured size of the trained network (student_width: per row)
+        size = pd.to_numeric(_ok(df)["parameters"], errors="coerce").groupby(_ok(df)["label"]).mean().reindex(s.index)
+        table["params (M)"] = ["–" if math.isnan(v) else f"{v / 1e6:.2f}" for v in size]
     table["seeds"] = [f"{n}/{r}" for n, r in zip(s["n"], s["runs"])]
     if "note" in df.columns and df["note"].astype(str).str.len().gt(0).any():
         table["note"] = df.drop_duplicates("label").set_index("label")["note"].reindex(s.index).fillna("")
@@ -137,41 +142,71 @@ def long_results(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataF
     return long.dropna(subset=["value"])
 
 
-def rank_agreement(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.Series:
-    """Spearman correlation between measured means and paper numbers across rows, per
-    metric (NaN with fewer than 3 rows having both, or when one side is constant: a tie
-    everywhere has no ordering to agree with)."""
-    metrics = metrics or metric_columns(df)
-    s = summarize(df, metrics)
-    out = {}
-    for m in metrics:
-        both = pd.DataFrame({"measured": s[f"{m}_mean"], "paper": _paper(df, m).reindex(s.index)}).dropna()
-        ok = len(both) >= 3 and both["measured"].nunique() > 1 and both["paper"].nunique() > 1
-        out[m] = both["measured"].corr(both["paper"], method="spearman") if ok else math.nan
-    return pd.Series(out, name="spearman", dtype=float)
-
-
 # ----------------------------------------------------------------------------- tables and figures
-def best_rows(df: pd.DataFrame, metrics: list[str]) -> dict[str, str]:
-    """``{metric: label of the row with the best measured mean}`` (lowest where lower is
-    better, :func:`fusionlab.metrics.lower_is_better`; metrics with no ok run skipped)."""
-    from ..metrics import lower_is_better
-
-    s = summarize(df, metrics)
-    out = {}
-    for m in metrics:
-        col = s[f"{m}_mean"].dropna()
-        if len(col):
-            out[m] = col.idxmin() if lower_is_better(m) else col.idxmax()
+def run_level_pairs(df: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """A per-pair table built from run means (one unit per run, condition ``normal``) for
+    results without ``pairs.csv``: intervals then vary the seeds only."""
+    ok = _ok(df)
+    out = ok[["label", "seed"] + [m for m in metrics if m in ok.columns]].copy()
+    out["pair"], out["condition"] = "(run mean)", "normal"
     return out
 
 
-def style_paper_table(table: pd.DataFrame, df: pd.DataFrame, metrics: list[str]):
-    """A pandas Styler of :func:`paper_table`: best measured value per metric in bold (as
-    papers do), cells kept on one line."""
+def best_rows(df: pd.DataFrame, metrics: list[str], pairs: pd.DataFrame | None = None) -> dict[str, str]:
+    """``{metric: label}`` of the rows that are CLEARLY best: best mean (lowest where lower is
+    better, :func:`fusionlab.metrics.lower_is_better`) and a paired 95 % interval against every
+    other row that excludes 0 (:func:`fusionlab.ablate.stats.clear_best`, on the clean
+    condition of ``pairs``, else on the run means). Metrics without a clear winner are left
+    out: differences inside the noise are not ranked."""
+    from ..metrics import lower_is_better
+    from .stats import clear_best
+
+    pairs = pairs if pairs is not None else run_level_pairs(df, metrics)
+    out = {}
+    for m in metrics:
+        if m not in pairs.columns:
+            continue
+        best = clear_best(pairs, row_order(df), m, "normal", lower_is_better(m))
+        if best is not None:
+            out[m] = best
+    return out
+
+
+def style_paper_table(table: pd.DataFrame, df: pd.DataFrame, metrics: list[str], pairs: pd.DataFrame | None = None):
+    """A pandas Styler of :func:`paper_table`: a measured value in bold only where its row is
+    clearly best (:func:`best_rows`), cells kept on one line."""
     from ..viz.tables import style_best
 
-    return style_best(table, best_rows(df, metrics))
+    return style_best(table, best_rows(df, metrics, pairs))
+
+
+def evidence(df: pd.DataFrame, pairs: pd.DataFrame | None, metrics: list[str], reference: str | None = None,
+             conditions=None) -> pd.DataFrame:
+    """:func:`fusionlab.ablate.stats.evidence_table` of a results table (per-pair table
+    ``pairs``, else run means), against the grid's reference row."""
+    from .stats import REPORT_CONDITIONS, evidence_table
+
+    if pairs is None:
+        pairs, conditions = run_level_pairs(df, metrics), ("normal",)
+    return evidence_table(df, pairs, metrics, reference or reference_label(df), conditions or REPORT_CONDITIONS)
+
+
+def condition_table(df: pd.DataFrame, pairs: pd.DataFrame, metric: str, digits: int = 3) -> pd.DataFrame:
+    """Rows x evaluation conditions (clean, each degradation, their mean): ``mean ± std``
+    over seeds of ``metric``."""
+    from .stats import DEGRADED, _units
+
+    conds = [c for c in ("normal", "low_light", "over_exposure", "ir_noise", "ir_low_contrast")
+             if c in set(pairs["condition"])] + [DEGRADED]
+    table = pd.DataFrame(index=pd.Index(row_order(df), name="variant"))
+    for c in conds:
+        cells = []
+        for label in table.index:
+            per_seed = _units(pairs, label, metric, c).groupby("seed").mean()
+            cells.append(_pm(per_seed.mean() if len(per_seed) else math.nan,
+                             per_seed.std(ddof=1) if len(per_seed) > 1 else math.nan, digits))
+        table["clean" if c == "normal" else c] = cells
+    return table
 
 
 def metric_plot(df: pd.DataFrame, metrics: list[str] | None = None, title: str | None = None):

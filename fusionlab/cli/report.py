@@ -15,11 +15,19 @@ def add_arguments(p) -> None:
     p.add_argument("--notebook", default=None, metavar="PATH",
                    help="report notebook (default: notebooks/ablation_report.ipynb here, else the shipped one)")
     p.add_argument("--show-code", action="store_true", help="keep the code cells in the HTML")
+    p.add_argument("--example", action="store_true",
+                   help="also (re)make the package example of this grid (fusionlab/ablate/examples/<name>: "
+                        "results.csv, pairs.csv, samples, report.html, plots)")
 
 
 def run(args) -> int:
     from ..ablate import render_report
 
+    if args.example:
+        from ..ablate.demo import make_example
+
+        print(make_example(args.grid, runs_dir=args.runs))
+        return 0
     out = render_report(args.grid, runs_dir=args.runs, out=args.out, notebook=args.notebook,
                         show_code=args.show_code)
     print(out)

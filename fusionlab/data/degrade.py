@@ -111,7 +111,8 @@ def degrade_batch(ir: torch.Tensor, vi: torch.Tensor, labels: Sequence[str] | No
 
 def degraded_items(pairs: Sequence[dict], labels: Sequence[str] | None = None, seed: int = 0) -> list[dict]:
     """Every pair under every degradation: items ``name`` (``<pair>/<label>``), ``ir``
-    ``(1, 1, H, W)``, ``vi`` ``(1, C, H, W)`` (degraded, batched), ``label``, ``pair``.
+    ``(1, 1, H, W)``, ``vi`` ``(1, C, H, W)`` (degraded, batched), ``ir_clean``, ``vi_clean``
+    (the undegraded pair, what metrics compare with), ``label``, ``pair``.
 
     ``pairs``: dicts with ``ir`` ``(1, H, W)``, ``vi`` ``(C, H, W)`` in [0, 1] and ``name``. The
     draw of each (pair, label) is seeded by ``seed`` and its position, so every model sees
@@ -123,5 +124,6 @@ def degraded_items(pairs: Sequence[dict], labels: Sequence[str] | None = None, s
         for j, lab in enumerate(labels):
             g = torch.Generator().manual_seed(seed * 100_003 + i * 101 + j)
             ir, vi = degrade(p["ir"][None], p["vi"][None], lab, g)
-            items.append({"name": f"{p['name']}/{lab}", "ir": ir, "vi": vi, "label": lab, "pair": p["name"]})
+            items.append({"name": f"{p['name']}/{lab}", "ir": ir, "vi": vi, "ir_clean": p["ir"][None],
+                          "vi_clean": p["vi"][None], "label": lab, "pair": p["name"]})
     return items

@@ -25,7 +25,7 @@ import torch
 
 from ..errors import ConfigError, InvalidTensorError, MissingPairError
 from ..registry import Registry
-from .captions import EVENT_TYPES, TASK_PROMPT, format_caption
+from .captions import EVENT_TYPES, TASK_PROMPT, format_caption, parse_event_type
 from .rules import RuleThresholds, classify_degradation
 
 CAPTIONERS = Registry("captioner")
@@ -227,24 +227,29 @@ def derangement(n: int, g: torch.Generator) -> list[int]:
 
 @CAPTIONERS.register("shuffled")
 class ShuffledCaptioner(Captioner):
-    """Control: real captions given to the wrong images.
+    """Control: real captions given to the wrong images, deranged over the whole dataset.
 
-    The captions of ``base`` for a batch are permuted with a random derangement (every image
-    gets another image's caption; for a batch of 1 nothing can move). The permutation is a
-    pure function of ``seed`` and the batch's names (or of a call counter when names are
-    absent), so reruns see the same pairing. With a ``file`` base (``caption_file=``) the
-    permutation is over the whole file instead: image ``k`` gets the caption of image
-    ``perm(k)``, the same in every batch.
+    Every sample gets the caption of an event type other than its own: the base captioner's
+    event type of the sample (``Event Type`` line) is replaced by one of the other types of
+    :data:`~fusionlab.text.captions.EVENT_TYPES`, drawn uniformly by a generator seeded by
+    ``seed``, the sample's name and its own type. So no sample keeps its own class (where
+    the base caption names a known type), a batch of one is shuffled too (test time), the
+    same sample always gets the same wrong caption, and which wrong type a sample gets
+    carries no information about its own (uniform over the others). Captions of an unknown
+    type (e.g. a constant prompt) are kept. With a caption file (``caption_file=``) image
+    ``k`` gets the caption of image ``perm(k)`` of one seeded derangement of the whole file.
 
     Args:
         base: captioner config/name whose captions are shuffled (default: ``oracle`` when
             labels are given, else ``rules``).
         seed: permutation seed.
         caption_file: shuffle a caption file at dataset level.
+        style: wording of the substituted captions (``descriptive`` | ``reference``).
     """
 
-    def __init__(self, base: str | dict | None = None, seed: int = 0, caption_file: str | os.PathLike | None = None):
-        self.seed, self._calls = int(seed), 0
+    def __init__(self, base: str | dict | None = None, seed: int = 0, caption_file: str | os.PathLike | None = None,
+                 style: str = "descriptive"):
+        self.seed, self._calls, self.style = int(seed), 0, style
         self._file_map: dict[str, str] | None = None
         if caption_file is not None:
             caps = read_caption_file(caption_file)
@@ -258,6 +263,12 @@ class ShuffledCaptioner(Captioner):
             self.base = build_captioner(base) if base is not None else None
             self.needs_images = True if self.base is None else self.base.needs_images
 
+    def wrong_type(self, own: str, key: str) -> str:
+        """An event type other than ``own``, uniform over the others, seeded by ``key``."""
+        others = [t for t in EVENT_TYPES if t != own]
+        g = torch.Generator().manual_seed(_seed_for(self.seed, [key, own], 0) % (2**63))
+        return others[int(torch.randint(len(others), (1,), generator=g))]
+
     def caption(self, ir, vi, names=None, labels=None) -> list[str]:
         if self._file_map is not None:
             if names is None:
@@ -268,10 +279,14 @@ class ShuffledCaptioner(Captioner):
             return [self._file_map[_stem(str(n))] for n in names]
         base = self.base or (OracleCaptioner() if labels is not None else RulesCaptioner())
         caps = base.caption(ir, vi, names=names, labels=labels)
-        g = torch.Generator().manual_seed(_seed_for(self.seed, names, self._calls) % (2**63))
-        self._calls += 1
-        perm = derangement(len(caps), g)
-        return [caps[j] for j in perm]
+        if names is None:  # no names: a call counter keys the draws (reruns see the same sequence)
+            names = [f"#{self._calls}:{i}" for i in range(len(caps))]
+            self._calls += 1
+        out = []
+        for cap, name in zip(caps, names):
+            own = parse_event_type(cap)
+            out.append(format_caption(self.wrong_type(own, str(name)), style=self.style) if own in EVENT_TYPES else cap)
+        return out
 
 
 def build_captioner(cfg: dict | str | Captioner | None = None, **overrides) -> Captioner:

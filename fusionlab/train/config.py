@@ -77,9 +77,12 @@ class TrainConfig:
         text_prior / text_args: ``fusionlab.text.build_text_prior`` source (none, rules,
             oracle, file, projector, constant, shuffled) and its options; the teacher's prior
             in stage ``distill`` is read from the teacher checkpoint.
-        loss_weights: ``"degradation"`` (per-degradation table), ``"fixed"`` (paper's
-            non-text weights) or an explicit dict; ``"auto"`` = degradation for a
-            text-guided teacher, fixed otherwise.
+        loss_weights: ``"degradation"`` (per-degradation table, row chosen by the sample's
+            degradation label), ``"caption"`` (the same table, row chosen by the ``Event
+            Type`` parsed from the sample's caption, as the reference code; captions of the
+            teacher's text prior, oracle captions when it has none; unknown types use the
+            ``normal`` row = the fixed weights), ``"fixed"`` (paper's non-text weights) or an
+            explicit dict; ``"auto"`` = degradation for a text-guided teacher, fixed otherwise.
         losses: subset of int/grad/ssim/color/consistency (None = all with a weight).
         teacher: teacher checkpoint (stage ``distill``).
         student / student_args: the network trained in stage ``distill``.
@@ -250,11 +253,11 @@ def validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"select_metric={cfg.select_metric!r}: {bad[0]!r} is not a validation metric "
                               f"({', '.join(HEADLINE_METRICS)}); write e.g. VIF+Qabf+SSIM")
     if not (isinstance(cfg.loss_weights, (str, dict))):
-        raise ConfigError(f"loss_weights={cfg.loss_weights!r}: expected auto, fixed, degradation or a dict")
+        raise ConfigError(f"loss_weights={cfg.loss_weights!r}: expected auto, fixed, degradation, caption or a dict")
     if cfg.head_init not in ("zero", "default"):
         raise ConfigError(f"head_init={cfg.head_init!r} must be 'zero' or 'default'")
-    if isinstance(cfg.loss_weights, str) and cfg.loss_weights not in ("auto", "fixed", "degradation"):
-        raise ConfigError(f"loss_weights={cfg.loss_weights!r}: expected auto, fixed, degradation or a dict")
+    if isinstance(cfg.loss_weights, str) and cfg.loss_weights not in ("auto", "fixed", "degradation", "caption"):
+        raise ConfigError(f"loss_weights={cfg.loss_weights!r}: expected auto, fixed, degradation, caption or a dict")
     from ..losses import DISTILL_LOSSES, LOSSES
 
     for name, allowed in (("losses", LOSSES), ("distill_losses", DISTILL_LOSSES)):

@@ -53,20 +53,25 @@ def evaluate_fuser(fuse: Callable[[dict], torch.Tensor], items: Sequence[dict],
                    max_samples: int = 4) -> tuple[dict[str, float], list[dict]]:
     """Run ``fuse(item) -> (1, 1, H, W) fused luma`` on every item (``ir``, ``vi``, ``name``).
 
-    Returns ``(mean, per_image)``: the mean of each metric (NaN-aware) and one dict per
-    image (``name`` + metrics). The first ``max_samples`` fused images (with the visible
+    Items with ``ir_clean``/``vi_clean`` (degraded test inputs, :func:`fusionlab.data.degraded_items`)
+    are scored against the clean sources. Returns ``(mean, per_image)``: the mean of each
+    metric (NaN-aware) and one dict per image (``name``, ``pair``/``label`` when the items
+    have them, + metrics). The first ``max_samples`` fused images (with the visible
     colours) are written to ``samples_dir/<name>.png`` when it is given.
     """
     rows = []
     for i, it in enumerate(items):
         with torch.no_grad():
             fused = fuse(it).detach().float().cpu().clamp(0, 1)
-        row = {"name": it["name"], **pair_metrics(fused, it["ir"], it["vi"], metrics)}
+        # a degraded item is scored against its clean sources (what the fusion should recover)
+        ir_ref, vi_ref = it.get("ir_clean", it["ir"]), it.get("vi_clean", it["vi"])
+        row = {"name": it["name"], **{k: it[k] for k in ("pair", "label") if k in it},
+               **pair_metrics(fused, ir_ref, vi_ref, metrics)}
         rows.append(row)
         if samples_dir is not None and i < max_samples:
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(it["name"]))
             write_image(Path(samples_dir) / f"{safe}.png", colorize(fused, it["vi"])[0])
-    keys = [k for k in rows[0] if k != "name"] if rows else []
+    keys = [k for k in rows[0] if k not in ("name", "pair", "label")] if rows else []
     mean = {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
     return mean, rows
 
@@ -81,7 +86,12 @@ def model_fuser(model: torch.nn.Module, prior=None, device: torch.device | str =
         ir, vi = it["ir"].to(dev), it["vi"].to(dev)
         text = None
         if prior is not None:
-            t = prior({"ir": ir, "vi": vi, "names": [it["name"]], "labels": [it.get("label", "normal")]})
+            # the prior captions the test input itself (degraded image, its known label, its
+            # name: the pair's file name for a caption file, the item name for per-sample draws)
+            cap = getattr(prior, "captioner", None)
+            by_file = getattr(cap, "path", None) is not None or getattr(cap, "_file_map", None) is not None
+            name = it.get("pair", it["name"]) if by_file else it["name"]
+            t = prior({"ir": ir, "vi": vi, "names": [name], "labels": [it.get("label", "normal")]})
             text = None if t is None else t.to(dev)
         vi_y = to_luma(vi)
         model.eval()

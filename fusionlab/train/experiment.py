@@ -5,8 +5,10 @@ It is what ``notebooks/run_experiment.ipynb`` calls for every run of a grid
 ``distill``: train or reuse a cached teacher first, then distil the student), evaluate on
 pairs never used for training, and write into ``out_dir``:
 
-* ``metrics.json``: ``{"metrics": {EN, SD, ..., PSNR}, "per_image": [...], "params": ...,
-  "train": {...}}`` (written last and atomically: its presence means the run completed);
+* ``metrics.json``: ``{"metrics": {EN, SD, ..., PSNR} (clean test pairs), "conditions":
+  {normal|low_light|...|degraded: {EN, VIF, Qabf, SSIM}}, "per_image": [...] (one per test
+  pair and condition), "params": ..., "parameters": trained network size, "train": {...}}``
+  (written last and atomically: its presence means the run completed);
 * ``samples/<name>.png``: fused images of the first evaluation pairs (visible colours kept);
 * ``model.pt`` (the trained network), ``checkpoint.pt`` (resumable state),
   ``train_log.csv``, ``config.yaml``.
@@ -33,6 +35,8 @@ from .data import SYNTHETIC, split_names
 
 #: evaluation scenes of the synthetic generator: disjoint from training (1000..) and validation (100000..)
 SYNTHETIC_EVAL_SEED0 = 200_000
+#: seed of the degradations applied to the evaluation pairs (the same inputs for every run)
+EVAL_DEGRADATION_SEED = 0
 
 
 def _run_params(params: dict | RunParams) -> RunParams:
@@ -56,10 +60,12 @@ def experiment_config(params: dict | RunParams, out_dir: str | os.PathLike, stag
     eval_pairs = p.eval_pairs or s.eval_pairs
     holdout = eval_pairs if any(_same_folder(d, p.eval_data) for d in p.data) else 0
     fields["data"].update(train=list(p.data), val=["holdout"] if holdout else [SYNTHETIC], holdout=holdout)
-    fields.update(stage=stage, seed=p.seed, out_dir=str(out_dir), progress=False, lr=1e-4,
+    fields.update(stage=stage, seed=p.seed, out_dir=str(out_dir), progress=False,
                   data=DataConfig(**fields["data"]))
     if p.losses:
         fields["losses"] = list(p.losses)
+    if stage == "teacher":
+        fields["loss_weights"] = p.loss_weights
     net_args = {"fusion": p.fusion} if p.fusion else {}
     if stage == "teacher":
         if p.text_prior == "none":
@@ -138,22 +144,52 @@ def cached_projector(preset: str, seed: int = 0, text_dim: int = 512) -> Path:
 
 # ----------------------------------------------------------------------------- evaluation data
 def eval_items(params: dict | RunParams) -> list[dict]:
-    """Evaluation pairs: ``{ir (1,1,H,W), vi (1,3|1,H,W), name}`` never used in training."""
-    from ..data import PairedFolder, SyntheticPairs
-    from .data import val_items
+    """Evaluation items never used in training: each test pair clean (label ``normal``) and
+    under every degradation of the preset's ``eval_conditions``, at fixed seeds.
+
+    A real test folder gives a fixed subset of its pairs (``eval_pairs`` evenly spaced over
+    the sorted names, the same for every run), centre-cropped to the preset's ``eval_crop``
+    (bounds CPU time). Items: ``ir (1,1,H,W)``, ``vi (1,3|1,H,W)`` (what the network and the
+    text prior see), ``ir_clean``/``vi_clean`` (what the metrics compare with), ``name``
+    (``<pair>/<label>``), ``pair``, ``label``.
+    """
+    from ..data import PairedFolder, SyntheticPairs, degraded_items
+    from .data import expand_path, val_items
 
     p = _run_params(params)
     s = preset_settings(p.preset)
     n = p.eval_pairs or s.eval_pairs
     if p.eval_data == SYNTHETIC:
         ds = SyntheticPairs(n, s.eval_size, SYNTHETIC_EVAL_SEED0, with_reference=False)
-        return val_items([ds], n, s.eval_crop)
-    folder = Path(p.eval_data).expanduser()
-    names = PairedFolder(folder).names
-    if any(_same_folder(d, p.eval_data) for d in p.data):
-        names = split_names(names, n)[1]  # the pairs the training split held out
-    ds = PairedFolder(folder, names=names[:n])
-    return val_items([ds], n, s.eval_crop)
+    else:
+        folder = expand_path(p.eval_data)
+        names = PairedFolder(folder).names
+        if any(_same_folder(d, p.eval_data) for d in p.data):
+            names = split_names(names, n)[1]  # the pairs the training split held out
+        else:
+            step = max(1, len(names) // n)
+            names = sorted(names)[::step][:n]  # evenly spaced: a fixed subset, not the first scenes only
+        ds = PairedFolder(folder, names=names[:n])
+    pairs = [{"ir": it["ir"][0], "vi": it["vi"][0], "name": it["name"]} for it in val_items([ds], n, s.eval_crop)]
+    return degraded_items(pairs, list(s.eval_conditions), seed=EVAL_DEGRADATION_SEED)
+
+
+def condition_means(per_image: list[dict], metrics=None) -> dict[str, dict[str, float]]:
+    """``{label: {metric: mean}}`` over the evaluation items of each condition, plus
+    ``degraded``: the mean over every degraded item (all labels but ``normal``)."""
+    import numpy as np
+
+    from ..metrics.evaluate import HEADLINE_METRICS
+
+    metrics = list(metrics or HEADLINE_METRICS)
+    groups: dict[str, list[dict]] = {}
+    for r in per_image:
+        groups.setdefault(r.get("label", "normal"), []).append(r)
+    degraded = [r for r in per_image if r.get("label", "normal") != "normal"]
+    if degraded:
+        groups["degraded"] = degraded
+    return {lab: {m: float(np.nanmean([r[m] for r in rows])) for m in metrics if m in rows[0]}
+            for lab, rows in groups.items()}
 
 
 # ----------------------------------------------------------------------------- the run
@@ -193,9 +229,19 @@ def run_experiment(params: dict | RunParams, out_dir: str | os.PathLike) -> dict
     items = eval_items(p)
     with torch_threads(None):
         fuse = model_fuser(trainer.model, trainer.prior, trainer.device, preset_settings(p.preset).eval_tile)
-        mean, per_image = evaluate_fuser(fuse, items, METRIC_NAMES, samples_dir=out / "samples")
-    result = {"metrics": mean, "per_image": per_image, "params": p.to_dict(), "stage": p.stage,
-              "model": trainer.model.name, "eval": {"data": p.eval_data, "pairs": len(items)},
+        _, per_image = evaluate_fuser(fuse, items, METRIC_NAMES, samples_dir=out / "samples",
+                                      max_samples=len(preset_settings(p.preset).eval_conditions))
+    by_condition = condition_means(per_image, METRIC_NAMES)
+    # the headline numbers are the clean test pairs (the paper's setting); every condition and
+    # the mean over the degraded ones are reported beside them (headline metrics only)
+    from ..metrics.evaluate import HEADLINE_METRICS
+
+    conditions = {lab: {m: v[m] for m in HEADLINE_METRICS if m in v} for lab, v in by_condition.items()}
+    result = {"metrics": by_condition.get("normal", next(iter(by_condition.values()))), "conditions": conditions,
+              "per_image": per_image, "params": p.to_dict(), "stage": p.stage, "model": trainer.model.name,
+              "parameters": sum(q.numel() for q in trainer.model.parameters()),
+              "eval": {"data": p.eval_data, "pairs": len({r.get("pair", r["name"]) for r in per_image}),
+                       "items": len(items)},
               "train": train_info, "checkpoint": summary["model"],
               "seconds": round(time.perf_counter() - t_start, 2)}
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=2, default=_json_default, allow_nan=True))

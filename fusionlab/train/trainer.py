@@ -231,7 +231,7 @@ class Trainer:
             self.prior = None  # the student gets no text
             from ..losses import DistillLoss
 
-            base_w = cfg.loss_weights if cfg.loss_weights != "auto" else "fixed"
+            base_w = cfg.loss_weights if cfg.loss_weights not in ("auto", "caption") else "fixed"
             self.criterion = DistillLoss(self.teacher.feature_channels, self.model.feature_channels,
                                          losses=cfg.distill_losses, alphas=cfg.alphas, base_weights=base_w,
                                          base_losses=cfg.losses, normalize_features=cfg.normalize_features,
@@ -288,7 +288,21 @@ class Trainer:
         w = self.cfg.loss_weights
         if w == "auto":
             w = "degradation" if self.prior is not None else "fixed"
+        if w == "caption":  # the degradation table, its row chosen by the parsed caption
+            w = "degradation"
         return FusionLoss(w, self.cfg.losses, self.cfg.ssim_window)
+
+    def weight_labels(self, batch: dict, captions: list[str] | None) -> list[str]:
+        """The row of the loss-weight table for each sample: the degradation label, or with
+        ``loss_weights: caption`` the event type parsed from its caption (the teacher's own
+        captions; oracle captions when its prior has none)."""
+        if self.cfg.loss_weights != "caption":
+            return batch["labels"]
+        from ..text.captions import format_caption, parse_event_type
+
+        if captions is None:
+            captions = [format_caption(lab) for lab in batch["labels"]]
+        return [parse_event_type(c, default="normal") for c in captions]
 
     def _part_names(self) -> list[str]:
         if self.cfg.stage == "teacher":
@@ -297,11 +311,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def _text(self, prior, batch: dict):
+        return self._text_and_captions(prior, batch)[0]
+
+    def _text_and_captions(self, prior, batch: dict):
+        """``(embedding (B, text_dim) | None, captions | None)``: the captions are computed
+        once and both embedded and returned (the caption loss weights parse them)."""
         if prior is None:
-            return None
+            return None, None
         with torch.no_grad():
-            t = prior(batch)
-        return None if t is None else t.to(self.device)
+            caps = prior.captions(batch) if getattr(prior, "captioner", None) is not None else None
+            t = prior.embed_texts(caps) if caps is not None else prior(batch)
+        return (None if t is None else t.to(self.device)), caps
 
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Loss of one batch (dict from :meth:`BatchStream.batch`, on CPU)."""
@@ -311,8 +331,9 @@ class Trainer:
         vi_y = to_luma(vi)
         with torch.autocast(dev.type, enabled=self.use_amp):
             if self.cfg.stage == "teacher":
-                fused = self.model(ir, vi_y, self._text(self.prior, batch))
-                return self.criterion(fused, ir_c, vi_c, batch["labels"])
+                text, captions = self._text_and_captions(self.prior, batch)
+                fused = self.model(ir, vi_y, text)
+                return self.criterion(fused, ir_c, vi_c, self.weight_labels(batch, captions))
             with torch.no_grad():
                 t_out, t_feats = self.teacher(ir, vi_y, self._text(self.teacher_prior, batch), return_features=True)
             need_feats = "feat" in self.criterion.losses

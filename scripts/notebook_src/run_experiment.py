@@ -26,11 +26,13 @@ text_prior = "oracle"    # none | rules | oracle | file | projector | constant |
 caption_file = None      # captions JSON/CSV for text_prior = file
 text_checkpoint = None   # trained projector for text_prior = projector (None: a cached default)
 losses = None            # subset of ["int", "grad", "ssim", "color", "consistency"] (None: all)
+loss_weights = None      # auto | fixed | caption (per-sample weights from the caption's Event Type)
 distill_losses = None    # subset of ["base", "feat", "res"] (None: all)
 preset = get_preset()    # ci | laptop | full ($FUSIONLAB_PRESET, default laptop)
 seed = 0
-data = "synthetic"       # "synthetic" or a dataset folder (ir/ + vi/)
-eval_data = None         # evaluation data (None: held-out synthetic pairs / the preset's choice)
+data = None              # "synthetic" or dataset folders (ir/ + vi/); None: the preset's (ci: synthetic,
+                         # laptop/full: the real MSRS + RoadScene training pairs)
+eval_data = None         # evaluation data (None: the preset's; every pair is scored clean and degraded)
 eval_pairs = None        # number of evaluation pairs (None: the preset's choice)
 out_dir = None           # run folder (None: runs/manual/<stage>-<preset>-seed<seed> beside this notebook)
 

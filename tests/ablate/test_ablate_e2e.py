@@ -29,7 +29,9 @@ def test_one_real_ci_run_through_the_run_notebook(tmp_path):
     run_dir = out.grid_dir / df["run_dir"][0]
     for name in ("metrics.json", "model.pt", "run.ipynb", "train_log.csv"):
         assert (run_dir / name).is_file(), name
-    assert len(list((run_dir / "samples").glob("*.png"))) == 1
+    # one evaluation pair, scored clean and under each degradation: one sample per condition
+    from fusionlab.presets import PRESET_SETTINGS
+    assert len(list((run_dir / "samples").glob("*.png"))) == len(PRESET_SETTINGS["ci"].eval_conditions)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["params"]["fusion"] == "concat_conv1x1" and metrics["params"]["preset"] == "ci"
     for m in ("EN", "VIF", "Qabf"):

@@ -114,7 +114,7 @@ def test_shipped_configs_load_and_take_their_sizes_from_the_preset_table():
         assert (cfg.data.crop, cfg.data.batch, cfg.data.synthetic_train) == (preset.crop, preset.batch,
                                                                             preset.synthetic_train)
     assert load_config("teacher_notext").model_args == {"text_dim": None}
-    assert load_config("teacher_laptop").model_args == {"dim": 16} and load_config("teacher_laptop").steps == 300
+    assert load_config("teacher_laptop").model_args == {"dim": 16} and load_config("teacher_laptop").steps == PRESET_SETTINGS["laptop"].steps
     cfg = load_config("teacher_ci", {"steps": 3, "data.crop": 40})
     assert cfg.steps == 3 and cfg.data.crop == 40 and cfg.data.batch == 2
     assert resolve_config_path(PACKAGE_CONFIGS / "distill.yaml").name == "distill.yaml"
@@ -260,7 +260,10 @@ def test_run_experiment_distill_ci_end_to_end(tmp_path, monkeypatch):
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["metrics"].keys() >= {"EN", "VIF", "Qabf", "SSIM", "SD", "MI"}
     assert m["metrics"]["EN"] == pytest.approx(saved["metrics"]["EN"])
-    assert len(saved["per_image"]) == 1 and saved["train"]["teacher"]["cached"] is False
+    # one evaluation pair, clean and under the four degradations, each scored against the clean pair
+    assert len(saved["per_image"]) == 5 and saved["train"]["teacher"]["cached"] is False
+    assert {r["label"] for r in saved["per_image"]} == set(saved["conditions"]) - {"degraded"}
+    assert saved["conditions"]["normal"]["VIF"] == pytest.approx(saved["metrics"]["VIF"])
     assert (tmp_path / "run" / "model.pt").is_file() and list((tmp_path / "run" / "samples").glob("*.png"))
     assert (tmp_path / "run" / "train_log.csv").is_file()
     # a second distillation run with the same teacher params reuses the cached teacher
