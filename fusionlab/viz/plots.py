@@ -19,10 +19,36 @@ def _height(n_rows: int) -> float:
     return max(2.2, 0.45 * n_rows + 1.0)
 
 
+#: smallest x-axis span of a metric panel, relative to the metric's mean magnitude: an axis
+#: fitted to the data alone stretches a 4e-5 difference over the full width and makes noise
+#: look like a ranking; with this floor, differences below ~1 % of the value look small
+MIN_RELATIVE_SPAN = 0.04
+
+
+def honest_limits(values, rel_span: float = MIN_RELATIVE_SPAN) -> tuple[float, float]:
+    """Axis limits that show ``values`` without stretching tiny differences.
+
+    The span is the data range plus 10 % margins, but at least ``rel_span`` x the mean absolute
+    value (centred on the data), so equal-looking numbers stay visually equal.
+    """
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(v.min()), float(v.max())
+    span = max((hi - lo) * 1.2, rel_span * float(np.abs(v).mean()), 1e-12)
+    mid = (lo + hi) / 2
+    return mid - span / 2, mid + span / 2
+
+
 def metric_plot(long: pd.DataFrame, order: list[str], metrics: list[str], title: str | None = None):
     """One panel per metric: variant (y) vs value (x), mean ± std over seeds, seeds as dots.
 
     ``long``: columns ``label``, ``seed``, ``metric``, ``value``; ``order``: the variants top to bottom.
+    Each x axis spans at least :data:`MIN_RELATIVE_SPAN` of the metric's value (see
+    :func:`honest_limits`), and its label says so.
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -37,7 +63,9 @@ def metric_plot(long: pd.DataFrame, order: list[str], metrics: list[str], title:
         sns.pointplot(data=sub, x="value", y="label", order=order, ax=ax, errorbar="sd", capsize=0.25,
                       linestyle="none", color="C0", markers="D")
         ax.set_title(m)
-        ax.set_xlabel(f"{m} (mean ± sd over seeds)")
+        lo, hi = honest_limits(sub["value"])
+        ax.set_xlim(lo, hi)
+        ax.set_xlabel(f"{m} (mean ± sd over seeds)\naxis span {hi - lo:.3g}")
         ax.set_ylabel("")
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title or "Measured metrics per variant", y=1.0)

@@ -31,3 +31,19 @@ def test_images_wipe_side_by_side_and_compare_widget(tmp_path):
     assert viewer.composite().shape == (6, 10, 3) and viewer.view.value != first and not viewer.split.disabled
     viewer.b.value = "file"
     assert abs(float(viewer.composite()[:, 5:].mean()) - 128 / 255) < 0.01
+
+
+def test_metric_plot_does_not_stretch_noise_over_the_axis():
+    """Two variants 4e-5 apart (noise) must not fill the axis; a real gap still does."""
+    import pandas as pd
+
+    from fusionlab.viz import metric_plot
+    from fusionlab.viz.plots import MIN_RELATIVE_SPAN, honest_limits
+
+    long = pd.DataFrame({"label": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "metric": "VIF",
+                         "value": [0.90000, 0.90001, 0.90004, 0.90005]})
+    lo, hi = metric_plot(long, ["a", "b"], ["VIF"]).axes[0].get_xlim()
+    assert hi - lo >= MIN_RELATIVE_SPAN * 0.9 - 1e-9  # the points occupy < 0.2 % of the width
+    assert (0.90005 - 0.90000) / (hi - lo) < 0.002
+    lo, hi = honest_limits([0.5, 0.9])  # a large difference keeps the data range (+ margins)
+    assert lo < 0.5 and hi > 0.9 and hi - lo < 0.5
