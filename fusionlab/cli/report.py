@@ -18,11 +18,29 @@ def add_arguments(p) -> None:
     p.add_argument("--example", action="store_true",
                    help="also (re)make the package example of this grid (fusionlab/ablate/examples/<name>: "
                         "results.csv, pairs.csv, samples, report.html, plots)")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the evidence table (Δ to the reference row, 95%% intervals, verdicts) as Markdown "
+                        "instead of rendering HTML")
 
 
 def run(args) -> int:
     from ..ablate import render_report
 
+    if args.markdown:
+        from pathlib import Path
+
+        from ..ablate import evidence, load_grid, read_pairs, read_results
+        from ..ablate.grid import resolve_grid
+        from ..ablate.report import evidence_markdown
+        from ..errors import ConfigError
+
+        grid = load_grid(resolve_grid(args.grid))
+        folder = Path(args.runs) / grid.name
+        if not (folder / "results.csv").is_file():
+            raise ConfigError(f"{folder / 'results.csv'} not found: run 'fusionlab ablate {args.grid}' first")
+        pairs = read_pairs(folder / "pairs.csv") if (folder / "pairs.csv").is_file() else None
+        print(evidence_markdown(evidence(read_results(folder / "results.csv"), pairs, list(grid.metrics))), end="")
+        return 0
     if args.example:
         from ..ablate.demo import make_example
 

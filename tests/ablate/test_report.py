@@ -88,3 +88,27 @@ def test_best_value_is_the_lowest_for_lower_is_better_metrics():
     cols = list(paper_table(df, ["EN", "Nabf", "MSE"]).columns)
     bold = {(cols[int(c)], int(r)) for r, c in re.findall(r"_row(\d+)_col(\d+)", selectors)}
     assert bold == {("EN", 1), ("Nabf", 0), ("MSE", 1)}  # rows: 0 = "a", 1 = "ref"
+
+
+def test_report_markdown_prints_the_evidence_of_the_shipped_example(tmp_path, capsys):
+    """`fusionlab report GRID --runs DIR --markdown`: one line per row x condition x metric, the
+    reference row marked, numbers equal to :func:`evidence`; a missing grid folder is one error."""
+    from pathlib import Path
+
+    import fusionlab.ablate
+    from fusionlab.ablate import evidence, read_pairs, read_results
+    from fusionlab.cli import main
+
+    example = Path(fusionlab.ablate.__file__).parent / "examples" / "text_guidance"
+    (tmp_path / "text_guidance").symlink_to(example)
+    assert main(["report", "text_guidance", "--runs", str(tmp_path), "--markdown"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    table = evidence(read_results(example / "results.csv"), read_pairs(example / "pairs.csv"),
+                     ["EN", "VIF", "Qabf"])
+    assert len(lines) == 2 + len(table)
+    ref = [ln for ln in lines if ln.endswith("| reference |")]
+    assert len(ref) == len(table[table["verdict"] == "reference"])
+    first = table.iloc[0]
+    assert f"{first['mean']:.3f} ± {first['std']:.3f}" in lines[2]
+    assert main(["report", "text_guidance", "--runs", str(tmp_path / "none"), "--markdown"]) != 0
+    assert "not found" in capsys.readouterr().err
