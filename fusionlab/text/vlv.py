@@ -75,7 +75,7 @@ def span_residual(emb: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
 
 
 def train_vlv_encoder(teacher: torch.nn.Module, batches: Callable[[int], dict], *, prior=None, steps: int = 100,
-                      lr: float = 2e-3, span_weight: float = SPAN_WEIGHT, losses=None, ssim_window: int = 11,
+                      lr: float = 5e-4, span_weight: float = SPAN_WEIGHT, losses=None, ssim_window: int = 11,
                       width: int = 16, seed: int = 0, device: str = "cpu", log_every: int = 10,
                       progress: bool = False):
     """Train an image encoder through a frozen text-guided teacher (see the module docstring).
@@ -126,7 +126,7 @@ def train_vlv_encoder(teacher: torch.nn.Module, batches: Callable[[int], dict], 
     # start uses the caption vocabulary only, no caption of any image
     with torch.no_grad():
         enc.head[-1].bias.copy_(caption_span_mean(prior, style).to(dev))
-        enc.head[-1].weight.mul_(0.1)
+        enc.head[-1].weight.mul_(0.01)
     criterion = FusionLoss("fixed", losses, ssim_window).to(dev)
 
     was_training = teacher.training
