@@ -18,7 +18,9 @@ of ``notebooks/run_experiment.ipynb`` (which papermill fills in)::
 ``text_prior``      a text prior source (default ``oracle``; ``none`` also removes the teacher's
                     text branch: the non-text teacher), see :func:`fusionlab.text.text_prior_sources`
 ``caption_file``    captions for ``file`` / ``shuffled``
-``text_checkpoint`` trained projector for ``projector`` (default: a cached one of the preset)
+``text_checkpoint`` trained image encoder for ``projector`` / ``vlv`` (default: a cached one of
+                    the preset; ``vlv``: trained through the frozen oracle teacher of the run,
+                    which is evaluated without retraining; stage ``teacher`` only)
 ``losses``          subset of the fusion losses (``fusionlab.losses.LOSSES``)
 ``loss_weights``    ``auto`` (default: per-degradation weights from the oracle label for a text
                     teacher, fixed otherwise), ``fixed`` (the paper's non-text weights for every
@@ -116,6 +118,9 @@ class RunParams:
                     _check_exists(f.name, value, src)
         if run.text_prior == "file" and run.caption_file is None:
             raise ConfigError(f"{src}: text_prior = 'file' needs caption_file")
+        if run.text_prior == "vlv" and run.stage != "teacher":
+            raise ConfigError(f"{src}: text_prior = 'vlv' needs stage = 'teacher' (it evaluates the frozen oracle "
+                              "teacher conditioned on the caption-free encoder)")
         return run
 
     @classmethod

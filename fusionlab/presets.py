@@ -44,7 +44,11 @@ class Preset:
         log_every, val_every, ckpt_every: intervals in steps (0 = only at the end).
         eval_pairs, eval_size, eval_crop, eval_tile: evaluation of :func:`run_experiment`
             (synthetic scene side, centre crop, sliding-window tile; None = off).
-        projector_steps, projector_pairs, projector_batch: the default caption-free projector.
+        projector_steps, projector_pairs, projector_batch: the default caption-class regressor
+            (``text_prior: projector``).
+        vlv_steps, vlv_batch: the caption-free VLV-style encoder (``text_prior: vlv``), trained
+            through the frozen oracle teacher on the preset's training crops (one encoder
+            step costs about one teacher step: a forward and a backward pass through it).
         demo_steps, demo_projector_steps: steps of the short training demonstrations in
             walkthroughs 03/04 (they show the mechanics; the trained teacher and student are
             the shipped ones) and of the caption-free projector trained in 03.
@@ -79,6 +83,8 @@ class Preset:
     projector_batch: int
     demo_steps: int = 8
     demo_projector_steps: int = 80
+    vlv_steps: int = 6
+    vlv_batch: int = 2
     lr: float = 1e-4
     model_args: dict = field(default_factory=dict)
     train_data: tuple = ("synthetic",)
@@ -109,7 +115,7 @@ PRESET_SETTINGS: dict[str, Preset] = {p.name: p for p in (
     Preset("ci", model="dtpf_teacher_tiny", student="dtpf_student_tiny", steps=8, distill_steps=8, crop=48,
            batch=2, synthetic_train=8, synthetic_size=64, val_pairs=1, val_crop=64, log_every=2, val_every=0,
            ckpt_every=0, eval_pairs=2, eval_size=96, eval_crop=96, eval_tile=None, projector_steps=30, demo_steps=3, demo_projector_steps=20,
-           projector_pairs=16, projector_batch=12),
+           projector_pairs=16, projector_batch=12, vlv_steps=6, vlv_batch=2),
     # minutes per run on one CPU thread: small models (teacher width 16) trained on random crops of the
     # real MSRS + RoadScene training pairs (half of them degraded), evaluated on a fixed subset of
     # MSRS test pairs, centre-cropped, clean and under the four degradations; sized so that a
@@ -118,12 +124,14 @@ PRESET_SETTINGS: dict[str, Preset] = {p.name: p for p in (
            distill_steps=LAPTOP_STEPS, crop=48, batch=4, lr=5e-4, synthetic_train=64, synthetic_size=128, val_pairs=2,
            val_crop=128, log_every=10, val_every=0, ckpt_every=50, eval_pairs=LAPTOP_EVAL_PAIRS, eval_size=256,
            eval_crop=128, eval_tile=None, projector_steps=200, projector_pairs=32, projector_batch=24,
-           train_data=REAL_TRAIN, eval_data=REAL_TEST, demo_steps=8, demo_projector_steps=80),
+           train_data=REAL_TRAIN, eval_data=REAL_TEST, demo_steps=8, demo_projector_steps=80,
+           vlv_steps=LAPTOP_STEPS, vlv_batch=4),
     # the paper's settings (GPU): full models, 128 crops, batch 4, long schedule
     Preset("full", model="dtpf_teacher", student="dtpf_student", steps=100_000, distill_steps=100_000, crop=128,
            batch=4, synthetic_train=2048, synthetic_size=256, val_pairs=8, val_crop=256, log_every=50,
            val_every=2000, ckpt_every=1000, eval_pairs=20, eval_size=256, eval_crop=None, eval_tile=512, train_data=REAL_TRAIN, eval_data=REAL_TEST,
-           projector_steps=1000, projector_pairs=128, projector_batch=32, demo_steps=300, demo_projector_steps=1000),
+           projector_steps=1000, projector_pairs=128, projector_batch=32, demo_steps=300, demo_projector_steps=1000,
+           vlv_steps=5000, vlv_batch=8),
 )}
 
 

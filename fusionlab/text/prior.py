@@ -3,14 +3,17 @@
 ``prior(batch) -> (B, text_dim) | None`` turns a batch (dict with ``ir`` ``(B,1,H,W)``,
 ``vi`` ``(B,C,H,W)`` degraded inputs in [0, 1], ``names`` list[str], optionally ``labels``
 list[str]) into the text embedding that modulates the teacher (FiLM), or ``None`` for the
-non-text baseline. Sources (rows of the text-guidance ablation): ``none``, ``projector`` and
+non-text baseline. Sources (rows of the text-guidance ablation): ``none``, ``projector``, ``vlv`` and
 every captioner of :data:`~fusionlab.text.captioners.CAPTIONERS` under its own name (a
 caption-based prior is its captioner followed by the text encoder, so a newly registered
 captioner is a text prior too; :func:`text_prior_sources`):
 
 ==============  ===========================================================================
 ``none``        no text (returns None)
-``projector``   caption-free: image -> embedding projector (``checkpoint=`` or ``projector=``)
+``projector``   caption-class regressor: image -> embedding, regressed onto oracle captions
+                (``checkpoint=`` or ``projector=``)
+``vlv``         caption-free: image encoder trained through the frozen oracle teacher with
+                the fusion loss (:mod:`fusionlab.text.vlv`; ``checkpoint=`` or ``projector=``)
 ``rules``       captions from image statistics (``style=``, ``thresholds=``)
 ``oracle``      captions of the known degradation labels (synthetic/augmented data)
 ``file``        captions from a JSON/CSV file (``caption_file=``; e.g. an MLLM run)
@@ -41,9 +44,14 @@ from .captioners import CAPTIONERS, Captioner, build_captioner
 from .encoders import TextEncoder, build_text_encoder
 
 
+#: sources whose embedding comes from an image encoder (a :class:`~fusionlab.text.projector.Projector`
+#: checkpoint) instead of a caption: the caption-class regressor and the VLV-style encoder
+IMAGE_ENCODER_SOURCES: tuple[str, ...] = ("projector", "vlv")
+
+
 def text_prior_sources() -> tuple[str, ...]:
-    """Every text prior source: ``none``, ``projector`` and the registered captioners."""
-    return ("none", "projector", *CAPTIONERS.names())
+    """Every text prior source: ``none``, ``projector``, ``vlv`` and the registered captioners."""
+    return ("none", *IMAGE_ENCODER_SOURCES, *CAPTIONERS.names())
 
 
 #: the sources at import time (see :func:`text_prior_sources` for later registrations)
@@ -107,7 +115,7 @@ class TextPrior:
         return torch.stack([self._mem[t] for t in texts])
 
     def captions(self, batch: dict) -> list[str] | None:
-        """The captions the prior would embed for ``batch`` (None for ``none``/``projector``)."""
+        """The captions the prior would embed for ``batch`` (None for ``none``/``projector``/``vlv``)."""
         if self.captioner is None:
             return None
         ir, vi = batch.get("ir"), batch.get("vi")
@@ -150,7 +158,7 @@ def build_text_prior(source: str | None = "none", text_dim: int | None = 512, *,
 
         Each captioner gets the options its constructor names (``style``, ``thresholds``,
         ``caption_file``, ``missing``, ``seed``, ``base``, ``model``); the others are unused.
-        checkpoint / projector: the trained projector for ``projector`` (path or object).
+        checkpoint / projector: the trained image encoder for ``projector`` / ``vlv`` (path or object).
         seed: seed of the fixed projection and of the ``shuffled`` permutation.
         style: caption wording for ``rules``/``oracle`` (``descriptive`` | ``reference``).
         base: captioner whose captions ``shuffled`` permutes (default oracle if labels, else rules).
@@ -168,13 +176,15 @@ def build_text_prior(source: str | None = "none", text_dim: int | None = 512, *,
         raise ConfigError(f"unknown text prior source {source!r} (known: {', '.join(text_prior_sources())})")
     if source == "none":
         return TextPrior("none", text_dim)
-    if source == "projector":
+    if source in IMAGE_ENCODER_SOURCES:
         from .projector import load_projector
 
         if projector is None and checkpoint is None:
-            raise ConfigError("text prior 'projector' needs checkpoint=PATH or projector=<trained Projector>")
+            trainer = "train_projector" if source == "projector" else "train_vlv_encoder"
+            raise ConfigError(f"text prior {source!r} needs checkpoint=PATH or projector=<a Projector trained "
+                              f"by {trainer}>")
         proj = projector if projector is not None else load_projector(checkpoint)
-        return TextPrior("projector", text_dim or proj.text_dim, projector=proj, seed=seed)
+        return TextPrior(source, text_dim or proj.text_dim, projector=proj, seed=seed)
     if captioner is None:  # the captioner of the same name, with the options it takes
         options = dict(style=style, thresholds=thresholds, caption_file=caption_file, missing=missing, seed=seed,
                        base=base, model=model)

@@ -13,6 +13,12 @@ pairs never used for training, and write into ``out_dir``:
 * ``model.pt`` (the trained network), ``checkpoint.pt`` (resumable state),
   ``train_log.csv``, ``config.yaml``.
 
+``text_prior: vlv`` (stage teacher) trains no network of its own: the teacher is the cached
+``oracle`` teacher of the same params (:func:`cached_teacher`), frozen, conditioned at test
+time on the caption-free VLV-style encoder trained through it (:func:`cached_vlv_encoder`);
+``metrics.json`` then records ``train.teacher`` (the cached teacher) and ``train.vlv`` (the
+encoder's steps, seconds and final loss) and ``checkpoint`` is the teacher's.
+
 Params: :class:`fusionlab.params.RunParams` (all optional; unknown keys or bad values raise
 a one-line ConfigError); sizes come from the preset (:data:`fusionlab.presets.PRESET_SETTINGS`).
 """
@@ -52,8 +58,12 @@ def experiment_config(params: dict | RunParams, out_dir: str | os.PathLike, stag
     """The :class:`TrainConfig` of one stage of a run (validated params, preset applied).
 
     For a teacher with ``text_prior: projector`` and no ``text_checkpoint`` this trains the
-    preset's default projector on first use (:func:`cached_projector`)."""
+    preset's default projector on first use (:func:`cached_projector`). For ``text_prior:
+    vlv`` it is the config of the frozen teacher the encoder conditions: the ``oracle``
+    teacher of the same params (:func:`vlv_teacher_params`)."""
     p = _run_params(params)
+    if p.text_prior == "vlv":
+        p = vlv_teacher_params(p)
     stage = stage or p.stage
     s = preset_settings(p.preset)
     fields = s.train_fields(stage)
@@ -142,6 +152,101 @@ def cached_projector(preset: str, seed: int = 0, text_dim: int = 512) -> Path:
     return path
 
 
+def vlv_teacher_params(params: dict | RunParams) -> RunParams:
+    """The params of the teacher a ``text_prior: vlv`` run conditions: the same run with
+    ``text_prior: oracle`` (no caption file, no checkpoint), i.e. the oracle row's teacher."""
+    from dataclasses import replace
+
+    return replace(_run_params(params), text_prior="oracle", caption_file=None, text_checkpoint=None)
+
+
+def training_stream(cfg: TrainConfig, batch: int | None = None):
+    """The training batches of ``cfg`` (:class:`~fusionlab.train.data.BatchStream`, built as
+    the trainer builds it), optionally with another batch size."""
+    from .data import BatchStream, build_sources
+
+    d = cfg.data
+    sources = build_sources(d.train, "train", synthetic_pairs=d.synthetic_train, synthetic_size=d.synthetic_size,
+                            holdout=d.holdout)
+    return BatchStream(sources, d.crop, batch or d.batch, d.flip, d.degrade_prob, d.degradations, cfg.seed,
+                       d.train_weights)
+
+
+#: the fields of the VLV encoder's training summary that a run records (``train.vlv``)
+VLV_INFO_KEYS = ("steps", "seconds", "initial_loss", "final_loss", "final_fusion", "final_span_residual",
+                 "span_weight", "batch")
+
+
+def cached_vlv_encoder(teacher_cfg: TrainConfig, teacher_path: str | os.PathLike, preset: str,
+                       seed: int = 0) -> tuple[Path, dict]:
+    """The caption-free VLV-style encoder of a frozen teacher (trained once, then reused).
+
+    Trained by :func:`fusionlab.text.vlv.train_vlv_encoder` through the teacher at
+    ``teacher_path`` (built from ``teacher_cfg``) with its loss components, on its training
+    data (:func:`training_stream`, ``preset.vlv_batch`` crops per step) for
+    ``preset.vlv_steps`` steps; saved as
+    ``$FUSIONLAB_CACHE/vlv/<preset>-s<seed>-t<teacher key>-<settings hash>.pt``.
+
+    Returns:
+        ``(path, info)``: the checkpoint (loadable with ``load_projector`` /
+        ``build_text_prior("vlv", checkpoint=path)``) and the training summary
+        (:data:`VLV_INFO_KEYS`, ``cached``, ``checkpoint``).
+    """
+    from ..models import load_checkpoint
+    from ..models.checkpoint import safe_torch_load
+    from ..text.projector import save_projector
+    from ..text.vlv import SPAN_WEIGHT, train_vlv_encoder
+    from .trainer import torch_threads
+
+    s = preset_settings(preset)
+    settings = {"steps": s.vlv_steps, "batch": s.vlv_batch, "span_weight": SPAN_WEIGHT}
+    tag = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:6]
+    folder = cache_dir() / "vlv"
+    path = folder / f"{preset}-s{seed}-t{teacher_key(teacher_cfg)}-{tag}.pt"
+    with file_lock(folder / f"{path.stem}.lock"):
+        if path.is_file():
+            meta = safe_torch_load(path, "cpu").get("metadata", {})
+            return path, {**{k: meta[k] for k in VLV_INFO_KEYS if k in meta}, "cached": True, "checkpoint": str(path)}
+        teacher, _ = load_checkpoint(teacher_path, map_location="cpu")
+        stream = training_stream(teacher_cfg, s.vlv_batch)
+        with torch_threads(teacher_cfg.threads):
+            enc, info = train_vlv_encoder(teacher, stream.batch, steps=s.vlv_steps, losses=teacher_cfg.losses,
+                                          ssim_window=teacher_cfg.ssim_window, seed=seed,
+                                          log_every=max(1, min(10, s.vlv_steps)))
+        info["batch"] = s.vlv_batch
+        save_projector(path, enc, metadata={"prior": "vlv", "preset": preset, "seed": seed,
+                                            "teacher": str(teacher_path), "teacher_key": teacher_key(teacher_cfg),
+                                            **{k: info[k] for k in VLV_INFO_KEYS}, "history": info["history"]})
+    return path, {**{k: info[k] for k in VLV_INFO_KEYS}, "cached": False, "checkpoint": str(path)}
+
+
+def frozen_teacher_with_vlv(params: dict | RunParams, out_dir: str | os.PathLike):
+    """A ``text_prior: vlv`` run's network and prior: the cached oracle teacher (trained on
+    first use), frozen, and the VLV-style encoder trained through it (or ``text_checkpoint``).
+
+    Returns:
+        ``(teacher, prior, info)``: the FusionNet (eval mode, no gradients), the ``vlv``
+        :class:`~fusionlab.text.TextPrior` and ``{"teacher": ..., "vlv": ...}`` for
+        ``metrics.json``'s ``train``.
+    """
+    from ..models import load_checkpoint
+    from ..text import build_text_prior
+
+    p = _run_params(params)
+    tcfg = experiment_config(p, out_dir, stage="teacher")  # the oracle teacher's config
+    teacher_path, tsum = cached_teacher(tcfg)
+    info = {"teacher": {k: v for k, v in tsum.items() if k in ("steps", "seconds", "cached", "key", "val")}}
+    info["teacher"]["checkpoint"] = str(teacher_path)
+    if p.text_checkpoint:
+        enc_path, info["vlv"] = Path(p.text_checkpoint), {"cached": True, "checkpoint": p.text_checkpoint}
+    else:
+        enc_path, info["vlv"] = cached_vlv_encoder(tcfg, teacher_path, p.preset, p.seed)
+    teacher, _ = load_checkpoint(teacher_path, map_location="cpu")
+    teacher.eval().requires_grad_(False)
+    prior = build_text_prior("vlv", text_dim=teacher.config.text_dim, checkpoint=enc_path)
+    return teacher, prior, info
+
+
 # ----------------------------------------------------------------------------- evaluation data
 def eval_items(params: dict | RunParams) -> list[dict]:
     """Evaluation items never used in training: each test pair clean (label ``normal``) and
@@ -201,6 +306,8 @@ def run_experiment(params: dict | RunParams, out_dir: str | os.PathLike) -> dict
     """
     from ..metrics import METRIC_NAMES
     from .evaluation import evaluate_fuser, model_fuser
+    import torch
+
     from .trainer import Trainer, torch_threads
 
     t_start = time.perf_counter()
@@ -209,26 +316,31 @@ def run_experiment(params: dict | RunParams, out_dir: str | os.PathLike) -> dict
     out.mkdir(parents=True, exist_ok=True)
     train_info: dict[str, Any] = {}
     teacher_path = None
-    if p.stage == "distill":
+    if p.text_prior == "vlv":  # no training of the teacher: the frozen oracle teacher + the VLV encoder
+        model, prior, train_info = frozen_teacher_with_vlv(p, out)
+        device, checkpoint = torch.device("cpu"), train_info["teacher"]["checkpoint"]
+    elif p.stage == "distill":
         teacher_path, tsum = cached_teacher(experiment_config(p, out, stage="teacher"))
         train_info["teacher"] = {k: v for k, v in tsum.items() if k in ("steps", "seconds", "cached", "key", "val")}
         train_info["teacher"]["checkpoint"] = str(teacher_path)
-    cfg = experiment_config(p, out)
-    if teacher_path is not None:
-        cfg = cfg.replace(teacher=str(teacher_path))
-    resume = (out / "checkpoint.pt").is_file()
-    try:
-        trainer = Trainer(cfg, resume=resume, overwrite=True)
-    except (ConfigError, CheckpointError):
-        if not resume:
-            raise
-        trainer = Trainer(cfg, resume=False, overwrite=True)
-    summary = trainer.fit()
-    train_info[cfg.stage] = {k: summary[k] for k in ("steps", "seconds", "val")}
+    if p.text_prior != "vlv":
+        cfg = experiment_config(p, out)
+        if teacher_path is not None:
+            cfg = cfg.replace(teacher=str(teacher_path))
+        resume = (out / "checkpoint.pt").is_file()
+        try:
+            trainer = Trainer(cfg, resume=resume, overwrite=True)
+        except (ConfigError, CheckpointError):
+            if not resume:
+                raise
+            trainer = Trainer(cfg, resume=False, overwrite=True)
+        summary = trainer.fit()
+        train_info[cfg.stage] = {k: summary[k] for k in ("steps", "seconds", "val")}
+        model, prior, device, checkpoint = trainer.model, trainer.prior, trainer.device, summary["model"]
 
     items = eval_items(p)
     with torch_threads(None):
-        fuse = model_fuser(trainer.model, trainer.prior, trainer.device, preset_settings(p.preset).eval_tile)
+        fuse = model_fuser(model, prior, device, preset_settings(p.preset).eval_tile)
         _, per_image = evaluate_fuser(fuse, items, METRIC_NAMES, samples_dir=out / "samples",
                                       max_samples=len(preset_settings(p.preset).eval_conditions))
     by_condition = condition_means(per_image, METRIC_NAMES)
@@ -238,11 +350,11 @@ def run_experiment(params: dict | RunParams, out_dir: str | os.PathLike) -> dict
 
     conditions = {lab: {m: v[m] for m in HEADLINE_METRICS if m in v} for lab, v in by_condition.items()}
     result = {"metrics": by_condition.get("normal", next(iter(by_condition.values()))), "conditions": conditions,
-              "per_image": per_image, "params": p.to_dict(), "stage": p.stage, "model": trainer.model.name,
-              "parameters": sum(q.numel() for q in trainer.model.parameters()),
+              "per_image": per_image, "params": p.to_dict(), "stage": p.stage, "model": model.name,
+              "parameters": sum(q.numel() for q in model.parameters()),
               "eval": {"data": p.eval_data, "pairs": len({r.get("pair", r["name"]) for r in per_image}),
                        "items": len(items)},
-              "train": train_info, "checkpoint": summary["model"],
+              "train": train_info, "checkpoint": checkpoint,
               "seconds": round(time.perf_counter() - t_start, 2)}
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=2, default=_json_default, allow_nan=True))
     return result

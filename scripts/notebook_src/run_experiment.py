@@ -22,9 +22,9 @@ model = None             # teacher model name (None: the preset's choice), see f
 student = None           # student model name (stage distill)
 fusion = None            # scfm | concat_conv1x1 | unlearned_weight_attention | dynamic_weight_conv | multiscale_conv
 width = None             # channel width of the trained network (student in stage distill)
-text_prior = "oracle"    # none | rules | oracle | file | projector | constant | shuffled
+text_prior = "oracle"    # none | rules | oracle | file | projector | vlv | constant | shuffled
 caption_file = None      # captions JSON/CSV for text_prior = file
-text_checkpoint = None   # trained projector for text_prior = projector (None: a cached default)
+text_checkpoint = None   # trained encoder for text_prior = projector | vlv (None: a cached default)
 losses = None            # subset of ["int", "grad", "ssim", "color", "consistency"] (None: all)
 loss_weights = None      # auto | fixed | caption (per-sample weights from the caption's Event Type)
 distill_losses = None    # subset of ["base", "feat", "res"] (None: all)

@@ -296,6 +296,6 @@ def test_build_text_prior_sources(tmp_path):
     assert e.shape == (4, 256)
     assert pf.captions(b) == [format_caption(x) for x in labels]
     assert build_text_prior("oracle", text_dim=None)(b).shape == (4, 384)
-    for bad, kw in (("gpt", {}), ("file", {}), ("projector", {}), ("mllm", {})):
+    for bad, kw in (("gpt", {}), ("file", {}), ("projector", {}), ("vlv", {}), ("mllm", {})):
         with pytest.raises(ConfigError):
             build_text_prior(bad, **kw)

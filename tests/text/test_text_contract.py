@@ -77,7 +77,7 @@ def test_text_encoder_contract(name, options):
 @pytest.mark.parametrize("source", text_prior_sources())
 def test_text_prior_source_contract(source, batch, options):
     taken = options(CAPTIONERS, source) if source in CAPTIONERS else {}
-    projector = Projector(ProjectorConfig(text_dim=64)) if source == "projector" else None
+    projector = Projector(ProjectorConfig(text_dim=64)) if source in ("projector", "vlv") else None
     prior = build_text_prior(source, text_dim=64, projector=projector,
                              **{k: v for k, v in taken.items() if k in ("caption_file", "model")})
     emb = prior(batch)

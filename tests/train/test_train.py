@@ -298,6 +298,37 @@ def test_projector_row_gets_a_cached_default_projector(tmp_path, monkeypatch):
     assert mine.text_args["checkpoint"] == str(ckpt)
 
 
+def test_vlv_row_evaluates_the_frozen_oracle_teacher_with_a_cached_caption_free_encoder(tmp_path, monkeypatch):
+    # text_prior=vlv (stage teacher): no teacher training of its own; the oracle row's teacher
+    # (cached, the same key a distillation from the oracle teacher uses) is conditioned on an
+    # encoder trained through it; the encoder's seconds and final loss are recorded
+    from dataclasses import replace
+
+    from fusionlab.presets import PRESET_SETTINGS
+    from fusionlab.train.experiment import experiment_config, teacher_key
+
+    monkeypatch.setenv("FUSIONLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FUSIONLAB_THREADS", "1")
+    ci = replace(PRESET_SETTINGS["ci"], steps=2, crop=32, synthetic_size=48, eval_pairs=1, eval_size=48,
+                 eval_crop=48, val_crop=48, vlv_steps=2, vlv_batch=2, eval_conditions=("normal", "low_light"))
+    monkeypatch.setitem(PRESET_SETTINGS, "ci", ci)
+    m = run_experiment({"text_prior": "vlv", "preset": "ci"}, tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    t, v = saved["train"]["teacher"], saved["train"]["vlv"]
+    assert t["key"] == teacher_key(experiment_config({"text_prior": "oracle", "preset": "ci"}, tmp_path / "x"))
+    assert set(saved["train"]) == {"teacher", "vlv"} and t["cached"] is False  # the cache trained it, not the run
+    assert saved["checkpoint"] == t["checkpoint"] and not (tmp_path / "run" / "model.pt").exists()
+    assert v["steps"] == 2 and v["seconds"] > 0 and v["final_loss"] > 0 and v["cached"] is False
+    assert Path(v["checkpoint"]).parent == tmp_path / "cache" / "vlv"
+    assert len(saved["per_image"]) == 2 and saved["params"]["text_prior"] == "vlv"
+    # the second seed-0 run reuses teacher and encoder and gives the same numbers
+    m2 = run_experiment({"text_prior": "vlv", "preset": "ci"}, tmp_path / "run2")
+    assert m2["train"]["teacher"]["cached"] is True and m2["train"]["vlv"]["cached"] is True
+    assert m2["train"]["vlv"]["final_loss"] == v["final_loss"] and m2["metrics"]["VIF"] == m["metrics"]["VIF"]
+    with pytest.raises(ConfigError, match="text_prior = 'vlv' needs stage = 'teacher'"):
+        run_experiment({"text_prior": "vlv", "stage": "distill", "preset": "ci"}, tmp_path / "run3")
+
+
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_result(reference_run, tmp_path):
     """A kill -9 loses at most the steps since the last checkpoint; resuming reproduces the
     uninterrupted run bit for bit (checkpoints are written atomically, never half-written)."""
