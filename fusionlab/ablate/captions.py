@@ -15,6 +15,14 @@ The shipped file is ``ablations/captions/synthetic_rules.json``::
 
     python -c "from fusionlab.ablate.captions import synthetic_caption_file as f; \
 f('ablations/captions/synthetic_rules.json')"
+
+:func:`folder_caption_file` writes the same kind of file for real folders (the ``laptop``
+preset trains on ``../shared/data/train`` and evaluates on MSRS test pairs): one caption per
+clean image, keyed the way the trainer (``train/msrs:01319N``) and the evaluation (the test
+pair's stem, ``00004N``) name them. Shipped as ``ablations/captions/real_rules.json``::
+
+    python -c "from fusionlab.ablate.captions import folder_caption_file as f; \
+f('ablations/captions/real_rules.json', preset='laptop')"
 """
 from __future__ import annotations
 
@@ -57,4 +65,37 @@ def synthetic_caption_file(path: str | os.PathLike, presets: Sequence[str] = ("c
     for name, (seed, size) in sorted(synthetic_names(presets).items()):
         pair = make_pair(seed, size, with_reference=False)
         captions[name] = cap.caption(pair["ir"][None], pair["vi"][None], names=[name], labels=["normal"])[0]
+    return write_caption_file(path, captions)
+
+
+def folder_caption_file(path: str | os.PathLike, preset: str = "laptop", captioner: str | dict = "rules") -> Path:
+    """Caption every clean image of ``preset``'s real training folders and of its evaluation
+    folder into a ``{name: caption}`` JSON file (names as the trainer and the evaluation use them).
+
+    Offline stand-in for the paper's per-image MLLM captions: the captioner sees each full,
+    clean image once; training degrades crops on the fly, so the caption cannot name the
+    degradation of a training sample (which the ``oracle`` row can).
+    """
+    from ..data import PairedFolder
+    from ..errors import ConfigError
+    from ..presets import preset_settings
+    from ..text.captioners import build_captioner, write_caption_file
+    from ..train.data import expand_path
+
+    s = preset_settings(preset)
+    folders = [(d, True) for d in s.train_data if d != "synthetic"]
+    if s.eval_data != "synthetic":
+        folders.append((s.eval_data, False))
+    if not folders:
+        raise ConfigError(f"preset {preset!r} uses synthetic data only: use synthetic_caption_file")
+    cap = build_captioner(captioner)
+    captions: dict[str, str] = {}
+    for folder, training in folders:
+        root = expand_path(folder)
+        tag = f"{root.parent.name}/{root.name}:" if training else ""  # train.data._folder's tag
+        ds = PairedFolder(root, vi_mode="rgb")
+        for i in range(len(ds)):
+            item = ds[i]
+            name = f"{tag}{item['name']}"
+            captions[name] = cap.caption(item["ir"][None], item["vi"][None], names=[name], labels=["normal"])[0]
     return write_caption_file(path, captions)

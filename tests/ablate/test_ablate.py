@@ -277,6 +277,25 @@ def test_shipped_caption_file_covers_every_synthetic_scene_a_run_sees():
     assert not set(needed) - set(shipped), sorted(set(needed) - set(shipped))[:5]
 
 
+def test_shipped_real_caption_file_covers_every_real_image_a_laptop_run_sees(shared_dir):
+    # the laptop 'file' row trains on ../shared/data/train and evaluates on MSRS test pairs;
+    # keys must be the trainer's ('train/msrs:01319N') and the evaluation's ('00004N') names
+    import json
+
+    from fusionlab.data import PairedFolder
+    from fusionlab.presets import preset_settings
+
+    shipped = json.loads((REPO / "ablations" / "captions" / "real_rules.json").read_text())
+    s = preset_settings("laptop")
+    needed = set()
+    for folder in s.train_data:
+        root = shared_dir / folder.split("$FUSIONLAB_SHARED/", 1)[1]
+        needed |= {f"{root.parent.name}/{root.name}:{n}" for n in PairedFolder(root).names}
+    needed |= set(PairedFolder(shared_dir / s.eval_data.split("$FUSIONLAB_SHARED/", 1)[1]).names)
+    assert len(needed) > 100 and not needed - set(shipped), sorted(needed - set(shipped))[:5]
+    assert all(c.startswith("Event Type: ") for c in shipped.values())
+
+
 def test_shrink_grid_keeps_rows_seeds_and_paths(tmp_path):
     from fusionlab.ablate import expand, load_grid, shrink_grid
 
