@@ -121,7 +121,7 @@ def test_fusion_module_shapes_and_unlearned_is_parameter_free():
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("hw", [(16, 24), (13, 21)])
 def test_window_attention_matches_literal_definition(monkeypatch, channels_last, hw, chunk):
-    monkeypatch.setattr(kernels, "ATTENTION_CHUNK", chunk)
+    monkeypatch.setattr(kernels, "ATTENTION_CHUNK", chunk)  # also the band height at inference
     torch.manual_seed(0)
     attn = blocks.OverlapWindowAttention(12, heads=2, head_dim=8, window=8, overlap=0.5)
     x = torch.randn(2, 12, *hw)
@@ -163,33 +163,42 @@ def test_layernorm_definition():
 
 @pytest.mark.parametrize("dim,heads", [(12, 3), (16, 1), (72, 8)])  # joint-Gram and wide (norm) paths
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_channel_attention_and_ffn_match_literal_definitions(dim, heads, channels_last):
+def test_channel_attention_and_ffn_match_literal_definitions(monkeypatch, dim, heads, channels_last):
+    monkeypatch.setattr(kernels, "STRIP_PIXELS", 14)  # several strips of 2 rows at inference
     torch.manual_seed(0)
-    x, res = torch.randn(2, dim, 5, 7), torch.randn(2, dim, 5, 7)
+    x = torch.randn(2, dim, 5, 7)
     if channels_last:
-        x, res = (t.contiguous(memory_format=torch.channels_last) for t in (x, res))
+        x = x.contiguous(memory_format=torch.channels_last)
+    norm = blocks.LayerNorm2d(dim)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    y = norm(x)
     ca = blocks.ChannelAttention(dim, heads=heads)
     with torch.no_grad():
         ca.temperature.uniform_(0.5, 2.0)
-    qkv = ca.qkv_dwconv(ca.qkv(x))
+    qkv = ca.qkv_dwconv(ca.qkv(y))
     q, k, v = (t.reshape(2, heads, dim // heads, 35) for t in qkv.chunk(3, dim=1))
     q, k = nn.functional.normalize(q, dim=-1), nn.functional.normalize(k, dim=-1)
     a = (q @ k.transpose(-1, -2) * ca.temperature).softmax(-1)
     want = ca.project_out((a @ v).reshape(2, dim, 5, 7))
     with kernels.use_fast_kernels(False):
-        torch.testing.assert_close(ca(x), want, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(ca(x), want, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(kernels.channel_attention(ca, x, residual=res), want + res, atol=1e-5, rtol=1e-4)
-    with torch.no_grad():  # inference path (oneDNN 1x1 convs)
-        torch.testing.assert_close(kernels.channel_attention(ca, x, residual=res), want + res, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(ca(y), want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ca(y), want, atol=1e-5, rtol=1e-4)  # autograd path
+    torch.testing.assert_close(kernels.channel_attention(ca, x, norm, residual=True), want + x, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():  # inference: strips, Gram summed over them
+        torch.testing.assert_close(ca(y), want, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(kernels.channel_attention(ca, x, norm, residual=True), want + x,
+                                   atol=1e-5, rtol=1e-4)
     ffn = blocks.GatedDconvFFN(dim, 2.66)
-    h1, h2 = ffn.dwconv(ffn.project_in(x)).chunk(2, dim=1)
+    h1, h2 = ffn.dwconv(ffn.project_in(y)).chunk(2, dim=1)
     want = ffn.project_out(nn.functional.gelu(h1) * h2)
     with kernels.use_fast_kernels(False):
-        torch.testing.assert_close(ffn(x), want, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(kernels.gated_ffn(ffn, x, residual=res), want + res, atol=1e-5, rtol=1e-4)
-    with torch.no_grad():
-        torch.testing.assert_close(kernels.gated_ffn(ffn, x, residual=res), want + res, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(ffn(y), want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(kernels.gated_ffn(ffn, x, norm, residual=True), want + x, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():  # inference: strips with a halo row for the 3x3 conv
+        torch.testing.assert_close(ffn(y), want, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(kernels.gated_ffn(ffn, x, norm, residual=True), want + x, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name,hw", [("dtpf_student", (19, 42)), ("dtpf_teacher_tiny", (45, 29))])
@@ -214,7 +223,8 @@ def test_fast_kernels_equal_the_literal_network(name, hw):
         with kernels.use_fast_kernels(fast_kernels):
             model.train()(ir, vi, text).square().mean().backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
-    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-3)
+    # 4.2 M gradients summed in another order: compare as a whole (single ones differ ~1e-5)
+    assert (grads[0] - grads[1]).norm() <= 1e-4 * grads[1].norm()
 
 
 def test_film_modes():
@@ -313,8 +323,9 @@ def test_sliding_window_blends_to_the_whole_image_result():
     model = _Pointwise()
     ir, vi = _pair(2, 70, 101)
     whole = model(ir, vi)
-    tiled = sliding_window(model, ir, vi, tile=32, overlap=8)
-    torch.testing.assert_close(tiled, whole)
+    for tile, overlap in ((32, 8), ((24, 40), 12), (64, 0)):  # blending weights sum to 1 everywhere
+        torch.testing.assert_close(sliding_window(model, ir, vi, tile=tile, overlap=overlap), whole)
+    torch.manual_seed(0)
     net = create_model("dtpf_student_tiny").eval()
     ir, vi = _pair(1, 40, 72)
     with torch.no_grad():
@@ -322,6 +333,102 @@ def test_sliding_window_blends_to_the_whole_image_result():
     torch.testing.assert_close(fuse_pair(net, ir, vi, tile=128), full)  # one tile = whole image
     t = fuse_pair(net, ir, vi, tile=32, overlap=8)
     assert t.shape == full.shape and (t - full).abs().mean() < 0.1
+
+
+def test_blending_window_is_smooth_and_keeps_image_borders():
+    from fusionlab.models.inference import _axis_weights
+
+    starts, weights = _axis_weights(100, 40, 16, "cpu")
+    assert starts == [0, 24, 48, 60]
+    total = torch.zeros(100)
+    for s, w in zip(starts, weights):
+        total[s:s + 40] += w
+    torch.testing.assert_close(total, torch.ones(100))
+    assert weights[0][0] == 1 and weights[-1][-1] == 1  # image borders keep full weight
+    assert weights[1][0] < 0.01 and weights[1][20] == 1  # inner tile borders barely count
+    steps = weights[1][:16].diff()
+    assert (steps > 0).all() and steps.max() < 0.11  # a smooth ramp, no jump
+
+
+def test_fuse_pair_uint8_in_uint8_out():
+    from fusionlab.io import to_uint8
+
+    torch.manual_seed(0)
+    net = create_model("dtpf_student_tiny").eval()
+    g = torch.Generator().manual_seed(3)
+    ir8 = torch.randint(0, 256, (1, 1, 30, 44), generator=g, dtype=torch.uint8)
+    vi8 = torch.randint(0, 256, (1, 3, 30, 44), generator=g, dtype=torch.uint8)
+    out8 = fuse_pair(net, ir8, vi8)
+    ref = fuse_pair(net, ir8.float() / 255, vi8.float() / 255)
+    assert out8.dtype == torch.uint8 and out8.shape == (1, 3, 30, 44)
+    assert (torch.from_numpy(to_uint8(ref[0])).permute(2, 0, 1) == out8[0]).all()
+    with pytest.raises(InvalidTensorError, match="uint8"):
+        fuse_pair(net, ir8.to(torch.int32), vi8)
+
+
+def test_plan_tiles_by_memory_budget():
+    from fusionlab.errors import ConfigError, MemoryBudgetError
+    from fusionlab.models.inference import current_rss, memory_model, parse_memory, plan_tiles
+
+    assert parse_memory("2GB") == 2 * 2 ** 30 and parse_memory("512 MiB") == 2 ** 29 and parse_memory(1000) == 1000
+    for bad in ("lots", "-1GB", "0", "2 parsecs"):
+        with pytest.raises(ConfigError):
+            parse_memory(bad)
+    torch.manual_seed(0)
+    net = create_model("dtpf_student_tiny").eval()
+    mm = memory_model(net)
+    assert mm.per_pixel > 100 and memory_model(net) is mm  # measured once, then cached
+    now = current_rss()
+    assert plan_tiles(net, (32, 48), now + 2 ** 20) is None  # small images are always fused whole
+    assert plan_tiles(net, (600, 800), now + 64 * 2 ** 30) is None
+    budget = now + mm.bytes(300 * 300)
+    th, tw = plan_tiles(net, (3000, 4000), budget)
+    assert th % 8 == 0 and tw % 8 == 0 and mm.bytes(th * tw) <= budget - now + 2 ** 20
+    assert 200 <= th <= 310 and 200 <= tw <= 310
+    th, tw = plan_tiles(net, (200, 100000), budget)  # a long strip keeps its short side whole
+    assert th == 200 and tw > 300
+    with pytest.raises(MemoryBudgetError, match="raise --max-memory"):
+        plan_tiles(net, (3000, 4000), now + 2 ** 20)
+
+
+_BUDGET_SCRIPT = """
+import resource, sys, torch
+from fusionlab.models import create_model, fuse_pair, tune_cpu_allocator
+from fusionlab.models.inference import current_rss, memory_model
+tune_cpu_allocator()
+torch.set_num_threads(1)
+torch.manual_seed(0)
+net = create_model("dtpf_student_tiny").eval()
+h, w = 1200, 1600
+g = torch.Generator().manual_seed(0)
+ir = torch.randint(0, 256, (1, 1, h, w), generator=g, dtype=torch.uint8)
+vi = torch.randint(0, 256, (1, 3, h, w), generator=g, dtype=torch.uint8)
+mm = memory_model(net)
+now = current_rss()
+budget = now + int(mm.bytes(400 * 400)) + h * w * 7  # room for ~400x400 tiles + buffers
+tiles = []
+out = fuse_pair(net, ir, vi, max_memory=budget, progress=lambda d, t: tiles.append(t))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(peak, budget, tiles[-1], int(now + mm.bytes(h * w)), tuple(out.shape), out.dtype)
+"""
+
+
+def test_fuse_pair_stays_within_a_memory_budget(tmp_path):
+    """A 1200x1600 pair whose whole-image fusion needs ~2x the budget is tiled automatically,
+    and the process's peak resident memory (getrusage, in a fresh subprocess) stays below."""
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the resident-memory measurement of memory_model needs Linux /proc")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    res = subprocess.run([sys.executable, "-c", _BUDGET_SCRIPT], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    peak, budget, tiles, whole_need, shape, dtype = res.stdout.split(maxsplit=5)
+    assert int(tiles) > 4 and int(whole_need) > 1.5 * int(budget)  # the whole image would not fit
+    assert int(peak) <= int(budget), f"peak RSS {int(peak) >> 20} MB > budget {int(budget) >> 20} MB"
+    assert shape.startswith("(1, 3, 1200, 1600)") and "uint8" in dtype
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -442,3 +549,51 @@ def test_cli_profile(run_cli, tmp_path):
     assert code == 2 and "--size" in err
     code, _, err = run_cli("profile", "--models", "nope", "--size", "32x32")
     assert code == 1 and "unknown model 'nope'" in err
+
+
+# ------------------------------------------------------------------ export
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_exported_model_matches_torch(tmp_path, fmt):
+    from fusionlab.models.export import export_model, load_exported
+
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime", reason="onnxruntime is an optional extra (pip install 'fusionlab[onnx]')")
+    torch.manual_seed(0)
+    model = create_model("dtpf_student_tiny").eval()
+    path = export_model(model, tmp_path / f"m.{'onnx' if fmt == 'onnx' else 'ts'}", fmt)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # written atomically
+    fuser = load_exported(path)
+    for b, h, w in ((1, 45, 70), (2, 64, 40), (1, 8, 9)):  # dynamic batch and size, multiples of 8 or not
+        ir, vi = _pair(b, h, w, seed=h)
+        with torch.no_grad():
+            want, got = model(ir, vi), fuser(ir, vi)
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+    with torch.no_grad():  # fuse_pair drives an exported model like a torch one
+        torch.testing.assert_close(fuse_pair(fuser, *_pair(1, 30, 44)), fuse_pair(model, *_pair(1, 30, 44)),
+                                   atol=1e-4, rtol=0)
+
+
+def test_cli_export_and_fuse_with_onnxruntime(tmp_path, run_cli):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is an optional extra (pip install 'fusionlab[onnx]')")
+    from fusionlab.data import write_synthetic_folder
+    from fusionlab.io import read_image
+
+    data = tmp_path / "data"
+    write_synthetic_folder(data, n=1, size=(40, 56))
+    ck = save_checkpoint(tmp_path / "s.pt", create_model("dtpf_student_tiny"))
+    code, out, err = run_cli("export", "--checkpoint", ck, "--format", "onnx", "--out", tmp_path / "s.onnx")
+    assert code == 0, err
+    assert "exported" in out and (tmp_path / "s.onnx").is_file()
+    code, _, err = run_cli("fuse", "--data", data, "--out", tmp_path / "ort", "--runtime", "onnxruntime",
+                           "--checkpoint", tmp_path / "s.onnx")
+    assert code == 0, err
+    code, _, err = run_cli("fuse", "--data", data, "--out", tmp_path / "pt", "--checkpoint", ck)
+    assert code == 0, err
+    name = next((tmp_path / "pt").iterdir()).name
+    a, b = read_image(tmp_path / "ort" / name), read_image(tmp_path / "pt" / name)
+    assert (a - b).abs().max() <= 1 / 255 + 1e-6  # same 8-bit image up to rounding
+    code, _, err = run_cli("fuse", "--data", data, "--out", tmp_path / "x", "--checkpoint", tmp_path / "s.onnx")
+    assert code == 2 and "--runtime onnxruntime" in err
+    code, _, err = run_cli("export", "--checkpoint", ck, "--format", "tflite", "--out", tmp_path / "x")
+    assert code == 2

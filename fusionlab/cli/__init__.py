@@ -16,7 +16,7 @@ import os
 import sys
 import traceback
 
-COMMANDS = ("demo", "fuse", "evaluate", "caption", "train", "distill", "ablate", "report", "profile")
+COMMANDS = ("demo", "fuse", "evaluate", "caption", "train", "distill", "ablate", "report", "profile", "export")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -190,6 +190,8 @@ class FusionNet(nn.Module):
                 shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
                 hint = " (use fusionlab.models.fuse_pair for RGB visible images)" if nm == "vi" else ""
                 raise InvalidTensorError(f"{self.name}: {nm} must be a (B, 1, H, W) tensor, got {shape}{hint}")
+            if _tracing():  # a graph being traced/exported cannot branch on tensor values
+                continue
             if not torch.isfinite(t).all():  # NaN would silently propagate to every output pixel
                 raise InvalidTensorError(f"{self.name}: {nm} holds {int((~torch.isfinite(t)).sum())} NaN/inf values")
         if ir.shape != vi.shape:
@@ -240,6 +242,11 @@ class FusionNet(nn.Module):
 
 
 # ----------------------------------------------------------------------------- helpers
+def _tracing() -> bool:
+    """True while torch.export / torch.compile / torch.jit trace the model."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad ``(B, C, H, W)`` at the bottom/right to multiples of ``multiple``.
 
