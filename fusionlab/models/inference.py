@@ -180,7 +180,7 @@ def _available(dev: torch.device, max_memory: int) -> int:
 
 def plan_tiles(model: nn.Module, size: tuple[int, int], max_memory: int | str, batch: int = 1,
                extra_bytes: int = 0, text: torch.Tensor | None = None,
-               overlap: int = AUTO_OVERLAP) -> tuple[int, int] | None:
+               overlap: int | None = None) -> tuple[int, int] | None:
     """Tile size ``(th, tw)`` under which fusing an ``H x W`` pair stays within ``max_memory``,
     or None when the whole image fits.
 
@@ -194,6 +194,7 @@ def plan_tiles(model: nn.Module, size: tuple[int, int], max_memory: int | str, b
         MemoryBudgetError: not even a ``MIN_TILE`` tile fits the budget.
     """
     budget = parse_memory(max_memory)
+    overlap = AUTO_OVERLAP if overlap is None else overlap
     h, w = size
     if batch * h * w <= SMALL_IMAGE_PIXELS:
         return None
