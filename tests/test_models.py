@@ -392,7 +392,7 @@ def test_plan_tiles_by_memory_budget():
 
 
 _BUDGET_SCRIPT = """
-import resource, torch
+import torch
 from fusionlab.models import create_model, fuse_pair, inference, tune_cpu_allocator
 tune_cpu_allocator()
 torch.set_num_threads(1)
@@ -409,15 +409,16 @@ now = inference.current_rss()
 allowed = int(mm.bytes(160 * 160)) + h * w * 7  # room for ~160x160 tiles + the output buffers
 tiles = []
 out = fuse_pair(net, ir, vi, max_memory=now + allowed, progress=lambda d, t: tiles.append(t))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = inference._peak_rss()  # VmHWM: the peak resident size of this process's memory
 print(peak, now + allowed, tiles[-1], round(mm.bytes(h * w) / allowed, 2), "x".join(map(str, out.shape)), out.dtype)
 """
 
 
 def test_fuse_pair_stays_within_a_memory_budget():
     """A 384x512 pair whose whole-image fusion needs over twice the memory allowed is tiled
-    automatically, and the process's peak resident memory (getrusage, in a fresh
-    subprocess) stays within the budget."""
+    automatically, and the peak resident memory of a fresh subprocess stays within the
+    budget. (Measured as the kernel's ``VmHWM``: ``getrusage``'s ``ru_maxrss`` would keep
+    the size of the forked pytest process the subprocess started as.)"""
     import subprocess
     import sys
 
@@ -429,7 +430,7 @@ def test_fuse_pair_stays_within_a_memory_budget():
     assert res.returncode == 0, res.stderr[-2000:]
     peak, budget, tiles, whole_vs_allowed, shape, dtype = res.stdout.split(maxsplit=5)
     assert int(tiles) >= 6 and float(whole_vs_allowed) >= 2  # the whole image would need 2x the room
-    assert int(peak) <= int(budget), f"peak RSS {int(peak) >> 20} MB > budget {int(budget) >> 20} MB"
+    assert int(peak) <= int(budget), f"peak RSS {int(peak) >> 20} MB > budget {int(budget) >> 20} MB ({res.stdout})"
     assert shape == "1x3x384x512" and "uint8" in dtype
 
 

@@ -152,7 +152,11 @@ def memory_model(model: nn.Module, text: torch.Tensor | None = None) -> MemoryMo
     g = torch.Generator().manual_seed(0)
     t = text[:1] if text is not None else None
     use_rss = dev.type == "cpu" and _reset_peak_rss()
-    before = current_rss()  # freed memory may stay in the process: growth counts from here
+    if use_rss:
+        from .runtime import release_free_memory
+
+        release_free_memory()  # free memory kept by the allocator would hide the growth
+    before = current_rss()
     growth = []
     with torch.no_grad():
         for h, w in _PROBES:
