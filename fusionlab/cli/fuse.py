@@ -200,7 +200,9 @@ def run(args) -> int:
         writer.close(wait=False)
         bar.close()
     seconds = time.perf_counter() - t0
-    rate = f", {len(todo) / seconds:.2f} pairs/s" if todo and seconds > 0 else ""
+    rate = ""
+    if todo and seconds > 0:
+        rate = f", {len(todo) / seconds:.2f} pairs/s" if len(todo) >= seconds else f", {seconds / len(todo):.1f} s/pair"
     print(f"fused {len(todo)} pair(s) into {out_dir}" + (f" ({skipped} skipped, already present)" if skipped else "")
           + rate)
     return 0

@@ -100,10 +100,13 @@ class MemoryModel:
         return self.fixed + self.per_pixel * pixels
 
 
-#: safety factor on the fitted memory per pixel (measurement noise of the resident size)
-PER_PIXEL_MARGIN = 1.1
+#: safety factor on the fitted memory per pixel (measurement noise of the resident size;
+#: tiles larger than the probes fragment the heap a little more)
+PER_PIXEL_MARGIN = 1.2
 #: fixed headroom added to every plan (interpreter growth, tile buffers, rounding)
 RSS_HEADROOM = 64 * 2 ** 20
+#: share of the budget kept free for what no estimate sees (allocator and library caches)
+BUDGET_RESERVE = 0.05
 #: probe sizes: the memory growth of a forward is concave in the pixel count (buffers of a
 #: fixed size saturate), so the secant between two probes bounds it from above beyond them
 _PROBES = ((256, 256), (384, 384))
@@ -204,7 +207,7 @@ def plan_tiles(model: nn.Module, size: tuple[int, int], max_memory: int | str, b
         return None
     dev = _model_device(model)
     mm = memory_model(model, text)
-    avail = _available(dev, budget) - extra_bytes
+    avail = _available(dev, budget) - extra_bytes - int(BUDGET_RESERVE * budget)
     if mm.bytes(batch * h * w) <= avail:
         return None
     pixels = (avail - mm.fixed) / (mm.per_pixel * batch)
@@ -304,7 +307,7 @@ def _luma(x: torch.Tensor, device) -> torch.Tensor:
 
 
 def _restore_colour(fused_y: torch.Tensor, vi: torch.Tensor, dtype: torch.dtype,
-                    strip_pixels: int = 1 << 21) -> torch.Tensor:
+                    strip_pixels: int = 1 << 18) -> torch.Tensor:
     """Clamp the fused luma and put the visible CbCr back, a strip of rows at a time (the
     conversion temporaries stay small for any image size)."""
     b, c, h, w = vi.shape

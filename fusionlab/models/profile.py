@@ -44,7 +44,7 @@ def _inputs(cfg, size, device):
     g = torch.Generator().manual_seed(0)
     h, w = size
     ir, vi = torch.rand(1, 1, h, w, generator=g), torch.rand(1, 1, h, w, generator=g)
-    text = torch.randn(1, cfg.text_dim, generator=g) if cfg.text_dim else None
+    text = torch.randn(1, cfg.text_dim, generator=g) if getattr(cfg, "text_dim", None) else None
     return ir.to(device), vi.to(device), (text.to(device) if text is not None else None)
 
 
@@ -92,11 +92,14 @@ def _sync(device):
 def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, device: str = "cpu",
                    threads: int | None = None, flops: bool = True, memory: bool = True,
                    latency: bool = True, progress=None, tune_allocator: bool = True,
-                   **overrides) -> list[ProfileRow]:
+                   extra: dict | None = None, **overrides) -> list[ProfileRow]:
     """Measure the variants ``names`` at ``size`` (H, W) side by side.
 
     Args:
         names: model names (see :func:`~fusionlab.models.list_models`).
+        extra: more ``{row name: module}`` to measure in the same interleaved run, any module
+            called as ``module(ir, vi)`` (a baseline network, an exported or compiled model).
+            FLOPs and memory are left empty for modules that are not plain torch code.
         size: input ``(H, W)``.
         repeats: timed forwards per model (interleaved between models); the median is reported.
         warmup: untimed forwards per model first (allocator and oneDNN warm-up).
@@ -124,20 +127,26 @@ def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, de
         rows, models = [], {}
         for name in names:
             model_config(name, **overrides)  # validate names/options before heavy work
+        built = []
         for name in names:
             torch.manual_seed(0)
             m = create_model(name, **overrides).to(dev).eval()
+            built.append((name, m, _inputs(m.config, size, dev)))
+        for name, m in (extra or {}).items():
+            built.append((name, m, _inputs(getattr(m, "config", None), size, dev)))
+        for name, m, x in built:
             row = ProfileRow(name, round(count_parameters(m) / 1e6, 3))
-            x = _inputs(m.config, size, dev)
-            if flops:
+            plain = any(True for _ in m.parameters())  # torch code (not an ONNX/TorchScript wrapper)
+            if flops and plain:
                 say(f"{name}: counting FLOPs")
                 f = count_flops(m, *x)
                 row.gflops, row.gmacs = round(f / 1e9, 3), round(f / 2e9, 3)
-            if memory:
+            if memory and plain:
                 say(f"{name}: measuring peak memory")
                 row.peak_mem_mb = round(peak_memory_bytes(m, *x) / 2 ** 20, 1)
             rows.append(row)
             models[name] = (m, x)
+        names = [name for name, _, _ in built]
         if latency:
             times = {n: [] for n in names}
             cpu = {n: [] for n in names}
