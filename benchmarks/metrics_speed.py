@@ -24,7 +24,7 @@ from scipy.ndimage import uniform_filter
 from scipy.signal import convolve2d
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES = ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM", "MSE", "CC", "PSNR")
+from fusionlab.metrics.evaluate import METRIC_NAMES as NAMES  # noqa: E402  (the 12 default metrics)
 
 
 # ----------------------------------------------------------------------------- NumPy reference

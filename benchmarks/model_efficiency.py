@@ -140,7 +140,8 @@ def folder_throughput(model, root: Path | None, n: int, threads: int) -> dict:
         ck = save_checkpoint(tmp / "m.pt", model)
         args = argparse.Namespace(ir=str(tmp / "pairs" / "ir"), vi=str(tmp / "pairs" / "vi"), data=None,
                                   out=str(tmp / "out"), checkpoint=str(ck), model=None, tile=None, overlap=32,
-                                  device="cpu", skip_existing=False, seed=0, max_memory="2GB", runtime="torch")
+                                  device="cpu", skip_existing=False, seed=0, max_memory="2GB", runtime="torch",
+                                  protocol=None, option=[])
         x = torch.rand(1, 1, 480, 640)
         with torch.no_grad():
             model(x, x)
@@ -188,7 +189,7 @@ def main(argv=None) -> int:
                                                     "dtpf_student_w48"])
     ap.add_argument("--small", type=int, default=256, help="side of the square size for the second ratio")
     ap.add_argument("--big", default="3000x4000", help="size of the big-image row ('' to skip)")
-    ap.add_argument("--big-model", default=str(REPO / "fusionlab" / "assets" / "student_synthetic.pt"),
+    ap.add_argument("--big-model", default=None,
                     help="checkpoint or model name of the big-image row (default: the shipped student)")
     ap.add_argument("--max-memory", default="2GB")
     ap.add_argument("--pairs", type=int, default=8, help="pairs of the folder-throughput row (0 to skip)")
@@ -273,6 +274,7 @@ def main(argv=None) -> int:
     results = {"threads": args.threads, "repeats": args.repeats, "small": rows_to_dicts(small),
                "big": rows_to_dicts(big), "student_rss_growth_mb": rss, "export_max_diff": checks}
     if args.big:
+        args.big_model = args.big_model or str(fm.SHIPPED_STUDENT)
         log(f"big image {args.big} under {args.max_memory}")
         results["big_image"] = big_image(args.big_model, args.big, args.max_memory, args.threads)
         b = results["big_image"]

@@ -35,7 +35,7 @@ PAPER_MSRS = {  # DTPF paper, MSRS test set (EN / VIF / Qabf); SSIM not reported
     "paper: teacher (40.3 M)": {"EN": 6.749, "VIF": 1.060, "Qabf": 0.732},
     "paper: distilled student (4.1 M)": {"EN": 6.763, "VIF": 1.075, "Qabf": 0.734},
 }
-METRICS = ("EN", "VIF", "Qabf", "SSIM")
+from fusionlab.metrics.evaluate import HEADLINE_METRICS as METRICS  # noqa: E402  (EN VIF Qabf SSIM)
 
 
 def parse_args(argv=None):
@@ -100,6 +100,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
+    from fusionlab.color import to_luma
     from fusionlab.data import PairedFolder, SyntheticPairs
     from fusionlab.train import Trainer, baseline, evaluate_fuser, model_fuser, split_names, val_items
     from fusionlab.train.data import SYNTHETIC_VAL_SEED0
@@ -135,10 +136,10 @@ def main(argv=None) -> int:
     fusers = {
         "teacher (trained here)": model_fuser(tr_t.model, tr_t.prior, tr_t.device, args.eval_tile),
         "student (distilled here)": model_fuser(tr_s.model, None, tr_s.device, args.eval_tile),
-        "pixel mean": lambda it: baseline("mean")(it["ir"], _luma(it["vi"])),
-        "pixel max": lambda it: baseline("max")(it["ir"], _luma(it["vi"])),
+        "pixel mean": lambda it: baseline("mean")(it["ir"], to_luma(it["vi"])),
+        "pixel max": lambda it: baseline("max")(it["ir"], to_luma(it["vi"])),
         # what a zero-initialised residual network starts from: context for how far training moved
-        "visible only (F = VI)": lambda it: _luma(it["vi"]),
+        "visible only (F = VI)": lambda it: to_luma(it["vi"]),
     }
     table = {}
     with torch.no_grad(), torch_threads(args.threads):
@@ -162,12 +163,6 @@ def main(argv=None) -> int:
     (out / "table.md").write_text(md)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     return 0
-
-
-def _luma(vi):
-    from fusionlab.io import to_luma
-
-    return to_luma(vi)
 
 
 def render(table: dict, where: str, results: dict, goal: dict, args) -> str:

@@ -6,7 +6,11 @@
 * ``fused/syn_XXXXX.png`` — colour fusions by the distilled student;
 * ``metrics.csv`` — one row per (image, method) with the paper metrics, for the student and
   the pixel-mean / pixel-max baselines; ``summary.csv`` — the mean per method;
-* ``overview.png`` — IR | VI | mean | max | student for the first pairs.
+* ``overview.png`` — IR | VI | mean | max | student for the first pairs;
+* ``real/`` — when the shared real data is present (``$FUSIONLAB_SHARED/data``, see
+  :func:`fusionlab.dirs.shared_dir`), one real MSRS night pair (:data:`REAL_PAIR`) fused the
+  same way: its scores are rows ``real:...`` of ``metrics.csv`` (not in ``summary.csv``,
+  which stays the mean over the seeded synthetic pairs) and it is the last overview row.
 
 No download and no GPU needed; a few seconds to a minute on 2 CPU cores.
 """
@@ -16,22 +20,37 @@ from pathlib import Path
 
 import torch
 
-DEMO_METRICS = ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM")
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "student_synthetic.pt"
+
+
+#: the real pair the demo adds when ../shared is present: a night scene whose pedestrian is
+#: visible only in the infrared image
+REAL_PAIR = ("msrs/test", "00004N")
+
+
+def real_pair(size: tuple[int, int]):
+    """``(name, ir, vi)`` of :data:`REAL_PAIR` resized to ``size`` (H, W), or None when the
+    shared data is absent."""
+    import torch.nn.functional as F
+
+    from .data import PairedFolder
+    from .dirs import shared_dir
+
+    root = shared_dir() / "data" / REAL_PAIR[0]
+    if not root.is_dir():
+        return None
+    ds = PairedFolder(root, names=[REAL_PAIR[1]])
+    item = ds[0]
+    ir, vi = (F.interpolate(t[None], size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+              for t in (item["ir"], item["vi"]))
+    return f"real:{REAL_PAIR[0].split('/')[0]}/{REAL_PAIR[1]}", ir, vi
 
 
 def baseline_fusions(ir: torch.Tensor, vi: torch.Tensor) -> dict[str, torch.Tensor]:
     """Pixel-mean and pixel-max fusion in Y (VI colour kept): ``(B,1,H,W)``, ``(B,C,H,W)`` -> ``(B,C,H,W)``."""
-    from .io import rgb_to_ycbcr, ycbcr_to_rgb
+    from .color import fuse_in_luma
+    from .models.baselines import pixel_max, pixel_mean
 
-    def _recolour(y: torch.Tensor) -> torch.Tensor:
-        if vi.shape[1] == 1:
-            return y
-        ycc = rgb_to_ycbcr(vi)
-        return ycbcr_to_rgb(torch.cat([y, ycc[:, 1:]], 1))
-
-    y = rgb_to_ycbcr(vi)[:, :1] if vi.shape[1] == 3 else vi
-    return {"mean": _recolour((ir + y) / 2), "max": _recolour(torch.maximum(ir, y))}
+    return {"mean": fuse_in_luma(pixel_mean, ir, vi), "max": fuse_in_luma(pixel_max, ir, vi)}
 
 
 def run_demo(out: str | Path = "demo_output", n: int = 6, size: tuple[int, int] = (240, 320),
@@ -45,41 +64,51 @@ def run_demo(out: str | Path = "demo_output", n: int = 6, size: tuple[int, int] 
     from .device import default_device
     from .errors import CheckpointError
     from .io import atomic_path, atomic_write_text, write_image
-    from .metrics import evaluate, to_metric_scale
-    from .models import fuse_pair, load_checkpoint
+    from .metrics import SUMMARY_METRICS, evaluate, to_metric_scale
+    from .models import SHIPPED_STUDENT, fuse_pair
 
     out = Path(out)
     dev = default_device(device)
-    ckpt = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    ckpt = Path(checkpoint) if checkpoint else SHIPPED_STUDENT
     if not ckpt.exists():
         raise CheckpointError(f"{ckpt}: checkpoint not found (train one with scripts/train_shipped_student.py "
                               "or pass --checkpoint)")
-    model, info = load_checkpoint(ckpt, map_location=dev)
-    model.eval()
+    from .api import load_model
+
+    model = load_model(ckpt, map_location=dev)  # a .pt checkpoint or a save_pretrained folder
+    info = {"model": model.name}
 
     root = write_synthetic_folder(out / "inputs", n=n, size=size, seed0=seed0, with_reference=False)
     ds = PairedFolder(root)
+    pairs = [(ds[i]["name"], ds[i]["ir"][None], ds[i]["vi"][None]) for i in range(len(ds))]
+    real = real_pair(size)
+    if real is not None:
+        pairs.append(real)
     rows, shown = [], []
-    for i in tqdm(range(len(ds)), desc="demo", disable=not progress):
-        item = ds[i]
-        ir, vi = item["ir"][None].to(dev), item["vi"][None].to(dev)
+    for name, ir, vi in tqdm(pairs, desc="demo", disable=not progress):
+        ir, vi = ir.to(dev), vi.to(dev)
         with torch.no_grad():
             fused = fuse_pair(model, ir, vi).clamp(0, 1)
-        write_image(out / "fused" / f"{item['name']}.png", fused[0])
+        if name.startswith("real:"):
+            for folder, img in (("ir", ir), ("vi", vi), ("fused", fused)):
+                write_image(out / "real" / folder / f"{REAL_PAIR[1]}.png", img[0])
+        else:
+            write_image(out / "fused" / f"{name}.png", fused[0])
         methods = {**baseline_fusions(ir, vi), "student": fused}
         names = list(methods)
         k = len(names)  # score all methods of this pair in one batched call
         table = evaluate(to_metric_scale(ir).repeat(k, 1, 1, 1), to_metric_scale(vi).repeat(k, 1, 1, 1),
-                         torch.cat([to_metric_scale(methods[m]) for m in names]), metrics=list(DEMO_METRICS))
+                         torch.cat([to_metric_scale(methods[m]) for m in names]), metrics=list(SUMMARY_METRICS))
         for method, vals in zip(names, table.to_dict("records")):
-            rows.append({"image": item["name"], "method": method, **{m: float(v) for m, v in vals.items()}})
-        if len(shown) < 3:
-            shown.append((item["name"], ir[0].cpu(), vi[0].cpu(), {k: v[0].cpu() for k, v in methods.items()}))
+            rows.append({"image": name, "method": method, **{m: float(v) for m, v in vals.items()}})
+        if len(shown) < 3 or name.startswith("real:"):
+            shown.append((name, ir[0].cpu(), vi[0].cpu(), {k: v[0].cpu() for k, v in methods.items()}))
 
     df = pd.DataFrame(rows)
     with atomic_path(out / "metrics.csv") as tmp:
         df.to_csv(tmp, index=False, float_format="%.4f")
-    summary = df.drop(columns="image").groupby("method", sort=False).mean()
+    synthetic = df[~df["image"].str.startswith("real:")]
+    summary = synthetic.drop(columns="image").groupby("method", sort=False).mean()
     with atomic_path(out / "summary.csv") as tmp:
         summary.to_csv(tmp, float_format="%.4f")
     _overview(out / "overview.png", shown, summary)
@@ -89,7 +118,8 @@ def run_demo(out: str | Path = "demo_output", n: int = 6, size: tuple[int, int] 
         "fused/       the student's colour fusions (PNG)\n"
         "metrics.csv  EN SD SF AG MI SCD VIF Qabf SSIM per image and method (student, pixel mean, pixel max)\n"
         "summary.csv  the mean of each method\n"
-        "overview.png IR | VI | mean | max | student for the first pairs\n"))
+        "overview.png IR | VI | mean | max | student for the first pairs\n"
+        + ("real/        one real MSRS pair (ir, vi, fused), scored in metrics.csv as real:...\n" if real else "")))
     return {"out": out, "summary": summary, "metrics": df, "checkpoint": ckpt}
 
 
@@ -119,7 +149,8 @@ def _overview(path: Path, shown, summary) -> None:
                 ax.set_title(label, fontsize=10)
             if c == 0:
                 ax.set_ylabel(name, fontsize=9)
-    fig.suptitle("fusionlab demo: synthetic IR/VI pairs fused by the distilled student", fontsize=11)
+    fig.suptitle("fusionlab demo: IR/VI pairs fused by the distilled student (column scores: synthetic pairs)",
+                 fontsize=11)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")

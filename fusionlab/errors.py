@@ -66,3 +66,7 @@ class ModelUnavailableError(FusionlabError):
 
 class RunFailedError(FusionlabError):
     """An experiment run (notebook) failed."""
+
+
+class DatasetError(FusionlabError):
+    """A dataset is unknown, not installed, fails verification, or cannot be fetched/unpacked."""

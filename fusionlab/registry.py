@@ -11,6 +11,7 @@ Example::
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Iterator
 
 from .errors import ConfigError
@@ -48,7 +49,12 @@ class Registry:
             raise ConfigError(f"unknown {self.kind} '{name}' (known: {known})") from None
 
     def build(self, cfg: dict | str, **overrides: Any) -> Any:
-        """Build from ``{"type": name, **kwargs}`` (or just a name), ``overrides`` win."""
+        """Build from ``{"type": name, **kwargs}`` (or just a name), ``overrides`` win.
+
+        Raises:
+            ConfigError: unknown name, or an argument the entry does not take (a misspelt
+                option fails here instead of being ignored).
+        """
         if isinstance(cfg, str):
             cfg = {"type": cfg}
         cfg = dict(cfg)
@@ -56,10 +62,30 @@ class Registry:
             raise ConfigError(f"{self.kind} config needs a 'type' key, got {sorted(cfg)}")
         name = cfg.pop("type")
         cfg.update(overrides)
-        return self.get(name)(**cfg)
+        obj = self.get(name)
+        params = _parameters(obj)
+        unknown = sorted(set(cfg) - params) if params is not None else []
+        if unknown:
+            raise ConfigError(f"{self.kind} '{name}' got unknown argument(s) {', '.join(unknown)} "
+                              f"(it takes: {', '.join(sorted(params)) or 'none'})")
+        return obj(**cfg)
+
+    def accepted(self, name: str, settings: dict[str, Any]) -> dict[str, Any]:
+        """The items of ``settings`` that entry ``name`` takes as arguments.
+
+        For settings shared by every entry of a kind (e.g. a network's attention settings,
+        offered to every fusion module): each entry takes the ones its constructor names.
+        """
+        params = _parameters(self.get(name))
+        return dict(settings) if params is None else {k: v for k, v in settings.items() if k in params}
 
     def names(self) -> list[str]:
+        """Registered names, sorted."""
         return sorted(self._items)
+
+    def registered(self) -> list[str]:
+        """Registered names in registration order (e.g. the order losses are logged in)."""
+        return list(self._items)
 
     def __contains__(self, name: str) -> bool:
         return name in self._items
@@ -72,3 +98,35 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
+
+
+def _parameters(obj: Callable[..., Any]) -> set[str] | None:
+    """Keyword argument names a class's constructor or a function takes; None if it takes any.
+
+    A fusionlab constructor with ``**kwargs`` passes them on to its base class
+    (``super().__init__(..., **kw)``), so the bases' arguments count too.
+    """
+    if not inspect.isclass(obj):
+        return _names(obj)
+    names: set[str] = set()
+    for klass in obj.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        own = _names(vars(klass)["__init__"])
+        if own is not None:
+            return names | (own - {"self"})
+        if not klass.__module__.startswith("fusionlab"):  # **kwargs of foreign code: anything may be valid
+            return None
+        params = inspect.signature(vars(klass)["__init__"]).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+    return names
+
+
+def _names(fn: Callable[..., Any]) -> set[str] | None:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: let the call decide
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}

@@ -1,25 +1,26 @@
-"""Train the student checkpoint shipped with fusionlab (``fusionlab/assets/student_synthetic.pt``).
+"""Train the student checkpoint shipped with fusionlab (``fusionlab/assets/student_real.pt``).
 
-Reproducible recipe (the same numbers on the same machine and torch build: fixed steps,
-seeds and one CPU thread):
+One script, one recipe (``fusionlab/recipes/shipped_real.yaml``: a ``teacher`` and a
+``student`` section, each a :class:`fusionlab.train.TrainConfig`):
 
-1. teacher: ``dtpf_teacher_tiny`` widened to dim 16 (2.8 M parameters, text-guided with
-   the ``oracle`` prior), trained on clean synthetic scenes ONLY
-   (``fusionlab.data.SyntheticPairs``, seeds 1000..), 64x64 crops, batch 4, the paper's
-   fixed loss weights, AdamW lr 5e-4. No degradation augmentation by default: trained
-   degradation-aware (``--degrade-prob 0.2``) on synthetic daylight it learnt to brighten
-   real night scenes, which washed out MSRS (see docs/training.md);
-2. student: ``dtpf_student_tiny`` (0.72 M parameters, no text, ~3 MB) distilled from it
-   with L = L_base + 0.1 L_feat + L_res, same data;
-3. the student is copied to ``fusionlab/assets/student_synthetic.pt`` (``--install``) and
-   evaluated on the real subsets in ``../shared/data`` (MSRS, RoadScene, TNO, M3FD; never
-   used in training) next to pixel-mean / pixel-max fusion and the visible image alone.
+1. teacher: a text-guided network (``oracle`` captions of the training degradations) trained
+   on the real MSRS + RoadScene TRAINING pairs of ``../shared/data/train`` (never on
+   ``*/test``), random crops and flips, 20 % of the crops synthetically degraded (losses
+   against the clean crop, as in Text-IF), the paper's fixed loss weights;
+2. student: the text-free student distilled from it, L = L_base + 0.1 L_feat + L_res;
+3. each stage keeps the step whose VALIDATION score (VIF+Qabf+SSIM on 16 pairs held out
+   of the training folders) is best (``best.pt``); the selected student is copied to
+   ``fusionlab/assets/student_real.pt`` (``--install``) and reported on the real test
+   subsets (MSRS, RoadScene, TNO, M3FD) next to pixel mean / max and the visible image.
 
-Run it in the background on a shared machine::
+Fixed steps, seeds and one CPU thread: the same numbers on the same machine and torch
+build. Resumable: rerun with ``--resume`` after an interruption. In the background::
 
-    nohup .venv/bin/python scripts/train_shipped_student.py --install > runs/shipped.log 2>&1 &
+    nohup .venv/bin/python scripts/train_shipped_student.py --resume --install > runs/shipped.log 2>&1 &
 
 Writes ``<out>/teacher``, ``<out>/student`` (run folders) and ``<out>/evaluation.json``.
+The synthetic-data student of earlier releases is rebuilt with ``--recipe
+fusionlab/recipes/shipped_synthetic.yaml --asset student_synthetic.pt``.
 """
 from __future__ import annotations
 
@@ -30,51 +31,50 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ASSET = REPO / "fusionlab" / "assets" / "student_synthetic.pt"
+ASSETS = REPO / "fusionlab" / "assets"
+RECIPES = REPO / "fusionlab" / "recipes"
+REPORTED = ("EN", "SF", "AG", "VIF", "Qabf", "SSIM")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--teacher-steps", type=int, default=600)
-    p.add_argument("--student-steps", type=int, default=600)
-    p.add_argument("--lr", type=float, default=5e-4,
-                   help="AdamW lr (default 5e-4: 600 steps at the paper's 1e-4 stay close to the visible image)")
-    p.add_argument("--crop", type=int, default=64)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--synthetic", type=int, default=256, help="synthetic training scenes (256x256)")
-    p.add_argument("--degrade-prob", type=float, default=0.0,
-                   help="share of degraded training samples (default 0: with 0.2 the student learnt to brighten "
-                        "real night scenes, see docs/training.md)")
-    p.add_argument("--loss-weights", default="fixed", choices=("auto", "fixed", "degradation"),
-                   help="teacher loss weights: fixed (default) = the paper's non-text weights {int 24, ssim 40, grad 48, "
-                        "color 12}; auto = the reference code's per-degradation table, whose VI-consistency term kept "
-                        "the IR targets out of the fusion")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1: deterministic and fast on a busy CPU)")
-    p.add_argument("--out", default=str(REPO / "runs" / "shipped_student"))
+    p.add_argument("--recipe", default=str(RECIPES / "shipped_real.yaml"),
+                   help="YAML with 'teacher' and 'student' TrainConfig sections (default: %(default)s)")
+    p.add_argument("--teacher-steps", type=int, help="override the recipe's teacher steps")
+    p.add_argument("--student-steps", type=int, help="override the recipe's student steps")
+    p.add_argument("--threads", type=int, help="override the recipe's torch threads")
+    p.add_argument("--out", default=str(REPO / "runs" / "shipped_real"))
     shared = REPO.parent / "shared" / "data"
     p.add_argument("--eval-data", nargs="+", default=[str(shared / d / "test") for d in ("msrs", "roadscene", "tno", "m3fd")],
                    help="real dataset folders to report on ('none' to skip; default the shared MSRS, RoadScene, "
                         "TNO and M3FD subsets)")
-    p.add_argument("--install", action="store_true", help=f"copy the student to {ASSET.relative_to(REPO)}")
+    p.add_argument("--asset", default="student_real.pt", help="file name under fusionlab/assets/ for --install")
+    p.add_argument("--install", action="store_true", help="copy the selected student (and teacher) to fusionlab/assets/")
     p.add_argument("--resume", action="store_true", help="continue interrupted stages")
     return p.parse_args(argv)
 
 
 def configs(args):
-    from fusionlab.train import DataConfig, TrainConfig
+    import yaml
 
-    data = DataConfig(train=["synthetic"], val=["synthetic"], synthetic_train=args.synthetic, synthetic_size=256,
-                      synthetic_val=2, crop=args.crop, batch=args.batch, degrade_prob=args.degrade_prob,
-                      val_pairs=2, val_crop=256)
-    common = dict(lr=args.lr, warmup_steps=50, seed=args.seed, threads=args.threads, log_every=25, val_every=100,
-                  ckpt_every=50, progress=False, data=data)
+    from fusionlab.train import TrainConfig
+
+    recipe = yaml.safe_load(Path(args.recipe).read_text())
     out = Path(args.out)
-    teacher = TrainConfig(stage="teacher", model="dtpf_teacher_tiny", model_args={"dim": 16}, text_prior="oracle",
-                          loss_weights=args.loss_weights, steps=args.teacher_steps, out_dir=str(out / "teacher"), **common)
-    student = TrainConfig(stage="distill", student="dtpf_student_tiny", teacher=str(out / "teacher" / "model.pt"),
-                          steps=args.student_steps, out_dir=str(out / "student"), **common)
-    return teacher, student
+    t = dict(recipe["teacher"], out_dir=str(out / "teacher"))
+    s = dict(recipe["student"], out_dir=str(out / "student"), teacher=str(selected(out / "teacher", t)))
+    for d, steps in ((t, args.teacher_steps), (s, args.student_steps)):
+        if steps:
+            d["steps"] = steps
+        if args.threads:
+            d["threads"] = args.threads
+    return TrainConfig.from_dict(t, "teacher"), TrainConfig.from_dict(s, "student")
+
+
+def selected(run_dir: Path, cfg: dict) -> Path:
+    """The checkpoint a stage hands on: ``best.pt`` (chosen on validation) when the recipe sets
+    ``select_metric``, else the last step's ``model.pt``."""
+    return run_dir / ("best.pt" if cfg.get("select_metric") else "model.pt")
 
 
 def run_stage(cfg, resume: bool):
@@ -89,7 +89,9 @@ def run_stage(cfg, resume: bool):
     print(f"{cfg.stage}: {s['steps']} steps, {s['seconds']:.0f} s, validation {s['val']}", flush=True)
 
 
-def evaluate(student_path: Path, folder: str, threads: int) -> dict:
+def evaluate(student_path: Path, teacher_path: Path, folder: str, threads: int) -> dict:
+    """Student, teacher, the untrained student (its starting point: with a zero output
+    convolution the blend head is a soft pixel maximum) and the pixel baselines on ``folder``."""
     import torch
 
     from fusionlab.data import PairedFolder
@@ -98,16 +100,23 @@ def evaluate(student_path: Path, folder: str, threads: int) -> dict:
     from fusionlab.train import baseline, evaluate_fuser, model_fuser, val_items
     from fusionlab.train.trainer import torch_threads
 
-    model, _ = load_checkpoint(student_path)
+    from fusionlab.models import create_model
+    from fusionlab.train.trainer import zero_init_head
+
+    student, info = load_checkpoint(student_path)
+    teacher, _ = load_checkpoint(teacher_path)
+    untrained = create_model(info["model"], **info["config"])
+    zero_init_head(untrained)
     items = val_items([PairedFolder(folder)], None, None)
-    fusers = {"student_synthetic": model_fuser(model),
+    fusers = {"student (real data)": model_fuser(student), "teacher (oracle text 'normal')": model_fuser(teacher),
+              "student untrained (starting point)": model_fuser(untrained),
               "visible only": lambda it: to_luma(it["vi"]),
               "pixel mean": lambda it: baseline("mean")(it["ir"], to_luma(it["vi"])),
               "pixel max": lambda it: baseline("max")(it["ir"], to_luma(it["vi"]))}
     table = {}
     with torch.no_grad(), torch_threads(threads):
         for name, fuse in fusers.items():
-            table[name], _ = evaluate_fuser(fuse, items, ("EN", "VIF", "Qabf", "SSIM"))
+            table[name], _ = evaluate_fuser(fuse, items, REPORTED)
     return {"data": folder, "pairs": len(items), "table": table}
 
 
@@ -117,13 +126,14 @@ def main(argv=None) -> int:
     teacher, student = configs(args)
     run_stage(teacher, args.resume)
     run_stage(student, args.resume)
-    trained = Path(student.out_dir) / "model.pt"
+    trained = selected(Path(student.out_dir), {"select_metric": student.select_metric})  # validation only
+    trained_teacher = selected(Path(teacher.out_dir), {"select_metric": teacher.select_metric})
     result = {"recipe": {k: v for k, v in vars(args).items() if k not in ("out", "install", "resume")}}
     result["evaluation"] = []
     for folder in args.eval_data:
         if folder == "none" or not Path(folder).is_dir():
             continue
-        ev = evaluate(trained, folder, args.threads)
+        ev = evaluate(trained, trained_teacher, folder, student.threads)
         result["evaluation"].append(ev)
         print(f"{folder} ({ev['pairs']} pairs)", flush=True)
         for name, row in ev["table"].items():
@@ -132,8 +142,9 @@ def main(argv=None) -> int:
     if args.install:
         from fusionlab.io import atomic_write_bytes
 
-        atomic_write_bytes(ASSET, trained.read_bytes())  # a kill never leaves a half-written asset
-        print(f"installed {ASSET} ({ASSET.stat().st_size / 1e6:.1f} MB)", flush=True)
+        for src, dst in ((trained, ASSETS / args.asset), (trained_teacher, ASSETS / args.asset.replace("student", "teacher"))):
+            atomic_write_bytes(dst, src.read_bytes())  # a kill never leaves a half-written asset
+            print(f"installed {dst} ({dst.stat().st_size / 1e6:.1f} MB)", flush=True)
     return 0
 
 

@@ -4,7 +4,7 @@ The paper captions every training/test image once, offline, with an MLLM (Qwen2-
 trains with those per-image captions. :func:`synthetic_caption_file` does the same for the
 synthetic scenes :func:`fusionlab.train.run_experiment` uses (training, validation and
 evaluation names of the chosen presets), with a captioner that looks at each clean scene
-(default ``degradation_rules``, the offline stand-in for an MLLM: no weights to download).
+(default ``rules``, the offline stand-in for an MLLM: no weights to download).
 
 Why this row differs from ``oracle``: training degrades each sample on the fly, so a
 per-image caption written once cannot name the degradation of the sample in a given batch
@@ -26,22 +26,23 @@ from typing import Sequence
 def synthetic_names(presets: Sequence[str] = ("ci", "laptop")) -> dict[str, tuple[int, int]]:
     """``{scene name: (seed, size)}`` of every synthetic pair run_experiment may show a
     model under ``presets`` (training scenes, validation scenes, evaluation scenes)."""
+    from ..presets import preset_settings
     from ..train.data import SYNTHETIC_TRAIN_SEED0, SYNTHETIC_VAL_SEED0
-    from ..train.experiment import PRESET_SETTINGS, SYNTHETIC_EVAL_SEED0
+    from ..train.experiment import SYNTHETIC_EVAL_SEED0
 
     out: dict[str, tuple[int, int]] = {}
     for p in presets:
-        s = PRESET_SETTINGS[p]
-        for seed0, n, size in ((SYNTHETIC_TRAIN_SEED0, s["synthetic_train"], s["synthetic_size"]),
-                               (SYNTHETIC_VAL_SEED0, s["val_pairs"], s["synthetic_size"]),
-                               (SYNTHETIC_EVAL_SEED0, s["eval_pairs"], s["eval_size"])):
+        s = preset_settings(p)
+        for seed0, n, size in ((SYNTHETIC_TRAIN_SEED0, s.synthetic_train, s.synthetic_size),
+                               (SYNTHETIC_VAL_SEED0, s.val_pairs, s.synthetic_size),
+                               (SYNTHETIC_EVAL_SEED0, s.eval_pairs, s.eval_size)):
             for seed in range(seed0, seed0 + n):
                 out.setdefault(f"syn_{seed:05d}", (seed, size))
     return out
 
 
 def synthetic_caption_file(path: str | os.PathLike, presets: Sequence[str] = ("ci", "laptop"),
-                           captioner: str | dict = "degradation_rules") -> Path:
+                           captioner: str | dict = "rules") -> Path:
     """Caption the clean synthetic scenes of ``presets`` into a ``{name: caption}`` JSON file."""
     from ..data import make_pair
     from ..text.captioners import build_captioner, write_caption_file

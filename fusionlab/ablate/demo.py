@@ -1,7 +1,7 @@
 """Bundled example results, so the report notebook shows something real before any grid ran.
 
 ``fusionlab/ablate/examples/<ablation>/`` holds the ``results.csv`` of a real
-``fusionlab ablate ablations/<ablation>.yaml --preset ci`` run (tiny synthetic data,
+``fusionlab ablate <ablation> --preset ci`` run (tiny synthetic data,
 seconds of CPU training per run: the numbers say that the machinery works, not what the
 method achieves) and the first fused sample of each seed-0 run (``<run id>/samples/*.png``).
 The report notebook uses them only when ``runs/<ablation>/results.csv`` does not exist
@@ -39,7 +39,7 @@ def locate_results(ablation: str, runs_dir: str | os.PathLike = "runs", example_
         return grid_dir, False
     ex = example_dir(ablation) if example_fallback else None
     if ex is None:
-        raise ConfigError(f"{grid_dir / RESULTS_FILE}: no results (run 'fusionlab ablate ablations/{ablation}.yaml')")
+        raise ConfigError(f"{grid_dir / RESULTS_FILE}: no results (run 'fusionlab ablate {ablation}')")
     return ex, True
 
 

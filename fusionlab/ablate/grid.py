@@ -18,7 +18,7 @@ A grid file (``ablations/<name>.yaml``) describes one ablation of the paper::
     seeds: [0, 1]                        # a grid axis: mean +- std over seeds
     presets:                             # overrides per preset (ci = seconds per run)
       ci: {eval_pairs: 2}
-      full: {data: ${FUSIONLAB_DATA}/MSRS/train, seeds: [0, 1, 2]}
+      full: {data: ${FUSIONLAB_DATA}/msrs/train, seeds: [0, 1, 2]}
 
 The params of one run are ``base | {preset: P} | presets[P] | row.params |
 row.presets[P] | axes | {seed}`` (later wins). Its id is a hash of those params (key order does not matter), so a run that
@@ -26,37 +26,32 @@ is already complete is found again after an edit of an unrelated row, and changi
 parameter of one row reruns exactly that row.
 
 Validation is strict: an unknown key or an invalid value raises
-:class:`~fusionlab.errors.ConfigError` with one line naming the file and the key. Path
-values (``data``, ``eval_data``, ``caption_file``, ``text_checkpoint``) may be absolute (``$VARS`` expanded) or
-relative to the grid file's folder, and then must not leave that folder.
+:class:`~fusionlab.errors.ConfigError` with one line naming the file and the key (the
+params are :class:`fusionlab.params.RunParams`, the same names and checks as
+:func:`fusionlab.train.run_experiment`). Path values (``data``, ``eval_data``,
+``caption_file``, ``text_checkpoint``) may be absolute (``$VARS`` expanded; ``FUSIONLAB_DATA``,
+``FUSIONLAB_CACHE`` and ``FUSIONLAB_MODELS`` default to the folders of :mod:`fusionlab.dirs`)
+or relative to the grid file's folder, and then must not leave that folder.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
-import importlib
 import itertools
 import json
 import os
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..dirs import DEFAULT_VARIABLES
 from ..errors import ConfigError
+from ..params import PARAM_KEYS, PATH_KEYS, SYNTHETIC, RunParams, check_keys
 from ..presets import PRESETS
-
-#: Parameters of :func:`fusionlab.train.run_experiment` a grid may set (docs/design.md).
-PARAM_KEYS: tuple[str, ...] = ("stage", "model", "student", "fusion", "width", "text_prior", "caption_file",
-                               "text_checkpoint", "losses", "distill_losses", "preset", "seed", "data", "eval_data", "eval_pairs")
-#: Parameters holding input paths (resolved against the grid file's folder).
-PATH_KEYS: tuple[str, ...] = ("data", "eval_data", "caption_file", "text_checkpoint")
-#: Values of the data keys that name built-in data rather than a folder.
-BUILTIN_DATA = ("synthetic",)
-STAGES = ("teacher", "distill")
-TEXT_PRIORS = ("none", "rules", "oracle", "file", "projector", "constant", "shuffled")
 
 GRID_KEYS = ("name", "description", "paper_table", "metrics", "base", "rows", "axes", "seeds", "presets")
 ROW_KEYS = ("label", "params", "paper", "reference", "note", "presets")
@@ -87,7 +82,7 @@ class Grid:
     axes: dict[str, list] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0])
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    metrics: list[str] = field(default_factory=lambda: ["EN", "VIF", "Qabf"])
+    metrics: list[str] = field(default_factory=lambda: _paper_metrics())
     description: str = ""
     paper_table: str = ""
     path: Path | None = None  # the grid file; relative path params are resolved against its folder
@@ -123,6 +118,8 @@ class Run:
         for k in PATH_KEYS:
             if isinstance(out.get(k), str):
                 out[k] = resolve_path(out[k], grid, k)
+            elif isinstance(out.get(k), list):
+                out[k] = [resolve_path(v, grid, k) for v in out[k]]
         return out
 
 
@@ -149,98 +146,30 @@ def _where(src: str, key: str) -> str:
     return f"{src}: {key}" if key else src
 
 
-def _check_keys(d: Any, allowed: tuple[str, ...], src: str, where: str) -> dict:
-    if d is None:
-        return {}
-    if not isinstance(d, dict):
-        raise ConfigError(f"{_where(src, where)} must be a mapping, got {type(d).__name__}")
-    for k in d:
-        if k not in allowed:
-            raise ConfigError(f"{_where(src, where + '.' + str(k) if where else str(k))}: unknown key "
-                              f"(allowed: {', '.join(allowed)})")
-    return d
+def _paper_metrics() -> list[str]:
+    """The paper's metrics (EN, VIF, Qabf), the default columns of a grid's table."""
+    from ..metrics import PAPER_METRICS
+
+    return list(PAPER_METRICS)
 
 
-def _names_of(module: str, attr: str) -> tuple[str, ...] | None:
-    """Names of a tuple or Registry of another part of fusionlab (models, losses, text), so a
-    typo fails when the grid is loaded rather than minutes later inside a run; None when
-    that part cannot be imported (validation then only checks types)."""
-    try:
-        mod = importlib.import_module(f"fusionlab.{module}")
-        return tuple(getattr(mod, attr))
-    except (ImportError, AttributeError):
-        return None
-
-
-def _name_list(v: Any, known: tuple[str, ...] | None, src: str, key: str) -> list[str]:
-    if isinstance(v, str):
-        v = [v]
-    if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
-        raise ConfigError(f"{_where(src, key)} = {v!r}: expected a non-empty list of names")
-    if known is not None:
-        bad = [x for x in v if x not in known]
-        if bad:
-            raise ConfigError(f"{_where(src, key)}: unknown name {bad[0]!r} (known: {', '.join(known)})")
-    if len(set(v)) != len(v):
-        raise ConfigError(f"{_where(src, key)} = {v!r}: a name is listed twice")
-    # a set of loss components: order carries no meaning, so it must not change the run id
-    return sorted(v)
-
-
-def validate_params(params: Any, src: str, where: str = "params") -> dict:
-    """Check names and values of run params; returns a normalised copy.
+def _grid_params(params: Any, src: str, where: str = "params") -> dict:
+    """Check the run params of one place of a grid file (:meth:`RunParams.check`), and that
+    relative paths stay inside the grid file's folder; returns a normalised copy.
 
     Raises:
         ConfigError: unknown key or invalid value (one line naming ``src`` and the key).
     """
-    params = _check_keys(params, PARAM_KEYS, src, where)
-    out: dict[str, Any] = {}
-    for k, v in params.items():
-        key = f"{where}.{k}"
-        if v is None:
-            out[k] = None
-            continue
-        if k == "stage":
-            if v not in STAGES:
-                raise ConfigError(f"{_where(src, key)} = {v!r}: expected one of {', '.join(STAGES)}")
-        elif k == "text_prior":
-            known = _names_of("text.prior", "SOURCES") or TEXT_PRIORS
-            if v not in known:
-                raise ConfigError(f"{_where(src, key)} = {v!r}: expected one of {', '.join(known)}")
-        elif k == "preset":
-            if v not in PRESETS:
-                raise ConfigError(f"{_where(src, key)} = {v!r}: expected one of {', '.join(PRESETS)}")
-        elif k == "width":  # the attention heads split the channels in halves: even widths only
-            if isinstance(v, bool) or not isinstance(v, int) or v < 2 or v % 2:
-                raise ConfigError(f"{_where(src, key)} = {v!r}: expected an even integer >= 2 (e.g. 16, 32, 48)")
-        elif k == "eval_pairs":
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{_where(src, key)} = {v!r}: expected a positive integer")
-        elif k == "seed":
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(f"{_where(src, key)} = {v!r}: expected an integer >= 0")
-        elif k == "losses":
-            v = _name_list(v, _names_of("losses", "LOSS_NAMES"), src, key)
-        elif k == "distill_losses":
-            v = _name_list(v, _names_of("losses", "DISTILL_LOSS_NAMES"), src, key)
-        elif k in ("model", "student", "fusion"):
-            if not isinstance(v, str) or not v.strip():
-                raise ConfigError(f"{_where(src, key)} = {v!r}: expected a name")
-            known = _names_of("models", "FUSION_MODULES" if k == "fusion" else "MODELS")
-            if known is not None and v not in known:
-                raise ConfigError(f"{_where(src, key)} = {v!r}: unknown {'fusion module' if k == 'fusion' else 'model'} "
-                                  f"(known: {', '.join(known)})")
-        elif k in PATH_KEYS:
-            if not isinstance(v, str) or not v.strip():
-                raise ConfigError(f"{_where(src, key)} = {v!r}: expected a path")
-            _check_relative_path(v, src, key)
-        out[k] = v
+    out = RunParams.check(params, src, where)
+    for k in PATH_KEYS:
+        for v in ([out[k]] if isinstance(out.get(k), str) else out.get(k) or []):
+            _check_relative_path(v, src, f"{where}.{k}")
     return out
 
 
 def _check_relative_path(v: str, src: str, key: str) -> None:
     """A relative path must stay inside the grid file's folder (no ``..`` escape)."""
-    if v in BUILTIN_DATA or "$" in v or os.path.isabs(v) or v.startswith("~"):
+    if v == SYNTHETIC or "$" in v or os.path.isabs(v) or v.startswith("~"):
         return
     norm = os.path.normpath(v)
     if norm == ".." or norm.startswith(".." + os.sep):
@@ -254,9 +183,9 @@ def resolve_path(v: str, grid: Grid, key: str = "path") -> str:
     ``$VAR``/``${VAR}`` and ``~`` are expanded; an unset variable raises ConfigError.
     """
     src = str(grid.path or "<grid>")
-    if v in BUILTIN_DATA:
+    if v == SYNTHETIC:
         return v
-    expanded = os.path.expanduser(os.path.expandvars(v))
+    expanded = os.path.expanduser(_expand_vars(v))
     if "$" in expanded:
         var = re.search(r"\$\{?(\w+)", expanded)
         raise ConfigError(f"{src}: {key} = {v!r}: environment variable {var.group(1) if var else '?'} is not set")
@@ -264,6 +193,12 @@ def resolve_path(v: str, grid: Grid, key: str = "path") -> str:
         _check_relative_path(expanded, src, key)
         expanded = str((grid.root / expanded).resolve())
     return expanded
+
+
+def _expand_vars(v: str) -> str:
+    """``$VAR``/``${VAR}`` expanded; fusionlab's folder variables have defaults when unset."""
+    defaults = {k: str(f()) for k, f in DEFAULT_VARIABLES.items() if not os.environ.get(k) and k in v}
+    return os.path.expandvars(v) if not defaults else string.Template(v).safe_substitute({**defaults, **os.environ})
 
 
 def _number_map(v: Any, src: str, key: str) -> dict[str, float]:
@@ -292,19 +227,24 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
     """Validate a grid mapping (as loaded from YAML) and return a :class:`Grid`."""
     if not isinstance(data, dict):
         raise ConfigError(f"{src}: a grid file must be a YAML mapping, got {type(data).__name__}")
-    _check_keys(data, GRID_KEYS, src, "")
+    check_keys(data, GRID_KEYS, src, "")
     name = data.get("name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         # the name becomes a folder under runs/: no separators, no '..'
         raise ConfigError(f"{src}: name = {name!r}: expected 1-64 letters, digits, '_', '-' or '.' "
                           "(it names the folder under runs/)")
-    metrics = data.get("metrics", ["EN", "VIF", "Qabf"])
+    metrics = data.get("metrics", _paper_metrics())
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
         raise ConfigError(f"{src}: metrics = {metrics!r}: expected a non-empty list of metric names")
+    from ..metrics import METRICS
+
+    if any(m not in METRICS for m in metrics):
+        bad = next(m for m in metrics if m not in METRICS)
+        raise ConfigError(f"{src}: metrics: unknown metric {bad!r} (known: {', '.join(METRICS.names())})")
     for key in ("description", "paper_table"):
         if not isinstance(data.get(key, ""), str):
             raise ConfigError(f"{src}: {key} must be text")
-    base = validate_params(data.get("base"), src, "base")
+    base = _grid_params(data.get("base"), src, "base")
     for k in ("seed", "preset"):
         if k in base:
             raise ConfigError(f"{src}: base.{k}: set it with '{'seeds' if k == 'seed' else 'presets'}', not in base")
@@ -315,20 +255,20 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
     rows: list[Row] = []
     for i, r in enumerate(raw_rows):
         where = f"rows[{i}]"
-        _check_keys(r, ROW_KEYS, src, where)
+        check_keys(r, ROW_KEYS, src, where)
         label = r.get("label")
         if not isinstance(label, str) or not label.strip():
             raise ConfigError(f"{src}: {where}.label: every row needs a label")
         if label in [x.label for x in rows]:
             raise ConfigError(f"{src}: {where}.label = {label!r}: two rows have the same label")
-        params = validate_params(r.get("params") or {}, src, f"{where}.params")
+        params = _grid_params(r.get("params") or {}, src, f"{where}.params")
         for k in ("seed", "preset"):
             if k in params:
                 raise ConfigError(f"{src}: {where}.params.{k}: seeds and presets are grid axes, not row params")
         if not isinstance(r.get("reference", False), bool):
             raise ConfigError(f"{src}: {where}.reference must be true or false")
-        row_presets = _check_keys(r.get("presets"), PRESETS, src, f"{where}.presets")
-        row_presets = {p: validate_params(v or {}, src, f"{where}.presets.{p}") for p, v in row_presets.items()}
+        row_presets = check_keys(r.get("presets"), PRESETS, src, f"{where}.presets")
+        row_presets = {p: _grid_params(v or {}, src, f"{where}.presets.{p}") for p, v in row_presets.items()}
         if any(k in v for v in row_presets.values() for k in ("seed", "preset")):
             raise ConfigError(f"{src}: {where}.presets: seeds and presets are grid axes, not row params")
         rows.append(Row(label=label.strip(), params=params, paper=_number_map(r.get("paper"), src, f"{where}.paper"),
@@ -337,14 +277,14 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
     if sum(r.reference for r in rows) > 1:
         raise ConfigError(f"{src}: rows: only one row may be the reference")
 
-    axes_raw = _check_keys(data.get("axes"), PARAM_KEYS, src, "axes")
+    axes_raw = check_keys(data.get("axes"), PARAM_KEYS, src, "axes")
     axes: dict[str, list] = {}
     for k, vals in axes_raw.items():
         if k in ("seed", "preset"):
             raise ConfigError(f"{src}: axes.{k}: use 'seeds' / 'presets' instead")
         if not isinstance(vals, list) or not vals:
             raise ConfigError(f"{src}: axes.{k} = {vals!r}: expected a non-empty list of values")
-        axes[k] = [validate_params({k: v}, src, "axes")[k] for v in vals]
+        axes[k] = [_grid_params({k: v}, src, "axes")[k] for v in vals]
 
     seeds = _seeds(data.get("seeds", [0]), src, "seeds")
     presets_raw = data.get("presets") or {}
@@ -358,7 +298,7 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
             raise ConfigError(f"{src}: presets.{p} must be a mapping of param overrides")
         over = dict(over or {})
         p_seeds = over.pop("seeds", None)
-        checked = validate_params(over, src, f"presets.{p}")
+        checked = _grid_params(over, src, f"presets.{p}")
         if "preset" in checked or "seed" in checked:
             raise ConfigError(f"{src}: presets.{p}: 'preset'/'seed' cannot be overridden here")
         if p_seeds is not None:
@@ -373,15 +313,42 @@ def parse_grid(data: Any, src: str = "<grid>", path: Path | None = None) -> Grid
     return grid
 
 
+def list_grids() -> list[str]:
+    """Names of the grids shipped with fusionlab (``fusionlab ablate NAME`` runs one)."""
+    from ..resources import shipped_dir
+
+    return sorted(p.stem for p in shipped_dir("ablations").glob("*.yaml"))
+
+
+def resolve_grid(name_or_path: str | os.PathLike) -> Path:
+    """A grid file path, or a bare grid name (``student_width``) looked up in ``./ablations/``
+    and then among the shipped grids (see :func:`list_grids`).
+
+    Raises:
+        ConfigError: no such file, or no grid of that name.
+    """
+    from ..resources import shipped_file
+
+    p = Path(os.path.expanduser(str(name_or_path)))
+    if p.is_file():
+        return p
+    bare = p.suffix not in (".yaml", ".yml") and "/" not in str(name_or_path) and os.sep not in str(name_or_path)
+    if not bare:
+        raise ConfigError(f"{p}: grid file not found")
+    for cand in (Path("ablations") / f"{p.name}.yaml", shipped_file("ablations", f"{p.name}.yaml")):
+        if cand.is_file():
+            return cand
+    raise ConfigError(f"{name_or_path}: no such grid file or built-in grid (built-in: {', '.join(list_grids())})")
+
+
 def load_grid(path: str | os.PathLike) -> Grid:
-    """Read and validate a grid YAML file (``yaml.safe_load``).
+    """Read and validate a grid YAML file (``yaml.safe_load``); a bare name such as
+    ``"student_width"`` names a shipped grid (:func:`resolve_grid`).
 
     Raises:
         ConfigError: missing file, bad YAML, unknown key or invalid value (one line).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: grid file not found")
+    p = resolve_grid(path)
     try:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
@@ -391,6 +358,63 @@ def load_grid(path: str | os.PathLike) -> Grid:
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not a text file") from None
     return parse_grid(data, str(p), p.resolve())
+
+
+# ----------------------------------------------------------------------------- smaller copies
+def shrink_grid(grid_path: str | os.PathLike, out_dir: str | os.PathLike, preset: str,
+                rows: list | None = None, seeds: list[int] | None = None) -> Path:
+    """Write a smaller copy of an ablation grid file (some rows, fewer seeds) for a quick run.
+
+    Args:
+        grid_path: ``ablations/<name>.yaml``.
+        out_dir: folder for the copy (``<out_dir>/<name>.yaml``); the grid keeps its name, so
+            its report reads like the full one.
+        preset: the preset whose seeds ``seeds`` replaces.
+        rows: row labels or indices to keep (negative indices count from the end); None = all.
+        seeds: seeds for ``preset``; None keeps the grid's.
+
+    Relative path parameters (``data``, ``eval_data``, ``caption_file``, ...) are made absolute
+    against the original file's folder, so the copy runs from anywhere. Returns the copy's
+    path (validated with :func:`load_grid`).
+    """
+    from ..io import atomic_write_text
+
+    grid = load_grid(grid_path)
+    raw = yaml.safe_load(Path(grid_path).read_text())
+
+    def absolutise(params):
+        if isinstance(params, dict):
+            for k in PATH_KEYS:
+                v = params.get(k)
+                if isinstance(v, str) and v != SYNTHETIC and "$" not in v:
+                    params[k] = resolve_path(v, grid, k)
+        return params
+
+    absolutise(raw.get("base"))
+    for p in (raw.get("presets") or {}).values():
+        absolutise(p)
+    keep = list(range(len(raw["rows"])))
+    if rows is not None:
+        keep = []
+        for r in rows:
+            i = grid.labels.index(r) if isinstance(r, str) and r in grid.labels else int(r)
+            keep.append(i % len(raw["rows"]))
+        if not keep:
+            raise ConfigError(f"{grid_path}: rows={rows!r} selects no row")
+    raw["rows"] = [raw["rows"][i] for i in dict.fromkeys(keep)]
+    for r in raw["rows"]:
+        absolutise(r.get("params"))
+        for p in (r.get("presets") or {}).values():
+            absolutise(p)
+    if not any(r.get("reference") for r in raw["rows"]):
+        raw["rows"][-1]["reference"] = True  # deltas need a reference row
+    if seeds is not None:
+        raw.setdefault("presets", {})
+        raw["presets"][preset] = {**(raw["presets"].get(preset) or {}), "seeds": [int(s) for s in seeds]}
+    out = Path(out_dir) / Path(grid_path).name
+    atomic_write_text(out, yaml.safe_dump(raw, sort_keys=False))
+    load_grid(out)  # validate the copy
+    return out
 
 
 # ----------------------------------------------------------------------------- expansion

@@ -23,7 +23,9 @@ from typing import Iterator, Sequence
 
 import pandas as pd
 
+from ..dirs import file_lock
 from ..errors import ConfigError, OutputError, UsageError
+from ..params import RunParams
 from ..presets import get_preset
 from .executors import EXECUTORS
 from .grid import Grid, Run, expand, load_grid
@@ -63,44 +65,32 @@ class GridOutcome:
 
 
 def find_notebook(name: str, what: str = "run") -> Path:
-    """``notebooks/<name>`` of the current folder, else of the fusionlab checkout."""
+    """``notebooks/<name>`` of the current folder, else the copy shipped with fusionlab
+    (inside the installed package, or ``notebooks/`` of the checkout)."""
+    from ..resources import shipped_file
+
     here = Path.cwd() / "notebooks" / name
-    repo = Path(__file__).resolve().parents[2] / "notebooks" / name
-    for p in (here, repo):
+    shipped = shipped_file("notebooks", name)
+    for p in (here, shipped):
         if p.is_file():
             return p
-    raise ConfigError(f"{what} notebook not found at {here} or {repo} (pass --notebook PATH)")
+    raise ConfigError(f"{what} notebook not found at {here} or {shipped} (pass --notebook PATH)")
 
 
 def default_notebook() -> Path:
-    """``notebooks/run_experiment.ipynb`` of the current folder, else of the fusionlab checkout."""
+    """``notebooks/run_experiment.ipynb`` of the current folder, else the shipped copy."""
     return find_notebook(RUN_NOTEBOOK, "run")
 
 
 @contextlib.contextmanager
 def grid_lock(grid_dir: Path) -> Iterator[None]:
     """Exclusive, non-blocking lock on ``grid_dir/.lock`` (released by the OS if we are killed)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; one grid process at a time is up to the user
-        yield
-        return
-    try:
-        grid_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:  # a file in the way, read-only disk: one line naming the folder
-        raise OutputError(f"{grid_dir}: cannot write here ({e.strerror or e})") from None
     path = grid_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OutputError(f"{grid_dir}: another 'fusionlab ablate' is running this grid (lock {path})") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield
-    finally:
-        os.close(fd)
+        with file_lock(path, blocking=False):
+            yield
+    except BlockingIOError:
+        raise OutputError(f"{grid_dir}: another 'fusionlab ablate' is running this grid (lock {path})") from None
 
 
 def select_runs(runs: list[Run], grid: Grid, rows: Sequence[str | int] | None) -> list[Run]:
@@ -122,14 +112,7 @@ def select_runs(runs: list[Run], grid: Grid, rows: Sequence[str | int] | None) -
 def check_run_params(params: dict, grid: Grid, run: Run) -> None:
     """Validate params as :func:`fusionlab.train.run_experiment` will (existing files and
     folders, model names, ...); errors name the grid file and the row."""
-    try:
-        from ..train.experiment import validate_params
-    except ImportError:  # training part not installed: the run notebook reports problems itself
-        return
-    try:
-        validate_params(params)
-    except ConfigError as e:
-        raise ConfigError(f"{grid.path or grid.name}: row {run.label!r} (preset {run.preset}): {e}") from None
+    RunParams.from_dict(params, src=f"{grid.path or grid.name}: row {run.label!r} (preset {run.preset})")
 
 
 def plan(grid: Grid, preset: str, runs_dir: str | os.PathLike = "runs") -> pd.DataFrame:
@@ -165,6 +148,9 @@ def run_grid(grid: Grid | str | os.PathLike, preset: str | None = None, runs_dir
     """
     if not isinstance(grid, Grid):
         grid = load_grid(grid)
+    from ..resources import require_extra
+
+    require_extra("notebooks", "papermill", "ipykernel")  # every run is a papermill kernel
     preset = preset or get_preset()
     jobs = int(jobs)
     if jobs < 1:

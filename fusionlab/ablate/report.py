@@ -7,6 +7,9 @@
   comparison when absolute numbers come from other data, e.g. the synthetic ``ci`` set);
 * :func:`rank_agreement` -> Spearman correlation of measured means with the paper's
   numbers across rows (does the ablation reproduce the paper's ordering?);
+* :func:`style_paper_table`, :func:`metric_plot`, :func:`delta_plot` -> the table with the
+  best value per metric in bold (lowest for MSE/Nabf) and the two figures, drawn by
+  :mod:`fusionlab.viz`;
 * :func:`render_report` -> executes ``notebooks/ablation_report.ipynb`` with papermill and
   converts it to a self-contained HTML file (``fusionlab report``).
 """
@@ -29,7 +32,8 @@ def _ok(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["status"] == "ok"] if "status" in df.columns else df
 
 
-def _row_order(df: pd.DataFrame) -> list[str]:
+def row_order(df: pd.DataFrame) -> list[str]:
+    """Row labels in the grid's (paper's) order."""
     return list(df.sort_values(["row", "label"], kind="stable")["label"].drop_duplicates())
 
 
@@ -39,7 +43,7 @@ def summarize(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFram
     Rows without any ok run are kept (NaN), so a failing variant stays visible.
     """
     metrics = metrics or metric_columns(df)
-    order = _row_order(df)
+    order = row_order(df)
     ok = _ok(df)
     out = pd.DataFrame(index=pd.Index(order, name="label"))
     for m in metrics:
@@ -88,14 +92,13 @@ def reference_label(df: pd.DataFrame) -> str | None:
     """Label of the reference row (``reference: true`` in the grid), else the last row."""
     if "reference" in df.columns and df["reference"].any():
         return str(df[df["reference"]]["label"].iloc[0])
-    order = _row_order(df)
+    order = row_order(df)
     return order[-1] if order else None
 
 
-def deltas(df: pd.DataFrame, metrics: list[str] | None = None, reference: str | None = None) -> pd.DataFrame:
-    """Long table of differences to the reference row: columns ``label, metric, source``
-    (``measured`` | ``paper``), ``delta``, ``std`` (measured: std over seeds of the per-seed
-    differences when both rows have the seed, else of the row's values)."""
+def seed_deltas(df: pd.DataFrame, metrics: list[str] | None = None, reference: str | None = None) -> pd.DataFrame:
+    """Long table ``label, metric, source, delta``: measured per-seed differences to the
+    reference row (same seed), and the paper's difference (one value) when known."""
     metrics = metrics or metric_columns(df)
     reference = reference or reference_label(df)
     ok = _ok(df)
@@ -105,17 +108,33 @@ def deltas(df: pd.DataFrame, metrics: list[str] | None = None, reference: str | 
             continue
         vals = ok.pivot_table(index="seed", columns="label", values=m, aggfunc="mean")
         paper = _paper(df, m)
-        for label in _row_order(df):
+        for label in row_order(df):
             if label in vals and reference in vals:
-                d = (vals[label] - vals[reference]).dropna()
-                if len(d):
-                    recs.append({"label": label, "metric": m, "source": "measured", "delta": float(d.mean()),
-                                 "std": float(d.std(ddof=1)) if len(d) > 1 else math.nan})
+                recs += [{"label": label, "metric": m, "source": "measured", "delta": float(d)}
+                         for d in (vals[label] - vals[reference]).dropna()]
             if label in paper.index and reference in paper.index and not (
                     math.isnan(paper[label]) or math.isnan(paper[reference])):
                 recs.append({"label": label, "metric": m, "source": "paper",
-                             "delta": float(paper[label] - paper[reference]), "std": math.nan})
-    return pd.DataFrame(recs, columns=["label", "metric", "source", "delta", "std"])
+                             "delta": float(paper[label] - paper[reference])})
+    return pd.DataFrame(recs, columns=["label", "metric", "source", "delta"])
+
+
+def deltas(df: pd.DataFrame, metrics: list[str] | None = None, reference: str | None = None) -> pd.DataFrame:
+    """Long table of differences to the reference row: columns ``label, metric, source``
+    (``measured`` | ``paper``), ``delta``, ``std`` (measured: mean and std over seeds of the
+    per-seed differences, NaN std for one seed)."""
+    per_seed = seed_deltas(df, metrics, reference)
+    out = per_seed.groupby(["metric", "label", "source"], sort=False)["delta"].agg(
+        delta="mean", std=lambda d: d.std(ddof=1) if len(d) > 1 else math.nan).reset_index()
+    return out[["label", "metric", "source", "delta", "std"]]
+
+
+def long_results(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
+    """ok runs as a long table: ``label, seed, metric, value`` (row order kept)."""
+    metrics = [m for m in (metrics or metric_columns(df)) if m in df.columns]
+    long = _ok(df).melt(id_vars=["label", "seed"], value_vars=metrics, var_name="metric", value_name="value")
+    long["value"] = pd.to_numeric(long["value"], errors="coerce")
+    return long.dropna(subset=["value"])
 
 
 def rank_agreement(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.Series:
@@ -130,6 +149,49 @@ def rank_agreement(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.Ser
         ok = len(both) >= 3 and both["measured"].nunique() > 1 and both["paper"].nunique() > 1
         out[m] = both["measured"].corr(both["paper"], method="spearman") if ok else math.nan
     return pd.Series(out, name="spearman", dtype=float)
+
+
+# ----------------------------------------------------------------------------- tables and figures
+def best_rows(df: pd.DataFrame, metrics: list[str]) -> dict[str, str]:
+    """``{metric: label of the row with the best measured mean}`` (lowest where lower is
+    better, :func:`fusionlab.metrics.lower_is_better`; metrics with no ok run skipped)."""
+    from ..metrics import lower_is_better
+
+    s = summarize(df, metrics)
+    out = {}
+    for m in metrics:
+        col = s[f"{m}_mean"].dropna()
+        if len(col):
+            out[m] = col.idxmin() if lower_is_better(m) else col.idxmax()
+    return out
+
+
+def style_paper_table(table: pd.DataFrame, df: pd.DataFrame, metrics: list[str]):
+    """A pandas Styler of :func:`paper_table`: best measured value per metric in bold (as
+    papers do), cells kept on one line."""
+    from ..viz.tables import style_best
+
+    return style_best(table, best_rows(df, metrics))
+
+
+def metric_plot(df: pd.DataFrame, metrics: list[str] | None = None, title: str | None = None):
+    """Each metric per variant of a results table: mean ± std over seeds, seeds as dots
+    (:func:`fusionlab.viz.plots.metric_plot`)."""
+    from ..viz import plots
+
+    metrics = metrics or metric_columns(df)
+    return plots.metric_plot(long_results(df, metrics), row_order(df), metrics, title)
+
+
+def delta_plot(df: pd.DataFrame, metrics: list[str] | None = None, reference: str | None = None,
+               title: str | None = None):
+    """Difference of each variant to the reference row, measured beside the paper's
+    (:func:`fusionlab.viz.plots.delta_plot`)."""
+    from ..viz import plots
+
+    metrics = metrics or metric_columns(df)
+    reference = reference or reference_label(df)
+    return plots.delta_plot(seed_deltas(df, metrics, reference), row_order(df), reference, metrics, title)
 
 
 # ----------------------------------------------------------------------------- HTML report
@@ -151,6 +213,9 @@ def render_report(grid_path: str | os.PathLike, runs_dir: str | os.PathLike = "r
         ConfigError: bad grid file or no ``results.csv`` for it.
         RunFailedError: the report notebook failed (the message names the cell).
     """
+    from ..resources import require_extra
+
+    require_extra("notebooks", "papermill", "nbconvert", "ipykernel")
     import nbformat
     import papermill as pm
     from nbconvert import HTMLExporter
@@ -165,7 +230,7 @@ def render_report(grid_path: str | os.PathLike, runs_dir: str | os.PathLike = "r
     nb_in = Path(notebook) if notebook else default_report_notebook()
     out = Path(out) if out else results.parent / "report.html"
     executed = out.with_suffix(".ipynb")
-    params = {"ablation": grid.name, "grid_file": str(Path(grid_path).resolve()),
+    params = {"ablation": grid.name, "grid_file": str(grid.path),
               "runs_dir": str(Path(runs_dir).resolve()), "interactive": False, "demo_fallback": False}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_nb = executed.with_name(f".partial.{executed.name}")

@@ -82,7 +82,8 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
         raise ConfigError(f"{p}: not an ablation results table (missing columns: {', '.join(missing)})")
     for c in ("error", "error_cell", "note"):
         if c in df.columns:
-            df[c] = df[c].fillna("").astype(str)
+            # an all-empty column reads as float64: go through object so "" is a valid fill (pandas 3)
+            df[c] = df[c].astype(object).fillna("").astype(str)
     if "reference" in df.columns:
         df["reference"] = df["reference"].astype(str).str.lower().eq("true")
     return df

@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from ..dirs import file_lock
 from ..io import atomic_write_text
 
 PARAMS_FILE = "params.json"
@@ -182,17 +183,8 @@ def run_lock(run_dir: Path):
     if the grid process that started it was killed: a restarted grid waits for such an
     orphaned run instead of executing it a second time in the same folder.
     """
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks
-        yield None
-        return
-    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with file_lock(run_dir / ".lock") as fd:
         yield fd
-    finally:
-        os.close(fd)
 
 
 def _finish_orphan(run_dir: Path) -> None:
@@ -213,19 +205,11 @@ def adopt_orphan(run_dir: Path) -> bool:
     if read_status(run_dir) is not None or read_metrics(run_dir) is None:
         return True
     try:
-        import fcntl
-    except ImportError:
-        _finish_orphan(run_dir)
-        return True
-    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        _finish_orphan(run_dir)
+        with file_lock(run_dir / ".lock", blocking=False):
+            _finish_orphan(run_dir)
         return True
     except BlockingIOError:
         return False
-    finally:
-        os.close(fd)
 
 
 def papermill_command(task: RunTask, output: Path) -> list[str]:
@@ -278,7 +262,7 @@ def execute_run(task: RunTask) -> dict:
         t0 = time.perf_counter()
         with open(run_dir / LOG_FILE, "w") as log:
             proc = subprocess.run(papermill_command(task, partial), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, pass_fds=(lock_fd,) if lock_fd is not None else ())
+                                  stdin=subprocess.DEVNULL, pass_fds=(lock_fd,))
         duration = round(time.perf_counter() - t0, 3)
         status: dict[str, Any] = {"status": "ok", "error": "", "error_cell": ""}
         err = (notebook_error(partial) or {}) if proc.returncode != 0 else {}

@@ -16,7 +16,8 @@ import os
 import sys
 import traceback
 
-COMMANDS = ("demo", "fuse", "evaluate", "caption", "train", "distill", "ablate", "report", "profile", "export")
+COMMANDS = ("demo", "fuse", "evaluate", "caption", "train", "distill", "ablate", "report", "profile",
+            "data", "compare", "export")
 
 
 class OneLineParser(argparse.ArgumentParser):

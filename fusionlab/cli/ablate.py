@@ -1,18 +1,22 @@
-"""`fusionlab ablate GRID.yaml`: run an ablation grid (resumable), write results.csv."""
+"""`fusionlab ablate GRID`: run an ablation grid (resumable), write results.csv."""
 from __future__ import annotations
 
 HELP = "run an ablation grid of notebook runs (resumable; local or Ray) and write results.csv"
 DESCRIPTION = (
-    "Expand an ablation grid (ablations/*.yaml), execute the run notebook once per run with "
+    "Expand an ablation grid (a YAML file, or the name of a built-in grid: distillation_losses, "
+    "fusion_modules, loss_components, student_width, text_guidance, text_prior_source), "
+    "execute the run notebook once per run with "
     "papermill into runs/<ablation>/<run id>/, skip runs already complete, record failures "
     "without stopping, and keep runs/<ablation>/results.csv up to date. Interrupt it at any "
     "time and start it again to finish the grid. Example: fusionlab ablate "
-    "ablations/fusion_modules.yaml --preset ci --jobs 2")
+    "fusion_modules --preset ci --jobs 2")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("grid", help="grid file, e.g. ablations/fusion_modules.yaml")
-    p.add_argument("--preset", choices=("ci", "laptop", "full"), default=None,
+    from ..presets import PRESETS
+
+    p.add_argument("grid", help="grid file (my_grid.yaml) or built-in grid name (fusion_modules)")
+    p.add_argument("--preset", choices=PRESETS, default=None,
                    help="run size (default: $FUSIONLAB_PRESET, else laptop)")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local processes (default) or Ray tasks")
@@ -20,7 +24,7 @@ def add_arguments(p) -> None:
                    help="runs at a time, each in its own papermill process (ray: CPUs of the local instance); default 1")
     p.add_argument("--runs", default="runs", metavar="DIR", help="runs folder (default: runs)")
     p.add_argument("--notebook", default=None, metavar="PATH",
-                   help="run notebook (default: notebooks/run_experiment.ipynb)")
+                   help="run notebook (default: notebooks/run_experiment.ipynb here, else the shipped one)")
     p.add_argument("--rows", nargs="+", default=None, metavar="ROW",
                    help="only these rows (labels or 0-based indices); results.csv still lists all runs")
     p.add_argument("--force", action="store_true", help="re-execute the selected runs even when complete")

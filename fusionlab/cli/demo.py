@@ -9,7 +9,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
     p.add_argument("--n", type=int, default=6, help="number of synthetic pairs (default: 6)")
     p.add_argument("--size", default="240x320", help="HxW of the synthetic pairs (default: 240x320)")
-    p.add_argument("--checkpoint", default=None, help="student checkpoint (default: the shipped one)")
+    p.add_argument("--checkpoint", default=None, help="student: a .pt checkpoint or a save_pretrained folder (default: the shipped one)")
     p.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
 
 

@@ -13,6 +13,7 @@ examples:
   fusionlab evaluate --ir ir/00016N.png --vi vi/00016N.png --fused out/00016N.png
   fusionlab evaluate --ir data/ir --vi data/vi --fused out --out metrics.csv
   fusionlab evaluate --ir ir --vi vi --fused out --metrics EN,VIF,Qabf --convention matlab
+  fusionlab evaluate --ir ir --vi vi --fused out --convention dtpf     # as DTPF's tables
 """
 
 
@@ -23,9 +24,10 @@ def add_arguments(p) -> None:
     p.add_argument("--ir", required=True, help="infrared image file, or folder of them")
     p.add_argument("--vi", required=True, help="visible image file, or folder (same names as --ir)")
     p.add_argument("--fused", required=True, help="fused image file, or folder (same names as --ir)")
-    p.add_argument("--convention", default="cddfuse", choices=("cddfuse", "matlab"),
-                   help="how images are read and metrics normalised (default: cddfuse, the convention "
-                        "of the CDDFuse/DTPF tables; see docs/metrics.md)")
+    p.add_argument("--convention", default="cddfuse", choices=("cddfuse", "dtpf", "matlab"),
+                   help="how images are read and metrics normalised (default: cddfuse, the CDDFuse "
+                        "evaluator; dtpf: the DTPF repository's own evaluator, behind the DTPF "
+                        "paper's tables; see docs/metrics.md)")
     p.add_argument("--metrics", default=None, metavar="LIST",
                    help="comma-separated subset, or 'all' to add Nabf (default: the 12 standard metrics)")
     p.add_argument("--format", choices=("json", "csv"), default=None,

@@ -10,7 +10,7 @@ DEFAULT_MODELS = ("dtpf_teacher", "dtpf_student", "dtpf_student_w32", "dtpf_stud
 
 def add_arguments(p) -> None:
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
-                   help=f"model names (default: {' '.join(DEFAULT_MODELS)})")
+                   help=f"model names, peers and baselines included (default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--size", default="480x640", help="input HxW (default 480x640)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per model, median reported (default 3)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's setting)")

@@ -107,3 +107,21 @@ def degrade_batch(ir: torch.Tensor, vi: torch.Tensor, labels: Sequence[str] | No
         di, dv = degrade(ir[i:i + 1], vi[i:i + 1], lab, g)
         out_ir[i:i + 1], out_vi[i:i + 1] = di, dv
     return {"ir": out_ir, "vi": out_vi, "ir_clean": ir, "vi_clean": vi, "labels": list(labels)}
+
+
+def degraded_items(pairs: Sequence[dict], labels: Sequence[str] | None = None, seed: int = 0) -> list[dict]:
+    """Every pair under every degradation: items ``name`` (``<pair>/<label>``), ``ir``
+    ``(1, 1, H, W)``, ``vi`` ``(1, C, H, W)`` (degraded, batched), ``label``, ``pair``.
+
+    ``pairs``: dicts with ``ir`` ``(1, H, W)``, ``vi`` ``(C, H, W)`` in [0, 1] and ``name``. The
+    draw of each (pair, label) is seeded by ``seed`` and its position, so every model sees
+    exactly the same degraded inputs.
+    """
+    labels = list(labels or DEGRADATIONS)
+    items = []
+    for i, p in enumerate(pairs):
+        for j, lab in enumerate(labels):
+            g = torch.Generator().manual_seed(seed * 100_003 + i * 101 + j)
+            ir, vi = degrade(p["ir"][None], p["vi"][None], lab, g)
+            items.append({"name": f"{p['name']}/{lab}", "ir": ir, "vi": vi, "label": lab, "pair": p["name"]})
+    return items

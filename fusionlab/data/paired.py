@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..errors import EmptyInputError, MissingPairError, ShapeMismatchError
-from ..io import list_images, read_image, to_luma
+from ..color import to_luma
+from ..io import list_images, read_image
 
 IR_ALIASES = ("ir", "infrared", "IR", "Infrared", "ir_images")
 VI_ALIASES = ("vi", "visible", "VI", "vis", "Visible", "vi_images")

@@ -160,11 +160,10 @@ def make_pair(seed: int = 0, size: int | Sequence[int] = 256, with_reference: bo
     out = {"ir": ir[0], "vi": vi[0], "target_mask": target_mask[0], "name": f"syn_{int(seed):05d}",
            "label": "normal"}
     if with_reference:
-        from ..io import rgb_to_ycbcr, ycbcr_to_rgb
+        from ..color import merge_luma, split_luma
 
-        ycc = rgb_to_ycbcr(vi)
-        y = torch.maximum(ycc[:, :1], ir * target_mask)
-        out["reference"] = ycbcr_to_rgb(torch.cat([y, ycc[:, 1:]], 1))[0]
+        vi_y, cbcr = split_luma(vi)
+        out["reference"] = merge_luma(torch.maximum(vi_y, ir * target_mask), cbcr)[0]
     return out
 
 

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import torch
@@ -17,11 +18,28 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError, InvalidTensorError
+from ..registry import Registry
 from .fusion import FusionLoss
 
-DISTILL_LOSS_NAMES: tuple[str, ...] = ("base", "feat", "res")
+#: name -> an ``nn.Module`` term, ``term(DistillInputs) -> scalar``; built by :class:`DistillLoss`,
+#: which offers each term the settings its constructor names (``teacher_channels``,
+#: ``student_channels``, ``weights``, ``losses``, ``ssim_window``, ``normalize``)
+DISTILL_LOSSES = Registry("distillation loss")
 #: Reference-code distillation weights (base 1.0, feature 0.1, result 1.0).
 DEFAULT_ALPHAS: dict[str, float] = {"base": 1.0, "feat": 0.1, "res": 1.0}
+
+
+@dataclass
+class DistillInputs:
+    """What one distillation step hands each term: outputs ``(B, 1, H, W)`` in [0, 1], per-level
+    features (None when not computed) and the clean sources ``ir (B,1,H,W)``, ``vi (B,1|3,H,W)``."""
+
+    student_out: torch.Tensor
+    teacher_out: torch.Tensor
+    student_feats: Sequence[torch.Tensor] | None
+    teacher_feats: Sequence[torch.Tensor] | None
+    ir: torch.Tensor
+    vi: torch.Tensor
 
 
 def result_loss(student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
@@ -83,19 +101,62 @@ def feature_loss(teacher_feats: Sequence[torch.Tensor], student_feats: Sequence[
     return total
 
 
+@DISTILL_LOSSES.register("base")
+class BaseLoss(nn.Module):
+    """L_base: the fusion losses of the student output with FIXED weights (no text, no labels)."""
+
+    def __init__(self, weights: str | Mapping = "fixed", losses: Sequence[str] | None = None, ssim_window: int = 11):
+        super().__init__()
+        self.fusion = FusionLoss(weights, losses, ssim_window)
+
+    def forward(self, x: DistillInputs) -> torch.Tensor:
+        return self.fusion(x.student_out, x.ir, x.vi)[0]
+
+
+@DISTILL_LOSSES.register("feat")
+class FeatureLoss(nn.Module):
+    """L_feat with its learned adapters (see :func:`feature_loss`)."""
+
+    def __init__(self, teacher_channels: Sequence[int], student_channels: Sequence[int], normalize: bool = True):
+        super().__init__()
+        self.adapters = FeatureAdapters(teacher_channels, student_channels)
+        self.normalize = normalize
+
+    def forward(self, x: DistillInputs) -> torch.Tensor:
+        if x.student_feats is None or x.teacher_feats is None:
+            raise InvalidTensorError("feature distillation needs teacher and student features")
+        return feature_loss(x.teacher_feats, x.student_feats, self.adapters, self.normalize)
+
+
+@DISTILL_LOSSES.register("res")
+class ResultLoss(nn.Module):
+    """L_res: the student imitates the teacher's fused image (see :func:`result_loss`)."""
+
+    def __init__(self):  # no settings (an explicit signature: DistillLoss offers it none)
+        super().__init__()
+
+    def forward(self, x: DistillInputs) -> torch.Tensor:
+        return result_loss(x.student_out, x.teacher_out)
+
+
+#: the built-in terms, in the order they are logged
+DISTILL_LOSS_NAMES: tuple[str, ...] = tuple(DISTILL_LOSSES.registered())
+
+
 class DistillLoss(nn.Module):
-    """``a1 * L_base + a2 * L_feat + a3 * L_res`` with learned feature adapters.
+    """``a1 * L_base + a2 * L_feat + a3 * L_res`` (any subset of :data:`DISTILL_LOSSES`).
 
     Args:
         teacher_channels / student_channels: per-level channels (``model.feature_channels``).
-        losses: subset of :data:`DISTILL_LOSS_NAMES` to keep (ablation); ``None`` = all.
-        alphas: ``{"base": a1, "feat": a2, "res": a3}`` (defaults :data:`DEFAULT_ALPHAS`).
+        losses: names of the terms to keep (ablation); ``None`` = all registered.
+        alphas: weight per term (defaults :data:`DEFAULT_ALPHAS`, 1.0 for other terms).
         base_weights / base_losses: passed to the :class:`FusionLoss` of ``L_base``
             (default: the paper's fixed weights).
         normalize_features: see :func:`feature_loss`.
 
     Forward returns ``(total, parts)`` with ``parts`` holding the weighted terms (floats).
-    The adapters are ``self.adapters``: add ``self.parameters()`` to the optimizer.
+    Learned parameters (the feature adapters, :attr:`adapters`) belong to this module: add
+    ``self.parameters()`` to the optimizer.
     """
 
     def __init__(self, teacher_channels: Sequence[int], student_channels: Sequence[int],
@@ -103,40 +164,51 @@ class DistillLoss(nn.Module):
                  base_weights: str | Mapping = "fixed", base_losses: Sequence[str] | None = None,
                  normalize_features: bool = True, ssim_window: int = 11):
         super().__init__()
-        losses = list(DISTILL_LOSS_NAMES if losses is None else ([losses] if isinstance(losses, str) else losses))
-        bad = [k for k in losses if k not in DISTILL_LOSS_NAMES]
+        names = DISTILL_LOSSES.registered()
+        losses = list(names if losses is None else ([losses] if isinstance(losses, str) else losses))
+        bad = [k for k in losses if k not in DISTILL_LOSSES]
         if bad:
-            raise ConfigError(f"unknown distillation loss {bad[0]!r} (known: {', '.join(DISTILL_LOSS_NAMES)})")
+            raise ConfigError(f"unknown distillation loss {bad[0]!r} (known: {', '.join(names)})")
         if not losses:
-            raise ConfigError("distill_losses: at least one of base, feat, res is needed")
-        a = dict(DEFAULT_ALPHAS)
+            raise ConfigError(f"distill_losses: at least one of {', '.join(names)} is needed")
+        a = {k: DEFAULT_ALPHAS.get(k, 1.0) for k in names}
         for k, v in (alphas or {}).items():
-            if k not in DISTILL_LOSS_NAMES:
-                raise ConfigError(f"unknown distillation weight {k!r} (known: {', '.join(DISTILL_LOSS_NAMES)})")
+            if k not in DISTILL_LOSSES:
+                raise ConfigError(f"unknown distillation weight {k!r} (known: {', '.join(names)})")
             a[k] = float(v)
         self.losses, self.alphas = losses, a
-        self.base = FusionLoss(base_weights, base_losses, ssim_window) if "base" in losses else None
-        # adapters exist only when L_feat is on, so the optimizer never holds dead parameters
-        self.adapters = FeatureAdapters(teacher_channels, student_channels) if "feat" in losses else None
-        self.normalize_features = normalize_features
+        settings = dict(teacher_channels=teacher_channels, student_channels=student_channels, weights=base_weights,
+                        losses=base_losses, ssim_window=ssim_window, normalize=normalize_features)
+        # terms exist only when switched on, so the optimizer never holds dead parameters
+        self.terms = nn.ModuleDict({k: DISTILL_LOSSES.build(k, **DISTILL_LOSSES.accepted(k, settings))
+                                    for k in losses})
+        self._register_load_state_dict_pre_hook(_renamed_adapter_keys)
+
+    @property
+    def adapters(self) -> FeatureAdapters | None:
+        """The learned teacher -> student feature adapters (None without L_feat)."""
+        feat = self.terms["feat"] if "feat" in self.terms else None
+        return getattr(feat, "adapters", None)
+
+    @property
+    def base(self) -> FusionLoss | None:
+        """The fusion loss of L_base (None without it)."""
+        return self.terms["base"].fusion if "base" in self.terms else None
 
     def forward(self, student_out: torch.Tensor, teacher_out: torch.Tensor,
                 student_feats: Sequence[torch.Tensor] | None, teacher_feats: Sequence[torch.Tensor] | None,
                 ir: torch.Tensor, vi: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        x = DistillInputs(student_out, teacher_out, student_feats, teacher_feats, ir, vi)
         parts: dict[str, float] = {}
         total = student_out.new_zeros((), dtype=torch.float32)
-        if self.base is not None:
-            base, _ = self.base(student_out, ir, vi)  # fixed weights: no labels
-            total = total + self.alphas["base"] * base
-            parts["base"] = float(self.alphas["base"] * base.detach())
-        if self.adapters is not None:
-            if student_feats is None or teacher_feats is None:
-                raise InvalidTensorError("feature distillation needs teacher and student features")
-            feat = feature_loss(teacher_feats, student_feats, self.adapters, self.normalize_features)
-            total = total + self.alphas["feat"] * feat
-            parts["feat"] = float(self.alphas["feat"] * feat.detach())
-        if "res" in self.losses:
-            res = result_loss(student_out, teacher_out)
-            total = total + self.alphas["res"] * res
-            parts["res"] = float(self.alphas["res"] * res.detach())
+        for k, term in self.terms.items():
+            value = self.alphas[k] * term(x)
+            total = total + value
+            parts[k] = float(value.detach())
         return total, parts
+
+
+def _renamed_adapter_keys(state_dict, prefix, *_):
+    """Checkpoints written before the terms were registered hold ``adapters.*``: now ``terms.feat.adapters.*``."""
+    for key in [k for k in state_dict if k.startswith(prefix + "adapters.")]:
+        state_dict[prefix + "terms.feat." + key[len(prefix):]] = state_dict.pop(key)

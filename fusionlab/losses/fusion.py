@@ -25,10 +25,13 @@ import kornia
 import torch
 import torch.nn as nn
 
+from ..color import merge_luma, split_luma, to_luma
 from ..errors import ConfigError, InvalidTensorError
+from ..registry import Registry
 
-#: Loss components, in the order they are logged.
-LOSS_NAMES: tuple[str, ...] = ("int", "grad", "ssim", "color", "consistency")
+#: name -> ``fn(fused, ir, vi, **options) -> (B,)``; each loss is registered where it is defined,
+#: in the order the components are logged (register your own with ``@LOSSES.register("name")``)
+LOSSES = Registry("fusion loss")
 
 #: The paper's fixed (non-text) weights; also used for L_base during distillation.
 DEFAULT_WEIGHTS: dict[str, float] = {"int": 24.0, "ssim": 40.0, "grad": 48.0, "color": 12.0, "consistency": 0.0}
@@ -58,15 +61,11 @@ def _check(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> None:
             f"fused {tuple(fused.shape)}, ir {tuple(ir.shape)} and vi {tuple(vi.shape)} must share batch and size")
 
 
-def _luma(x: torch.Tensor) -> torch.Tensor:
-    # BT.601 luma, the same weights as kornia's rgb_to_ycbcr (and OpenCV's gray)
-    return x if x.shape[1] == 1 else kornia.color.rgb_to_ycbcr(x)[:, :1]
-
-
 def _per_sample(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(1).mean(1)
 
 
+@LOSSES.register("int")
 def intensity_max_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
     """L_int = ``| F - max(IR, VI_Y) |_1`` per sample -> ``(B,)``.
 
@@ -74,7 +73,7 @@ def intensity_max_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) 
     image equals the pixel-wise maximum of the sources.
     """
     _check(fused, ir, vi)
-    return _per_sample((_luma(fused) - torch.maximum(ir, _luma(vi))).abs())
+    return _per_sample((to_luma(fused) - torch.maximum(ir, to_luma(vi))).abs())
 
 
 def sobel_abs(x: torch.Tensor) -> torch.Tensor:
@@ -83,12 +82,13 @@ def sobel_abs(x: torch.Tensor) -> torch.Tensor:
     return kornia.filters.spatial_gradient(x, mode="sobel", order=1, normalized=False).abs()
 
 
+@LOSSES.register("grad")
 def gradient_max_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
     """L_grad = ``| |Sobel F| - max(|Sobel IR|, |Sobel VI_Y|) |_1`` per direction, summed
     over x and y, per sample -> ``(B,)``. Zero when the fused image has, at every pixel, the
     stronger of the two source edges (e.g. F = IR = VI)."""
     _check(fused, ir, vi)
-    gf, gi, gv = sobel_abs(_luma(fused)), sobel_abs(ir), sobel_abs(_luma(vi))
+    gf, gi, gv = sobel_abs(to_luma(fused)), sobel_abs(ir), sobel_abs(to_luma(vi))
     return 2.0 * _per_sample((gf - torch.maximum(gi, gv)).abs())  # x2: sum of the two directions' means
 
 
@@ -99,6 +99,7 @@ def _ssim_per_sample(a: torch.Tensor, b: torch.Tensor, window: int) -> torch.Ten
     return _per_sample(kornia.metrics.ssim(a, b, window_size=w, max_val=1.0, padding="valid"))
 
 
+@LOSSES.register("ssim")
 def ssim_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, window: int = 11) -> torch.Tensor:
     """L_ssim = ``(1 - SSIM(F, IR)) + (1 - SSIM(F, VI_Y))`` per sample -> ``(B,)``, in [0, 4].
 
@@ -106,10 +107,11 @@ def ssim_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, window: i
     fit small crops. Zero only when F = IR = VI_Y.
     """
     _check(fused, ir, vi)
-    f = _luma(fused)
-    return (1.0 - _ssim_per_sample(f, ir, window)) + (1.0 - _ssim_per_sample(f, _luma(vi), window))
+    f = to_luma(fused)
+    return (1.0 - _ssim_per_sample(f, ir, window)) + (1.0 - _ssim_per_sample(f, to_luma(vi), window))
 
 
+@LOSSES.register("color")
 def color_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
     """L_color = ``|Cb_F - Cb_VI|_1 + |Cr_F - Cr_VI|_1`` per sample -> ``(B,)``.
 
@@ -122,30 +124,23 @@ def color_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch
     _check(fused, ir, vi)
     if vi.shape[1] == 1:
         return fused.new_zeros(fused.shape[0]) + 0.0 * fused.flatten(1).sum(1)  # keep the graph
-    vi_ycc = kornia.color.rgb_to_ycbcr(vi)
-    if fused.shape[1] == 1:
-        rgb = kornia.color.ycbcr_to_rgb(torch.cat([fused, vi_ycc[:, 1:]], 1)).clamp(0.0, 1.0)
-    else:
-        rgb = fused
-    f_ycc = kornia.color.rgb_to_ycbcr(rgb)
-    return 2.0 * _per_sample((f_ycc[:, 1:] - vi_ycc[:, 1:]).abs())  # x2: Cb term + Cr term
+    _, vi_cbcr = split_luma(vi)
+    rgb = merge_luma(fused, vi_cbcr) if fused.shape[1] == 1 else fused
+    _, f_cbcr = split_luma(rgb)
+    return 2.0 * _per_sample((f_cbcr - vi_cbcr).abs())  # x2: Cb term + Cr term
 
 
+@LOSSES.register("consistency")
 def consistency_loss(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, ir_weight: float = 1.0) -> torch.Tensor:
     """L_consistency = ``(|F - VI_Y|_1 + ir_weight * |F - IR|_1) / 2`` per sample -> ``(B,)``
     (the reference code's intensity-consistency term). Zero when F = IR = VI_Y."""
     _check(fused, ir, vi)
-    f = _luma(fused)
-    return 0.5 * (_per_sample((f - _luma(vi)).abs()) + ir_weight * _per_sample((f - ir).abs()))
+    f = to_luma(fused)
+    return 0.5 * (_per_sample((f - to_luma(vi)).abs()) + ir_weight * _per_sample((f - ir).abs()))
 
 
-LOSS_FUNCTIONS = {
-    "int": intensity_max_loss,
-    "grad": gradient_max_loss,
-    "ssim": ssim_loss,
-    "color": color_loss,
-    "consistency": consistency_loss,
-}
+#: the built-in loss components, in the order they are logged
+LOSS_NAMES: tuple[str, ...] = tuple(LOSSES.registered())
 
 
 def resolve_weights(weights: str | Mapping[str, float] | Mapping[str, Mapping[str, float]] = "fixed",
@@ -161,8 +156,9 @@ def resolve_weights(weights: str | Mapping[str, float] | Mapping[str, Mapping[st
             weight 0. ``None`` keeps all.
 
     Returns:
-        ``{label: {loss: weight}}`` with every loss of :data:`LOSS_NAMES` present.
+        ``{label: {loss: weight}}`` with every registered loss present (:data:`LOSSES`).
     """
+    names = LOSSES.registered()
     if isinstance(weights, str):
         if weights == "fixed":
             table = {"normal": dict(DEFAULT_WEIGHTS)}
@@ -181,18 +177,18 @@ def resolve_weights(weights: str | Mapping[str, float] | Mapping[str, Mapping[st
     if losses is not None:
         if isinstance(losses, str):
             losses = [losses]
-        bad = [k for k in losses if k not in LOSS_NAMES]
+        bad = [k for k in losses if k not in LOSSES]
         if bad:
-            raise ConfigError(f"unknown loss {bad[0]!r} (known: {', '.join(LOSS_NAMES)})")
+            raise ConfigError(f"unknown loss {bad[0]!r} (known: {', '.join(names)})")
         if not losses:
             raise ConfigError("losses: at least one loss component is needed")
     out = {}
     for label, row in table.items():
-        bad = [k for k in row if k not in LOSS_NAMES]
+        bad = [k for k in row if k not in LOSSES]
         if bad:
-            raise ConfigError(f"loss weights[{label!r}]: unknown loss {bad[0]!r} (known: {', '.join(LOSS_NAMES)})")
+            raise ConfigError(f"loss weights[{label!r}]: unknown loss {bad[0]!r} (known: {', '.join(names)})")
         full = {}
-        for k in LOSS_NAMES:
+        for k in names:
             try:
                 w = float(row.get(k, 0.0))
             except (TypeError, ValueError):
@@ -209,8 +205,10 @@ class FusionLoss(nn.Module):
 
     Args:
         weights: see :func:`resolve_weights` (``"fixed"``, ``"degradation"`` or a dict).
-        losses: subset of :data:`LOSS_NAMES` to keep (ablation); ``None`` = all.
-        ssim_window: SSIM Gaussian window size.
+        losses: subset of :data:`LOSSES` to keep (ablation); ``None`` = all.
+        ssim_window: SSIM Gaussian window size (the ``window`` option of ``ssim``).
+        options: keyword options per loss, ``{name: {option: value}}`` (e.g.
+            ``{"consistency": {"ir_weight": 0.5}}``).
 
     Forward:
         ``fused (B,1|3,H,W)``, ``ir (B,1,H,W)``, ``vi (B,1|3,H,W)`` in [0, 1] (clean sources),
@@ -222,12 +220,16 @@ class FusionLoss(nn.Module):
         a dict of detached weighted batch means per component (for logging).
     """
 
-    def __init__(self, weights: str | Mapping = "fixed", losses: Sequence[str] | None = None, ssim_window: int = 11):
+    def __init__(self, weights: str | Mapping = "fixed", losses: Sequence[str] | None = None, ssim_window: int = 11,
+                 options: Mapping[str, Mapping] | None = None):
         super().__init__()
         self.table = resolve_weights(weights, losses)
-        self.ssim_window = int(ssim_window)
+        self.options = {"ssim": {"window": int(ssim_window)}}
+        for name, opts in (options or {}).items():
+            LOSSES.get(name)  # ConfigError naming the known losses
+            self.options[name] = {**self.options.get(name, {}), **opts}
         # components with a non-zero weight in some row: the others are not even computed
-        self.active = [k for k in LOSS_NAMES if any(row[k] > 0 for row in self.table.values())]
+        self.active = [k for k in LOSSES.registered() if any(row[k] > 0 for row in self.table.values())]
         if not self.active:
             raise ConfigError("all fusion loss weights are zero: nothing to train")
 
@@ -241,13 +243,8 @@ class FusionLoss(nn.Module):
 
     def forward(self, fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor,
                 labels: Sequence[str] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        fused = fused.float()  # losses in fp32 even under autocast
-        per = torch.stack([self._one(k, fused, ir.float(), vi.float()) for k in self.active], 1)  # (B, K)
+        fused, ir, vi = fused.float(), ir.float(), vi.float()  # losses in fp32 even under autocast
+        per = torch.stack([LOSSES.get(k)(fused, ir, vi, **self.options.get(k, {})) for k in self.active], 1)  # (B, K)
         weighted = per * self.weight_matrix(labels, fused.shape[0], fused.device)
         parts = {k: float(v) for k, v in zip(self.active, weighted.detach().mean(0))}
         return weighted.sum(1).mean(), parts
-
-    def _one(self, name: str, fused, ir, vi) -> torch.Tensor:
-        if name == "ssim":
-            return ssim_loss(fused, ir, vi, self.ssim_window)
-        return LOSS_FUNCTIONS[name](fused, ir, vi)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from ._common import check_images
+from .registry import register_metric
 
 
 def pearson(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -55,3 +56,14 @@ def scd(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor
     fused, ir, vi = check_images(fused, ir, vi, names=("fused", "ir", "vi"), min_size=1)
     f, a, b = (t.to(torch.float64) for t in (fused, ir, vi))
     return pearson(a, f - b) + pearson(b, f - a)
+
+
+# ----------------------------------------------------------------------------- registry (fusionlab.metrics.METRICS)
+@register_metric("SCD", column=5, bounds=(-2, 2), subsets=("summary",))
+def _scd(fused, ir, vi, convention):
+    return scd(fused, ir, vi)
+
+
+@register_metric("CC", column=10, bounds=(-1, 1))
+def _cc(fused, ir, vi, convention):
+    return cc(fused, ir, vi)

@@ -5,9 +5,10 @@
     evaluate_files("ir.png", "vi.png", "fused.png")                  # dict, papers' reading
     evaluate_folders("ir/", "vi/", "fused/", mean_row=True)          # DataFrame, one row per image
 
-Metrics (``METRICS`` registry, names as papers print them): EN SD SF AG MI SCD VIF Qabf
-SSIM MSE CC PSNR (``METRIC_NAMES``, the default set) and Nabf (``EXTRA_METRICS``).
-Higher is better for all but MSE and Nabf. Inputs are ``(B, 1, H, W)`` float tensors on
+Metrics (the ``METRICS`` registry of :mod:`.registry`, filled where each metric is defined;
+names as papers print them): EN SD SF AG MI SCD VIF Qabf SSIM MSE CC PSNR (``METRIC_NAMES``,
+the default set) and Nabf (``EXTRA_METRICS``). Higher is better for all but MSE and Nabf
+(``LOWER_IS_BETTER``). Inputs are ``(B, 1, H, W)`` float tensors on
 0..255 (CPU or CUDA); :func:`~.conventions.to_metric_scale` converts [0, 1] RGB/gray.
 """
 from __future__ import annotations
@@ -25,36 +26,24 @@ from typing import Iterable, Sequence
 import torch
 
 from ..errors import ConfigError, EmptyInputError, InvalidTensorError, MissingPairError, ShapeMismatchError
-from ..registry import Registry
-from . import correlation, information, qabf, ssim, statistics, vif
+from ..io import as_batch
+from . import correlation, information, qabf, ssim, statistics, vif  # noqa: F401  (they register the metrics)
 from ._common import check_images, trusted_inputs
 from .conventions import Convention, get_convention, read_gray, to_metric_scale
+from .registry import METRICS, metric_info, metric_names
 
-#: the 12 metrics fusion papers report, in the order of their tables
-METRIC_NAMES: tuple[str, ...] = ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM", "MSE", "CC", "PSNR")
+#: the 12 metrics fusion papers report, in the order of their tables (the registry's default set)
+METRIC_NAMES: tuple[str, ...] = metric_names()
 #: computed only when asked for by name (``metrics=[..., "Nabf"]`` or ``metrics="all"``)
-EXTRA_METRICS: tuple[str, ...] = ("Nabf",)
+EXTRA_METRICS: tuple[str, ...] = metric_names("extra")
 #: metrics where lower is better (reports and plots need to know)
-LOWER_IS_BETTER: frozenset[str] = frozenset({"MSE", "Nabf"})
-
-#: name -> fn(fused, ir, vi, convention) -> (B,) float64. Inputs arrive validated, as float64
-#: chunks; register your own with ``METRICS.register("Name", obj=fn)``.
-METRICS = Registry("metric")
-
-METRICS.register("EN", obj=lambda f, a, b, c: information.entropy(f, c.en_base))
-METRICS.register("SD", obj=lambda f, a, b, c: statistics.standard_deviation(f))
-METRICS.register("SF", obj=lambda f, a, b, c: statistics.spatial_frequency(f, c.sf_normalise))
-METRICS.register("AG", obj=lambda f, a, b, c: statistics.average_gradient(f, c.ag_normalise))
-METRICS.register("MI", obj=lambda f, a, b, c: information.fusion_mi(f, a, b, c.mi_base))
-METRICS.register("SCD", obj=lambda f, a, b, c: correlation.scd(f, a, b))
-METRICS.register("VIF", obj=lambda f, a, b, c: vif.fusion_vif(f, a, b, nan_value=c.vif_nan))
-METRICS.register("Qabf", obj=lambda f, a, b, c: qabf.qabf(f, a, b))
-METRICS.register("SSIM", obj=lambda f, a, b, c: ssim.fusion_ssim(
-    f, a, b, c.ssim_window, c.ssim_data_range, c.ssim_sample_covariance, c.ssim_reduce))
-METRICS.register("MSE", obj=lambda f, a, b, c: statistics.mse(f, a, b))
-METRICS.register("CC", obj=lambda f, a, b, c: correlation.cc(f, a, b))
-METRICS.register("PSNR", obj=lambda f, a, b, c: statistics.psnr(f, a, b, c.psnr_peak))
-METRICS.register("Nabf", obj=lambda f, a, b, c: qabf.nabf(f, a, b))
+LOWER_IS_BETTER: frozenset[str] = frozenset(n for n in METRICS if metric_info(n).lower_is_better)
+#: the DTPF paper's ablation tables (EN, VIF, Qabf)
+PAPER_METRICS: tuple[str, ...] = metric_names("paper")
+#: the paper's metrics and SSIM: what validation logs and the walkthroughs score
+HEADLINE_METRICS: tuple[str, ...] = metric_names("headline")
+#: the nine scores widgets and the demo show
+SUMMARY_METRICS: tuple[str, ...] = metric_names("summary")
 
 #: images per chunk are limited to about this many pixels: the metrics are memory-bound, and
 #: one 640x480 image at a time keeps the ~20 MB of float64 maps near the CPU caches
@@ -69,21 +58,21 @@ def resolve_metrics(metrics: str | Iterable[str] | None = None) -> list[str]:
     """``None`` -> the 12 :data:`METRIC_NAMES`; ``"all"`` -> those + extras; a comma string or
     list -> validated names (case-insensitive, e.g. ``"qabf"``), in the order given."""
     if metrics is None:
-        return list(METRIC_NAMES)
+        return list(metric_names())
     if isinstance(metrics, str):
         if metrics.strip().lower() == "all":
-            return list(METRIC_NAMES + EXTRA_METRICS)
+            return list(metric_names("all"))
         metrics = [m for m in metrics.split(",") if m.strip()]
     by_lower = {n.lower(): n for n in METRICS.names()}
     out = []
     for m in metrics:
         name = by_lower.get(str(m).strip().lower())
         if name is None:
-            raise ConfigError(f"unknown metric {m!r} (known: {', '.join(METRIC_NAMES + EXTRA_METRICS)})")
+            raise ConfigError(f"unknown metric {m!r} (known: {', '.join(metric_names('all'))})")
         if name not in out:
             out.append(name)
     if not out:
-        raise ConfigError("no metric selected (known: " + ", ".join(METRIC_NAMES + EXTRA_METRICS) + ")")
+        raise ConfigError("no metric selected (known: " + ", ".join(metric_names("all")) + ")")
     return out
 
 
@@ -157,17 +146,6 @@ def _one_intra_op_thread():
         torch.set_num_threads(n)
 
 
-def _as_batch(x, name: str) -> torch.Tensor:
-    t = torch.as_tensor(x)
-    if t.ndim == 2:
-        t = t[None, None]
-    elif t.ndim == 3:
-        t = t[None]
-    if t.ndim != 4:
-        raise InvalidTensorError(f"{name}: expected (H, W), (1, H, W) or (B, 1, H, W), got {tuple(t.shape)}")
-    return t
-
-
 def evaluate(ir, vi, fused, metrics: str | Iterable[str] | None = None,
              convention: str | Convention = "cddfuse"):
     """Fusion metrics of images already on the 0..255 scale.
@@ -183,7 +161,7 @@ def evaluate(ir, vi, fused, metrics: str | Iterable[str] | None = None,
         a batch: ``pandas.DataFrame`` with one row per image and one column per metric.
     """
     single = torch.as_tensor(fused).ndim < 4
-    vals = compute_metrics(_as_batch(ir, "ir"), _as_batch(vi, "vi"), _as_batch(fused, "fused"), metrics, convention)
+    vals = compute_metrics(as_batch(ir, "ir"), as_batch(vi, "vi"), as_batch(fused, "fused"), metrics, convention)
     if single:
         return {k: float(v[0]) for k, v in vals.items()}
     import pandas as pd
@@ -199,6 +177,19 @@ def _read_triplet(ir_path, vi_path, fused_path, conv: Convention) -> tuple[torch
             raise ShapeMismatchError(f"{p}: {what} image is {t.shape[-1]}x{t.shape[-2]} but infrared "
                                      f"{ir_path} is {ir.shape[-1]}x{ir.shape[-2]}")
     return ir, vi, fused
+
+
+def fusion_scores(ir, vi, fused, metrics: str | Iterable[str] | None = SUMMARY_METRICS,
+                  convention: str | Convention = "cddfuse") -> dict[str, float]:
+    """The metrics of ONE fusion given as images in [0, 1]: ``{name: float}``.
+
+    ``ir``, ``vi``, ``fused``: ``(1|3, H, W)`` or ``(1, 1|3, H, W)`` tensors (colour is read as
+    gray the papers' way, :func:`~.conventions.to_metric_scale`). ``metrics``: default the nine
+    summary scores (:data:`SUMMARY_METRICS`); None = the 12 of :data:`METRIC_NAMES`.
+    """
+    ir, vi, fused = (to_metric_scale(as_batch(x).float(), convention) for x in (ir, vi, fused))
+    vals = compute_metrics(ir, vi, fused, metrics=list(metrics) if metrics is not None else None, convention=convention)
+    return {k: float(v[0]) for k, v in vals.items()}
 
 
 def evaluate_files(ir_path: str | os.PathLike, vi_path: str | os.PathLike, fused_path: str | os.PathLike,

@@ -15,6 +15,7 @@ import math
 import torch
 
 from ._common import check_images, levels
+from .registry import register_metric
 
 BINS = 256
 
@@ -57,11 +58,12 @@ def _entropy_of_counts(counts: torch.Tensor, dims: tuple[int, ...], base: float)
     return -torch.special.xlogy(p, p).sum(dim=dims) / math.log(base)
 
 
-def entropy(x: torch.Tensor, base: float = 2.0) -> torch.Tensor:
+def entropy(x: torch.Tensor, base: float = 2.0, eps: float = 0.0) -> torch.Tensor:
     """EN: Shannon entropy of the 256-bin grey-level histogram.
 
-    ``EN = -sum_i p_i log(p_i)``; in bits for ``base=2`` (every convention reports bits).
-    0 for a constant image, at most 8 bits.
+    ``EN = -sum_i p_i log(p_i + eps)``; in bits for ``base=2`` (every convention reports
+    bits). 0 for a constant image, at most 8 bits. ``eps`` reproduces evaluators that guard
+    the logarithm (DTPF: ``log2(p + 1e-7)``, which lowers EN by at most 256 eps / ln 2 = 3.7e-5 bits).
 
     Args:
         x: ``(B, 1, H, W)`` on 0..255.
@@ -69,7 +71,11 @@ def entropy(x: torch.Tensor, base: float = 2.0) -> torch.Tensor:
     Returns:
         ``(B,)`` float64.
     """
-    return _entropy_of_counts(histogram(x), (1,), base)
+    counts = histogram(x)
+    if not eps:
+        return _entropy_of_counts(counts, (1,), base)
+    p = counts.to(torch.float64) / counts.sum(1, keepdim=True)
+    return -(p * torch.log(p + eps)).sum(1) / math.log(base)
 
 
 def mutual_information(x: torch.Tensor, y: torch.Tensor, base: float = math.e) -> torch.Tensor:
@@ -112,3 +118,14 @@ def fusion_mi(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, base: flo
     h_joint = _entropy_of_counts(j, (1, 2), base)
     mi = h_s - h_joint
     return 2 * h_f + mi[:b] + mi[b:]
+
+
+# ----------------------------------------------------------------------------- registry (fusionlab.metrics.METRICS)
+@register_metric("EN", column=0, bounds=(0, 8), subsets=("paper", "headline", "summary"))
+def _en(fused, ir, vi, convention):
+    return entropy(fused, convention.en_base, convention.en_log_eps)
+
+
+@register_metric("MI", column=4, bounds=(0, 16), subsets=("summary",))  # 2 x log(256) in base 2
+def _mi(fused, ir, vi, convention):
+    return fusion_mi(fused, ir, vi, convention.mi_base)

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ._common import check_images, row_bands
+from .registry import register_metric
 
 # Qabf constants (Xydeas & Petrovic)
 TG, KG, DG = 0.9994, -15.0, 0.5
@@ -159,12 +160,14 @@ def _nabf_q(g_s, a_s, g_f, a_f):
     return torch.sqrt(q_g * q_a)
 
 
-def nabf(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
+def nabf(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, weight_floor: float = WT_MIN) -> torch.Tensor:
     """Nabf (Kumar's modified fusion-artifact measure): share of edge information in F
     that is stronger than in both sources. Lower is better, 0 = no artifacts.
 
     Args:
         fused, ir, vi: ``(B, 1, H, W)`` on 0..255.
+        weight_floor: weight of pixels whose source edge strength is below 2: Kumar's 0.001,
+            or 0 as in the Python port the DTPF evaluator calls (it overwrites the floor).
 
     Returns:
         ``(B,)`` float64 in [0, 1]. Symmetric in (ir, vi).
@@ -179,8 +182,19 @@ def nabf(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tenso
         a = torch.where((gv == 0) & (gh == 0), 0.0, torch.atan(gv / gh))  # gh = 0 -> atan(+-inf) = +-pi/2
         g_f, g_s = g[:, :1], g[:, 1:]  # both sources as 2 channels
         q = _nabf_q(g_s, a[:, 1:], g_f, a[:, :1])
-        w = torch.where(g_s >= TD, g_s * torch.sqrt(g_s), WT_MIN)  # g^1.5 (LG), without slow pow
+        w = torch.where(g_s >= TD, g_s * torch.sqrt(g_s), weight_floor)  # g^1.5 (LG), without slow pow
         artifact = (g_f > g_s).all(1, keepdim=True)  # stronger than in both sources
         num = num + torch.where(artifact, (1 - q) * w, 0.0).sum((1, 2, 3))
         den = den + w.sum((1, 2, 3))
     return num / den
+
+
+# ----------------------------------------------------------------------------- registry (fusionlab.metrics.METRICS)
+@register_metric("Qabf", column=7, bounds=(0, 1), subsets=("paper", "headline", "summary"))
+def _qabf(fused, ir, vi, convention):
+    return qabf(fused, ir, vi)
+
+
+@register_metric("Nabf", column=12, default=False, lower_is_better=True, bounds=(0, 1))
+def _nabf(fused, ir, vi, convention):
+    return nabf(fused, ir, vi, convention.nabf_weight_floor)

@@ -11,9 +11,11 @@ Why published SSIMs disagree (all switches of :class:`~.conventions.Convention`)
 * ``data_range`` L: the CDDFuse evaluator calls ``skimage.metrics.structural_similarity``
   on float images without ``data_range``; old scikit-image then used L = 2 (the float
   dtype range -1..1) on 0..255 data, making C1, C2 negligible. That is the convention the
-  DTPF/CDDFuse tables carry (e.g. 0.95 for a mean fusion), and why their values are lower
+  CDDFuse tables carry (e.g. 0.95 for a mean fusion), and why their values are lower
   than with the correct L = 255 (1.53 for the same image). Newer scikit-image refuses
-  float input without ``data_range``;
+  float input without ``data_range``. The DTPF evaluator has its own version of the same
+  accident: L = 255, but on integer images multiplied by 255 (0..65025), i.e. L = 1 on
+  0..255 (``Convention.ssim_input_scale``; 0.938 for that mean fusion);
 * ``reduce``: sum of the two (cddfuse; hence "SSIM" values above 1 in medical tables) or
   their mean (MATLAB toolkits).
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import torch
 
 from ._common import box_sum_valid, check_images, gaussian_filter, row_bands
+from .registry import register_metric
 
 WINDOWS = ("uniform7", "gaussian11")
 
@@ -123,3 +126,11 @@ def fusion_ssim(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, window:
     fused, ir, vi = check_images(fused, ir, vi, names=("fused", "ir", "vi"), min_size=_window_size(window))
     s = _mean_ssim(fused, torch.cat([ir, vi], 1), window, data_range, sample_covariance)
     return s.sum(1) if reduce == "sum" else s.mean(1)
+
+
+# ----------------------------------------------------------------------------- registry (fusionlab.metrics.METRICS)
+@register_metric("SSIM", column=8, bounds=(-2, 2), min_side=7, subsets=("headline", "summary"))  # a sum of two
+def _ssim(fused, ir, vi, convention):
+    # SSIM(s x, s y; L) == SSIM(x, y; L / s): scaling the inputs only rescales the constants
+    return fusion_ssim(fused, ir, vi, convention.ssim_window, convention.ssim_data_range / convention.ssim_input_scale,
+                       convention.ssim_sample_covariance, convention.ssim_reduce)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ._common import check_images
+from .registry import register_metric
 from .information import entropy
 
 __all__ = ["entropy", "standard_deviation", "spatial_frequency", "average_gradient", "mse", "psnr"]
@@ -73,27 +74,61 @@ def average_gradient(x: torch.Tensor, normalise: str = "pixels") -> torch.Tensor
     return s / (h * w if normalise == "pixels" else (h - 1) * (w - 1))
 
 
-def mse(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
-    """MSE = (mean((IR - F)^2) + mean((VI - F)^2)) / 2 on the 0..255 scale -> ``(B,)``."""
+def mse(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, unit_range: bool = False) -> torch.Tensor:
+    """MSE = (mean((IR - F)^2) + mean((VI - F)^2)) / 2 -> ``(B,)``.
+
+    On the 0..255 scale, or with ``unit_range`` on the images divided by 255 (the DTPF
+    evaluator's MSE, smaller by 255^2 = 65025).
+    """
     fused, ir, vi = check_images(fused, ir, vi, names=("fused", "ir", "vi"), min_size=1)
     f = fused.to(torch.float64)
-    return (((ir.to(torch.float64) - f) ** 2).flatten(1).mean(1)
-            + ((vi.to(torch.float64) - f) ** 2).flatten(1).mean(1)) / 2
+    m = (((ir.to(torch.float64) - f) ** 2).flatten(1).mean(1)
+         + ((vi.to(torch.float64) - f) ** 2).flatten(1).mean(1)) / 2
+    return m / 255.0 ** 2 if unit_range else m
 
 
-def psnr(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, peak: str | float = "fused_max") -> torch.Tensor:
+def psnr(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, peak: str | float = "fused_max",
+         unit_range: bool = False) -> torch.Tensor:
     """PSNR = 10 log10(peak^2 / MSE) with :func:`mse` against both sources.
 
     Args:
         peak: ``"fused_max"`` (cddfuse: the fused image's own maximum, so a darker fused
             image gets a lower PSNR) or ``"255"`` / a number (MATLAB toolkits).
+        unit_range: use the [0, 1]-scale MSE with this 0..255 peak, as the DTPF evaluator
+            does (``20 log10(255 / sqrt(MSE))``): the true PSNR plus 20 log10(255) = 48.13 dB.
 
     Returns:
         ``(B,)`` float64; ``inf`` when F equals both sources.
     """
-    m = mse(fused, ir, vi)
+    m = mse(fused, ir, vi, unit_range)
     if peak == "fused_max":
         p = fused.flatten(1).amax(1).to(torch.float64)
     else:
         p = torch.full_like(m, float(peak))
     return 10 * torch.log10(p ** 2 / m)
+
+
+# ----------------------------------------------------------------------------- registry (fusionlab.metrics.METRICS)
+@register_metric("SD", column=1, bounds=(0, 127.5), subsets=("summary",))
+def _sd(fused, ir, vi, convention):
+    return standard_deviation(fused)
+
+
+@register_metric("SF", column=2, bounds=(0, 255 * 2 ** 0.5), subsets=("summary",))
+def _sf(fused, ir, vi, convention):
+    return spatial_frequency(fused, convention.sf_normalise)
+
+
+@register_metric("AG", column=3, bounds=(0, 255), subsets=("summary",))
+def _ag(fused, ir, vi, convention):
+    return average_gradient(fused, convention.ag_normalise)
+
+
+@register_metric("MSE", column=9, lower_is_better=True, bounds=(0, 255 ** 2))
+def _mse(fused, ir, vi, convention):
+    return mse(fused, ir, vi, convention.mse_unit_range)
+
+
+@register_metric("PSNR", column=11)
+def _psnr(fused, ir, vi, convention):
+    return psnr(fused, ir, vi, convention.psnr_peak, convention.mse_unit_range)

@@ -33,6 +33,7 @@ import math
 import torch
 
 from ._common import check_images, gaussian_filter, gaussian_kernel
+from .registry import register_metric
 
 #: window size per scale (scale 1 = full resolution)
 SCALE_WINDOWS = (17, 9, 5, 3)
@@ -158,3 +159,9 @@ def fusion_vif(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, sigma_n_
     num, den = _vif_terms(torch.cat([ir, vi], 1), fused, sigma_n_sq)
     v = torch.nan_to_num(num.sum(-1) / den.sum(-1), nan=nan_value, posinf=math.inf, neginf=-math.inf)
     return v.sum(1)
+
+
+# ----------------------------------------------------------------------------- registry (fusionlab.metrics.METRICS)
+@register_metric("VIF", column=6, bounds=(0, math.inf), min_side=41, subsets=("paper", "headline", "summary"))
+def _vif(fused, ir, vi, convention):
+    return fusion_vif(fused, ir, vi, nan_value=convention.vif_nan)

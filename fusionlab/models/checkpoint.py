@@ -26,6 +26,10 @@ from ..io import atomic_path
 from .net import FusionNet, FusionNetConfig
 
 FORMAT, VERSION = "fusionlab.model", 1
+#: the distilled student shipped with fusionlab (trained by scripts/train_shipped_student.py)
+SHIPPED_STUDENT = Path(__file__).resolve().parents[1] / "assets" / "student_real.pt"
+#: the files a run folder may hold, in the order :func:`find_checkpoint` prefers them
+RUN_CHECKPOINTS = ("checkpoint.pt", "student.pt", "teacher.pt", "model.pt")
 
 
 def save_checkpoint(path: str | os.PathLike, model: FusionNet, metadata: dict | None = None,
@@ -51,7 +55,7 @@ def save_checkpoint(path: str | os.PathLike, model: FusionNet, metadata: dict | 
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu", missing: str = "checkpoint file not found"):
-    """``torch.load(path, weights_only=True)`` with one-line :class:`CheckpointError`\ s:
+    r"""``torch.load(path, weights_only=True)`` with one-line :class:`CheckpointError`\ s:
     missing file (``missing`` says what to do), code or foreign objects in the pickle
     (refused, never retried unsafely), truncated or corrupt files."""
     p = Path(path)
@@ -87,9 +91,10 @@ def _unsafe_reason(e: Exception) -> str:
     """The informative part of torch's multi-paragraph weights_only error (whose first line
     suggests retrying with weights_only=False, advice we must not pass on for a foreign file)."""
     text = str(e)
-    m = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    m = re.search(r"Unsupported global: GLOBAL (\S+)", text) or re.search(r"Unsupported class (\S+)", text)  # torch >= 2.4 / 2.3
     if m:
-        return f"the file references {m.group(1)}, which is neither a tensor nor plain data"
+        name = re.sub(r"^(__builtin__|builtins)\.", "", m.group(1))  # torch 2.3 says __builtin__.exec
+        return f"the file references {name}, which is neither a tensor nor plain data"
     m = re.search(r"Unsupported operand (\d+)", text)
     if m:
         return f"the file uses pickle opcode {m.group(1)}, which plain data never needs"
@@ -146,9 +151,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
 
 
 def _load_weights(model: FusionNet, state: dict, p: Path) -> None:
-    """load_state_dict with a one-line CheckpointError naming what does not fit."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
+    load_state_strict(model, state, f"{p}: weights do not fit the stored '{model.name}' architecture")
+
+
+def load_state_strict(module: torch.nn.Module, state: dict, what: str, optional=lambda key: False) -> None:
+    """``load_state_dict`` that checks every key and shape first and raises ONE line
+    (``what: 2 missing (e.g. ...); 1 with another shape (e.g. ...)``) instead of PyTorch's
+    multi-line RuntimeError. ``optional(key)`` names keys of ``module`` a file may lack."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state and not optional(k)]
     unexpected = [k for k in state if k not in own]
     bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or bad:
@@ -159,6 +170,56 @@ def _load_weights(model: FusionNet, state: dict, p: Path) -> None:
             parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         if bad:
             k = bad[0]
-            parts.append(f"{len(bad)} with wrong shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
-        raise CheckpointError(f"{p}: weights do not fit the stored '{model.name}' architecture: " + "; ".join(parts))
-    model.load_state_dict(state)
+            parts.append(f"{len(bad)} with another shape (e.g. {k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)})")
+        raise CheckpointError(f"{what}: " + "; ".join(parts))
+    module.load_state_dict(state, strict=not any(optional(k) for k in own if k not in state))
+
+
+def find_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or the checkpoint in a run folder (:data:`RUN_CHECKPOINTS` first, then
+    any ``*.pt`` in it or one level down).
+
+    Raises:
+        CheckpointError: nothing found (one line naming the path).
+    """
+    p = Path(path)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        for name in RUN_CHECKPOINTS:
+            if (p / name).is_file():
+                return p / name
+        found = sorted(p.glob("*.pt")) or sorted(p.glob("*/*.pt"))
+        if found:
+            return found[0]
+        raise CheckpointError(f"{p}: run folder holds no checkpoint (*.pt)")
+    raise CheckpointError(f"{p}: checkpoint or run folder not found")
+
+
+def load_student(checkpoint: str | os.PathLike | None = None, fallback: str = "dtpf_student_tiny",
+                 verbose: bool = True) -> tuple[FusionNet, str]:
+    """The distilled student for demos: ``(model in eval mode, note)``.
+
+    Loads ``checkpoint`` (default: the shipped :data:`SHIPPED_STUDENT`). If that file is absent
+    (a fresh checkout before the asset is built), returns an UNTRAINED ``fallback`` model
+    instead, and says so - its fusions are then close to the visible image.
+
+    Raises:
+        CheckpointError: a ``checkpoint`` that was named does not exist or cannot be read.
+    """
+    from .zoo import create_model
+
+    path = Path(checkpoint) if checkpoint else SHIPPED_STUDENT
+    if path.is_file():
+        model, info = load_checkpoint(path, map_location="cpu")
+        note = f"model: {info.get('model')} loaded from {path.name}"
+    elif checkpoint:
+        raise CheckpointError(f"{path}: checkpoint not found")
+    else:
+        torch.manual_seed(0)
+        model = create_model(fallback)
+        note = (f"NOTE: {path.name} is not in this checkout; using an UNTRAINED {fallback} "
+                "(its fusions are not meaningful; train one in 04_distillation)")
+    if verbose:
+        print(note)
+    return model.eval(), note

@@ -1,7 +1,9 @@
 """Fusion modules: how the infrared and visible feature streams become one, at every level.
 
 All five rows of the paper's Table 5, in one registry. Every module is built as
-``FUSION_MODULES.build(name, dim=C, **attention_settings)`` and called as
+``FUSION_MODULES.build(name, dim=C, ...)`` with the arguments its constructor names (an
+unknown argument is a ConfigError, not silently ignored; :class:`~.net.FusionNet` offers the
+network's attention settings and each module takes those it uses) and called as
 ``module(f_ir, f_vi) -> fused`` with ``f_ir``, ``f_vi`` and ``fused`` all ``(B, C, H, W)``.
 
 =============================  ===============================================================
@@ -53,7 +55,7 @@ class SCFM(nn.Module):
     """
 
     def __init__(self, dim: int, channel_heads: int = 8, spatial_heads: int = 4, head_dim: int = 16,
-                 window: int = 8, overlap: float = 0.5, cross: bool = True, **_unused):
+                 window: int = 8, overlap: float = 0.5, cross: bool = True):
         super().__init__()
         self.cross = cross
         if cross:
@@ -81,7 +83,7 @@ class SCFM(nn.Module):
 class ConcatConv1x1(nn.Module):
     """Concatenate the two streams and mix them with one 1x1 conv (``2C -> C``)."""
 
-    def __init__(self, dim: int, **_unused):
+    def __init__(self, dim: int):
         super().__init__()
         self.conv = nn.Conv2d(2 * dim, dim, 1)
 
@@ -99,7 +101,7 @@ class UnlearnedWeightAttention(nn.Module):
     "unlearned weight attention" row).
     """
 
-    def __init__(self, dim: int, **_unused):
+    def __init__(self, dim: int):
         super().__init__()
 
     def forward(self, f_ir: torch.Tensor, f_vi: torch.Tensor) -> torch.Tensor:
@@ -113,7 +115,7 @@ class DynamicWeightConv(nn.Module):
     """Input-dependent global weighting: a small MLP on the globally pooled concatenation
     predicts two softmax weights (one per stream), the weighted sum goes through a 3x3 conv."""
 
-    def __init__(self, dim: int, **_unused):
+    def __init__(self, dim: int):
         super().__init__()
         self.weight_net = nn.Sequential(nn.Conv2d(2 * dim, 2 * dim, 1), nn.ReLU(inplace=True),
                                         nn.Conv2d(2 * dim, 2, 1))
@@ -130,7 +132,7 @@ class MultiscaleConv(nn.Module):
     """Multi-scale convolution: 1x1, 3x3 and 5x5 convs (``2C -> C`` each, ReLU) of the
     concatenated streams see different context sizes; a 1x1 conv merges the three."""
 
-    def __init__(self, dim: int, **_unused):
+    def __init__(self, dim: int):
         super().__init__()
         self.branches = nn.ModuleList(nn.Conv2d(2 * dim, dim, k, padding=k // 2) for k in (1, 3, 5))
         self.merge = nn.Conv2d(3 * dim, dim, 1)

@@ -1,9 +1,9 @@
 """Inference helpers: colour handling, sliding windows with smooth overlap blending, and
 automatic tiling under a memory budget.
 
-The network fuses luma only: ``model(ir, vi_y, text) -> fused_y``. :func:`fuse_pair` is the
-one place where colour is handled: an RGB visible image is converted to YCbCr, its Y is
-fused with the infrared image and its CbCr is put back (what all peer methods do).
+The network fuses luma only: ``model(ir, vi_y, text) -> fused_y``. :func:`fuse_pair` applies
+the colour convention of :mod:`fusionlab.color`: an RGB visible image is split into Y and
+CbCr, its Y is fused with the infrared image and its CbCr is put back (as all peer methods do).
 
 Big images. A dense network's activations grow with the pixel count (the student needs
 ~2 KB per pixel at inference, so a 6000x8000 pair would need ~100 GB at once). With
@@ -21,13 +21,13 @@ import re
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 
+from ..color import merge_luma, split_luma, to_luma
 from ..errors import ConfigError, InvalidTensorError, MemoryBudgetError, ShapeMismatchError
-from ..io import rgb_to_ycbcr, to_luma, ycbcr_to_rgb
 
 #: default budget of ``fusionlab fuse --max-memory`` (peak resident memory of the process)
 DEFAULT_MAX_MEMORY = "2GB"
@@ -316,8 +316,7 @@ def _restore_colour(fused_y: torch.Tensor, vi: torch.Tensor, dtype: torch.dtype,
     for y0 in range(0, h, rows):
         y = fused_y[..., y0:y0 + rows, :].clamp(0.0, 1.0)
         if c == 3:
-            ycbcr = rgb_to_ycbcr(_to_float(vi[..., y0:y0 + rows, :], y.device))
-            y = ycbcr_to_rgb(torch.cat([y, ycbcr[:, 1:]], dim=1)).clamp(0.0, 1.0)
+            y = merge_luma(y, split_luma(_to_float(vi[..., y0:y0 + rows, :], y.device))[1])
         if dtype == torch.uint8:
             y = (y * 255.0 + 0.5).to(torch.uint8)  # = fusionlab.io.to_uint8's rounding
         out[..., y0:y0 + rows, :] = y
@@ -391,3 +390,37 @@ def sliding_window(model: nn.Module, ir: torch.Tensor, vi: torch.Tensor, text: t
             if progress:
                 progress(done, total)
     return acc
+
+
+FusionFn = Callable[..., torch.Tensor]
+
+
+def as_fusion_fn(method: Any) -> FusionFn:
+    """Turn a method spec into ``fn(ir (1,1,H,W), vi (1,C,H,W), text=None) -> fused (1,C,H,W)`` in [0, 1].
+
+    Accepted: a fusion ``nn.Module`` (colour via :func:`fuse_pair`; it gets ``text``); a
+    checkpoint path (``.pt``) or a run folder (:func:`~.checkpoint.find_checkpoint`; loaded on
+    first use); a callable ``(ir, vi) -> fused`` (``text`` is not passed to it).
+
+    Raises:
+        ConfigError: anything else. CheckpointError: no checkpoint at the path.
+    """
+    if isinstance(method, nn.Module):
+        model = method.eval()
+        return lambda ir, vi, text=None: fuse_pair(model, ir, vi, text=text)
+    if isinstance(method, (str, os.PathLike)):
+        from .checkpoint import find_checkpoint, load_checkpoint
+
+        path = find_checkpoint(method)
+        loaded: list[FusionFn] = []
+
+        def from_checkpoint(ir, vi, text=None):
+            if not loaded:
+                loaded.append(as_fusion_fn(load_checkpoint(path, map_location="cpu")[0]))
+            return loaded[0](ir, vi, text)
+
+        return from_checkpoint
+    if callable(method):
+        return lambda ir, vi, text=None: method(ir, vi)
+    raise ConfigError(f"cannot use {type(method).__name__} as a fusion method (give a model, a callable, "
+                      "a checkpoint or a run folder)")

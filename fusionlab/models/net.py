@@ -23,8 +23,12 @@ from ..errors import ConfigError, InvalidTensorError, ShapeMismatchError
 from .blocks import Downsample, Upsample, make_blocks
 from .film import FILM_MODES, FiLM
 from .fusion import FUSION_MODULES
+from .hub import HubMixin
 
 LEVELS = 4
+HEADS = ("residual", "blend")
+#: initial sharpness k of the blend head: sigmoid(k (IR - VI)), a soft pixel maximum
+BLEND_SHARPNESS = 100.0
 
 
 @dataclass
@@ -46,6 +50,13 @@ class FusionNetConfig:
         film: ``"paper"`` ((1+gamma)F+beta) or ``"reference"`` (gamma F+beta).
         cross_levels: levels (1-4) where ``scfm`` runs its cross-stream stage (the reference
             code: deepest only; ``(1, 2, 3, 4)`` everywhere). Other fusion modules ignore it.
+        head: ``"residual"`` (paper: ``F = conv(x) + VI``) or ``"blend"`` (fusionlab's
+            option: ``F = w IR + (1 - w) VI`` with a per-pixel weight
+            ``w = sigmoid(k (IR - VI) + a)``; ``a`` comes from the output convolution, the
+            sharpness ``k`` is learnt). With a zero output convolution the blend head starts
+            as a soft pixel maximum instead of the visible image, and every output is a
+            convex mix of the sources, so flat regions stay clean on short CPU schedules
+            (a residual detail term added noise that the metrics punish: docs/training.md).
     """
 
     dim: int = 48
@@ -61,8 +72,11 @@ class FusionNetConfig:
     fusion: str = "scfm"
     film: str = "paper"
     cross_levels: tuple = (4,)
+    head: str = "residual"
 
     def __post_init__(self):
+        if self.head not in HEADS:
+            raise ConfigError(f"model config head={self.head!r} is not one of {', '.join(HEADS)}")
         self.cross_levels = tuple(sorted(int(i) for i in self.cross_levels))
         if any(not 1 <= i <= LEVELS for i in self.cross_levels):
             raise ConfigError(f"model config cross_levels={list(self.cross_levels)}: levels are 1..{LEVELS}")
@@ -125,7 +139,7 @@ class Encoder(nn.Module):
         return feats
 
 
-class FusionNet(nn.Module):
+class FusionNet(HubMixin, nn.Module):
     """Dual-stream text-guidable fusion network; one calling convention for every variant.
 
     ``model(ir, vi, text=None) -> fused``
@@ -146,6 +160,9 @@ class FusionNet(nn.Module):
         gradients straight through so saturated pixels still learn), and with
         ``return_features`` a list of 4 tensors, deepest first:
         ``(B, feature_channels[i], H'/2**(3-i), W'/2**(3-i))`` with ``H', W'`` the padded size.
+
+    ``save_pretrained(folder)`` / ``FusionNet.from_pretrained(folder or hub id)`` (safetensors
+    + config.json + model card) come from :class:`~fusionlab.models.hub.HubMixin`.
     """
 
     def __init__(self, config: FusionNetConfig | None = None, name: str = "custom"):
@@ -157,9 +174,9 @@ class FusionNet(nn.Module):
         self.encoder_ir = Encoder(cfg)
         self.encoder_vi = Encoder(cfg)
         self.fusion = nn.ModuleList(
-            FUSION_MODULES.build(cfg.fusion, dim=ch[l], channel_heads=cfg.heads[l],
-                                 spatial_heads=cfg.spatial_heads[l], head_dim=cfg.head_dim,
-                                 window=cfg.window, overlap=cfg.overlap, cross=(l + 1) in cfg.cross_levels)
+            FUSION_MODULES.build(cfg.fusion, dim=ch[l], **FUSION_MODULES.accepted(cfg.fusion, dict(
+                channel_heads=cfg.heads[l], spatial_heads=cfg.spatial_heads[l], head_dim=cfg.head_dim,
+                window=cfg.window, overlap=cfg.overlap, cross=(l + 1) in cfg.cross_levels)))
             for l in range(LEVELS))
         self.film = (nn.ModuleList(FiLM(cfg.text_dim, ch[l], cfg.film) for l in range(LEVELS))
                      if cfg.text_dim is not None else None)
@@ -176,6 +193,8 @@ class FusionNet(nn.Module):
                                      nn.Conv2d(2 * ch[1], ch[1], 1, bias=False)])
         self.refinement = blocks(cfg.refinement, 2 * d, 0)
         self.output = nn.Conv2d(2 * d, 1, 3, padding=1, bias=False)
+        if cfg.head == "blend":
+            self.blend_sharpness = nn.Parameter(torch.tensor(BLEND_SHARPNESS))
         #: channels of the 4 features returned with ``return_features=True`` (deepest first)
         self.feature_channels = (ch[3], ch[2], ch[1], 2 * d)
         #: H and W are padded to a multiple of this (3 downsamplings)
@@ -185,17 +204,10 @@ class FusionNet(nn.Module):
 
     # ------------------------------------------------------------------ checks
     def _check(self, ir: torch.Tensor, vi: torch.Tensor, text: torch.Tensor | None):
-        for nm, t in (("ir", ir), ("vi", vi)):
-            if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.shape[1] != 1:
-                shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-                hint = " (use fusionlab.models.fuse_pair for RGB visible images)" if nm == "vi" else ""
-                raise InvalidTensorError(f"{self.name}: {nm} must be a (B, 1, H, W) tensor, got {shape}{hint}")
-            if _tracing():  # a graph being traced/exported cannot branch on tensor values
-                continue
+        check_luma_pair(ir, vi, self.name)
+        for nm, t in (("ir", ir), ("vi", vi)) if not _tracing() else ():  # a traced graph cannot branch on values
             if not torch.isfinite(t).all():  # NaN would silently propagate to every output pixel
                 raise InvalidTensorError(f"{self.name}: {nm} holds {int((~torch.isfinite(t)).sum())} NaN/inf values")
-        if ir.shape != vi.shape:
-            raise ShapeMismatchError(f"{self.name}: ir {tuple(ir.shape)} and vi {tuple(vi.shape)} differ in shape")
         if text is None or self.film is None:
             return None
         if not isinstance(text, torch.Tensor):
@@ -232,7 +244,11 @@ class FusionNet(nn.Module):
             x = self.decoder[i + 1](x)
             feats.append(x)
         x = self.refinement(x)
-        out = (self.output(x) + vi_p)[..., :h, :w]
+        if self.config.head == "blend":
+            weight = torch.sigmoid(self.blend_sharpness * (ir - vi) + self.output(x)[..., :h, :w])
+            out = weight * ir + (1 - weight) * vi
+        else:
+            out = (self.output(x) + vi_p)[..., :h, :w]
         out = clamp01(out, straight_through=self.training)
         out = out.contiguous()
         return (out, feats) if return_features else out
@@ -245,6 +261,18 @@ class FusionNet(nn.Module):
 def _tracing() -> bool:
     """True while torch.export / torch.compile / torch.jit trace the model."""
     return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+
+
+def check_luma_pair(ir: torch.Tensor, vi: torch.Tensor, what: str) -> None:
+    """The calling convention of every fusion model: ``ir`` and ``vi`` are ``(B, 1, H, W)``
+    tensors of one shape; a one-line InvalidTensorError / ShapeMismatchError otherwise."""
+    for nm, t in (("ir", ir), ("vi", vi)):
+        if not isinstance(t, torch.Tensor) or t.ndim != 4 or t.shape[1] != 1:
+            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            hint = " (use fusionlab.models.fuse_pair for RGB visible images)" if nm == "vi" else ""
+            raise InvalidTensorError(f"{what}: {nm} must be a (B, 1, H, W) tensor, got {shape}{hint}")
+    if ir.shape != vi.shape:
+        raise ShapeMismatchError(f"{what}: ir {tuple(ir.shape)} and vi {tuple(vi.shape)} differ in shape")
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -273,4 +301,4 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["FusionNetConfig", "FusionNet", "Encoder", "pad_to_multiple", "clamp01", "count_parameters", "LEVELS"]
+__all__ = ["FusionNetConfig", "FusionNet", "Encoder", "check_luma_pair", "pad_to_multiple", "clamp01", "count_parameters", "LEVELS"]

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .net import count_parameters
-from .zoo import create_model, model_config
+from .zoo import create_model, model_config, model_kind
 
 
 @dataclass
@@ -44,7 +44,8 @@ def _inputs(cfg, size, device):
     g = torch.Generator().manual_seed(0)
     h, w = size
     ir, vi = torch.rand(1, 1, h, w, generator=g), torch.rand(1, 1, h, w, generator=g)
-    text = torch.randn(1, cfg.text_dim, generator=g) if getattr(cfg, "text_dim", None) else None
+    text_dim = getattr(cfg, "text_dim", None)  # peers and baselines have no config and no text
+    text = torch.randn(1, text_dim, generator=g) if text_dim else None
     return ir.to(device), vi.to(device), (text.to(device) if text is not None else None)
 
 
@@ -96,7 +97,8 @@ def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, de
     """Measure the variants ``names`` at ``size`` (H, W) side by side.
 
     Args:
-        names: model names (see :func:`~fusionlab.models.list_models`).
+        names: model names (see :func:`~fusionlab.models.list_models`); peers (published
+            weights) and baselines too, ``overrides`` apply to FusionNet variants only.
         extra: more ``{row name: module}`` to measure in the same interleaved run, any module
             called as ``module(ir, vi)`` (a baseline network, an exported or compiled model).
             FLOPs and memory are left empty for modules that are not plain torch code.
@@ -125,13 +127,14 @@ def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, de
         torch.set_num_threads(int(threads))
     try:
         rows, models = [], {}
-        for name in names:
-            model_config(name, **overrides)  # validate names/options before heavy work
+        for name in names:  # validate names/options before heavy work
+            if model_kind(name) == "fusionnet":
+                model_config(name, **overrides)
         built = []
         for name in names:
             torch.manual_seed(0)
-            m = create_model(name, **overrides).to(dev).eval()
-            built.append((name, m, _inputs(m.config, size, dev)))
+            m = create_model(name, **(overrides if model_kind(name) == "fusionnet" else {})).to(dev).eval()
+            built.append((name, m, _inputs(getattr(m, "config", None), size, dev)))
         for name, m in (extra or {}).items():
             built.append((name, m, _inputs(getattr(m, "config", None), size, dev)))
         for name, m, x in built:

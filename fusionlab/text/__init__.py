@@ -14,13 +14,13 @@ Parts: :mod:`.captions` (format, parsing), :mod:`.rules` (statistics captioner),
 from .captioners import CAPTIONERS, Captioner, build_captioner, read_caption_file
 from .captions import DESCRIPTIONS, EVENT_TYPES, TASK_PROMPT, format_caption, parse_event_type
 from .encoders import TEXT_ENCODERS, TextEncoder, build_text_encoder
-from .prior import SOURCES, TextPrior, build_text_prior, fixed_projection
+from .prior import SOURCES, TextPrior, build_text_prior, fixed_projection, text_prior_sources
 from .rules import RuleThresholds, classify_degradation, folder_statistics, image_statistics, rules_confusion
 
 __all__ = [
     "CAPTIONERS", "Captioner", "build_captioner", "read_caption_file",
     "DESCRIPTIONS", "EVENT_TYPES", "TASK_PROMPT", "format_caption", "parse_event_type",
     "TEXT_ENCODERS", "TextEncoder", "build_text_encoder",
-    "SOURCES", "TextPrior", "build_text_prior", "fixed_projection",
+    "SOURCES", "TextPrior", "build_text_prior", "fixed_projection", "text_prior_sources",
     "RuleThresholds", "classify_degradation", "folder_statistics", "image_statistics", "rules_confusion",
 ]

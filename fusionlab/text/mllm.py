@@ -29,8 +29,8 @@ import torch
 from ..device import default_device
 from ..errors import ConfigError, ModelUnavailableError
 from ..io import to_uint8
-from .cache import models_dir
-from .captioners import Captioner
+from ..dirs import models_dir
+from .captioners import CAPTIONERS, Captioner
 from .captions import format_caption, parse_event_type
 
 DEFAULT_MODEL = "Qwen/Qwen2-VL-7B-Instruct"
@@ -98,11 +98,13 @@ def tensor_to_pil(img: torch.Tensor, max_side: int | None = 448):
     return im
 
 
+@CAPTIONERS.register("mllm")
 class MLLMCaptioner(Captioner):
     """Captions from a vision-language model (Qwen2-VL family via transformers).
 
     Args:
-        model: local folder or hub name (default ``Qwen/Qwen2-VL-7B-Instruct``).
+        model: local folder or hub name (e.g. :data:`DEFAULT_MODEL`, ``Qwen/Qwen2-VL-7B-Instruct``;
+            required: loading a 7B model should never happen by default).
         task: ``"ir_vi"`` or ``"medical"`` (selects the prompt); ``prompt`` overrides it.
         device: ``"auto"`` (CUDA if present) / ``"cpu"`` / ``"cuda:0"``.
         dtype: torch dtype name for the weights (``"auto"`` = as stored, e.g. bfloat16).
@@ -111,9 +113,12 @@ class MLLMCaptioner(Captioner):
             grow with pixels; 448 keeps a 640x480 pair at ~2x260 tokens for Qwen2-VL).
     """
 
-    def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, task: str = "ir_vi", prompt: str | None = None,
+    def __init__(self, model: str | os.PathLike | None = None, task: str = "ir_vi", prompt: str | None = None,
                  device: str | None = "auto", dtype: str = "auto", max_new_tokens: int = 64,
                  max_side: int | None = 448):
+        if model is None:
+            raise ConfigError(f"the mllm captioner needs model=<local path or hub name, e.g. {DEFAULT_MODEL}> "
+                              "(or caption once with 'fusionlab caption' and use the file)")
         if task not in PROMPTS and prompt is None:
             raise ConfigError(f"mllm task {task!r} is not one of {', '.join(PROMPTS)}")
         self.prompt = prompt or PROMPTS[task]
@@ -131,7 +136,7 @@ class MLLMCaptioner(Captioner):
             local = default_model_dir(self.model_name) if path == self.model_name else Path(path)
             raise ModelUnavailableError(
                 f"vision-language model {self.model_name!r} not available ({' '.join(str(e).split())[:160]}); "
-                f"put it at {local} (huggingface-cli download {self.model_name} --local-dir {local}) "
+                f"put it at {local} (hf download {self.model_name} --local-dir {local}) "
                 f"or pass model=LOCAL_FOLDER") from None
         self.model = self.model.to(self.device).eval().requires_grad_(False)
         self.path = path

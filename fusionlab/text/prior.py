@@ -3,14 +3,17 @@
 ``prior(batch) -> (B, text_dim) | None`` turns a batch (dict with ``ir`` ``(B,1,H,W)``,
 ``vi`` ``(B,C,H,W)`` degraded inputs in [0, 1], ``names`` list[str], optionally ``labels``
 list[str]) into the text embedding that modulates the teacher (FiLM), or ``None`` for the
-non-text baseline. Sources (rows of the text-guidance ablation):
+non-text baseline. Sources (rows of the text-guidance ablation): ``none``, ``projector`` and
+every captioner of :data:`~fusionlab.text.captioners.CAPTIONERS` under its own name (a
+caption-based prior is its captioner followed by the text encoder, so a newly registered
+captioner is a text prior too; :func:`text_prior_sources`):
 
 ==============  ===========================================================================
 ``none``        no text (returns None)
-``rules``       ``degradation_rules`` captions (image statistics)
+``projector``   caption-free: image -> embedding projector (``checkpoint=`` or ``projector=``)
+``rules``       captions from image statistics (``style=``, ``thresholds=``)
 ``oracle``      captions of the known degradation labels (synthetic/augmented data)
 ``file``        captions from a JSON/CSV file (``caption_file=``; e.g. an MLLM run)
-``projector``   caption-free: image -> embedding projector (``checkpoint=`` or ``projector=``)
 ``constant``    Text-IF's general task prompt for every pair
 ``shuffled``    real captions (of ``base``, default oracle/rules) given to the wrong images
 ``mllm``        a vision-language model captions on the fly (``model=``; slow, prefer ``file``)
@@ -34,10 +37,17 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .captioners import Captioner, build_captioner
+from .captioners import CAPTIONERS, Captioner, build_captioner
 from .encoders import TextEncoder, build_text_encoder
 
-SOURCES = ("none", "rules", "oracle", "file", "projector", "constant", "shuffled", "mllm")
+
+def text_prior_sources() -> tuple[str, ...]:
+    """Every text prior source: ``none``, ``projector`` and the registered captioners."""
+    return ("none", "projector", *CAPTIONERS.names())
+
+
+#: the sources at import time (see :func:`text_prior_sources` for later registrations)
+SOURCES: tuple[str, ...] = text_prior_sources()
 
 
 def fixed_projection(in_dim: int, out_dim: int, seed: int = 0) -> torch.Tensor:
@@ -133,10 +143,13 @@ def build_text_prior(source: str | None = "none", text_dim: int | None = 512, *,
     """Build the text prior of one ablation row.
 
     Args:
-        source: one of :data:`SOURCES` (None = ``none``).
+        source: one of :func:`text_prior_sources` (None = ``none``).
         text_dim: output size (512 = the teacher's CLIP size); None = the encoder's own size.
         encoder: text encoder name/config/object (default ``minilm``).
         caption_file: captions for ``file`` (and optionally ``shuffled``).
+
+        Each captioner gets the options its constructor names (``style``, ``thresholds``,
+        ``caption_file``, ``missing``, ``seed``, ``base``, ``model``); the others are unused.
         checkpoint / projector: the trained projector for ``projector`` (path or object).
         seed: seed of the fixed projection and of the ``shuffled`` permutation.
         style: caption wording for ``rules``/``oracle`` (``descriptive`` | ``reference``).
@@ -151,8 +164,8 @@ def build_text_prior(source: str | None = "none", text_dim: int | None = 512, *,
         :class:`TextPrior`, callable as ``prior(batch) -> (B, text_dim) tensor | None``.
     """
     source = "none" if source in (None, "", "none", "None") else str(source)
-    if source not in SOURCES:
-        raise ConfigError(f"unknown text prior source {source!r} (known: {', '.join(SOURCES)})")
+    if source not in text_prior_sources():
+        raise ConfigError(f"unknown text prior source {source!r} (known: {', '.join(text_prior_sources())})")
     if source == "none":
         return TextPrior("none", text_dim)
     if source == "projector":
@@ -162,23 +175,10 @@ def build_text_prior(source: str | None = "none", text_dim: int | None = 512, *,
             raise ConfigError("text prior 'projector' needs checkpoint=PATH or projector=<trained Projector>")
         proj = projector if projector is not None else load_projector(checkpoint)
         return TextPrior("projector", text_dim or proj.text_dim, projector=proj, seed=seed)
-    if captioner is None:
-        if source == "rules":
-            captioner = {"type": "degradation_rules", "style": style, "thresholds": thresholds}
-        elif source == "oracle":
-            captioner = {"type": "oracle", "style": style}
-        elif source == "file":
-            if caption_file is None:
-                raise ConfigError("text prior 'file' needs caption_file=PATH (write one with 'fusionlab caption')")
-            captioner = {"type": "file", "path": caption_file, "missing": missing}
-        elif source == "constant":
-            captioner = {"type": "constant"}
-        elif source == "shuffled":
-            captioner = {"type": "shuffled", "seed": seed, "base": base, "caption_file": caption_file}
-        elif source == "mllm":
-            if model is None:
-                raise ConfigError("text prior 'mllm' needs model=<local path or hub name> (or use a caption file)")
-            captioner = {"type": "mllm", "model": model}
+    if captioner is None:  # the captioner of the same name, with the options it takes
+        options = dict(style=style, thresholds=thresholds, caption_file=caption_file, missing=missing, seed=seed,
+                       base=base, model=model)
+        captioner = {"type": source, **CAPTIONERS.accepted(source, {k: v for k, v in options.items() if v is not None})}
     cap = build_captioner(captioner)
     enc = build_text_encoder(encoder, **({"cache_dir": cache_dir} if cache_dir is not None
                                          and not isinstance(encoder, TextEncoder) else {}))

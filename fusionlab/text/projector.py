@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..color import to_luma
 from ..errors import CheckpointError, ConfigError, InvalidTensorError
 
 FORMAT = "fusionlab.text_projector"
@@ -94,13 +95,11 @@ class Projector(nn.Module):
 
     def prepare(self, ir: torch.Tensor, vi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Validate, take VI luma, downscale so the longest side is <= ``max_side``."""
-        from .rules import _luma
-
         if ir.ndim != 4 or vi.ndim != 4 or ir.shape[0] != vi.shape[0] or ir.shape[-2:] != vi.shape[-2:]:
             raise InvalidTensorError(f"projector expects ir (B,1,H,W) and vi (B,C,H,W) of one size, got "
                                      f"{tuple(ir.shape)} and {tuple(vi.shape)}")
         p = next(self.parameters())
-        ir, vy = _luma(ir.to(p)), _luma(vi.to(p))
+        ir, vy = to_luma(ir.to(p)), to_luma(vi.to(p))
         h, w = ir.shape[-2:]
         s = self.config.max_side / max(h, w)
         if s < 1:

@@ -1,4 +1,4 @@
-"""The ``degradation_rules`` captioner's brain: image statistics + documented thresholds.
+"""The ``rules`` captioner's brain: image statistics + documented thresholds.
 
 Each image pair is measured with five cheap, interpretable statistics:
 
@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidTensorError
-from ..io import to_luma
+from ..color import to_luma
 
 STAT_NAMES = ("vi_mean", "vi_clipped", "ir_range", "ir_noise", "ir_stripes")
 #: Order in which degradations are checked; the first one past its threshold names the pair.
@@ -66,16 +66,6 @@ def _check(ir: torch.Tensor, vi: torch.Tensor) -> None:
         raise InvalidTensorError(f"images must be at least 3x3 for the rules captioner, got {tuple(ir.shape)}")
 
 
-def _luma(x: torch.Tensor) -> torch.Tensor:
-    """BT.601 Y (as fusionlab.io.to_luma / kornia) as one weighted sum: 4x cheaper on big images."""
-    if x.shape[1] == 1:
-        return x
-    if x.shape[1] != 3:
-        return to_luma(x)  # raises the usual InvalidTensorError
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
-
-
 def _quantile_range(x: torch.Tensor, lo: float = 0.02, hi: float = 0.98) -> torch.Tensor:
     flat = x.flatten(1)
     if flat.shape[1] > 262_144:  # torch.quantile sorts; a strided subsample is plenty
@@ -95,7 +85,7 @@ def image_statistics(ir: torch.Tensor, vi: torch.Tensor) -> dict[str, torch.Tens
         dict name -> ``(B,)`` float tensor, names :data:`STAT_NAMES`.
     """
     _check(ir, vi)
-    ir, y = _luma(ir.float()), _luma(vi.float())
+    ir, y = to_luma(ir.float()), to_luma(vi.float())
     # Immerkaer (1996): the 3x3 kernel below cancels smooth image structure (it is the
     # difference of two Laplacians), so the mean |response| measures pixel noise.
     k = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], device=ir.device).view(1, 1, 3, 3)
@@ -174,7 +164,7 @@ def confusion_matrix(true: list[str], pred: list[str], classes: list[str] | None
 
 def rules_confusion(n_per_class: int = 20, size: int = 128, seed: int = 1000,
                     thresholds: RuleThresholds | None = None, captioner=None):
-    """Confusion matrix of a captioner (default: ``degradation_rules``) on synthetic degradations.
+    """Confusion matrix of a captioner (default: ``rules``) on synthetic degradations.
 
     Returns:
         ``(cm, accuracy)``: pandas DataFrame (rows true, columns predicted; classes

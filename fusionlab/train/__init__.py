@@ -8,7 +8,7 @@
     student = distill_student(load_config("distill_ci"), teacher=summary["model"])
     metrics = run_experiment({"stage": "distill", "preset": "ci"}, "runs/manual/x")
 
-Modules: ``config`` (dataclasses + YAML presets), ``data`` (deterministic degradation-aware
+Modules: ``config`` (dataclasses + the YAML configs of ``fusionlab/configs``), ``data`` (deterministic degradation-aware
 batches), ``trainer`` (one Trainer for both stages), ``evaluation`` (metrics of fused
 pairs, baselines), ``experiment`` (``run_experiment``, what the ablation notebook calls),
 ``cli`` (shared plumbing of ``fusionlab train`` / ``fusionlab distill``).
@@ -20,14 +20,14 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "TrainConfig": "config", "DataConfig": "config", "load_config": "config", "list_presets": "config",
+    "TrainConfig": "config", "DataConfig": "config", "load_config": "config", "list_configs": "config",
     "resolve_config_path": "config",
     "BatchStream": "data", "build_sources": "data", "split_names": "data", "val_items": "data",
     "pair_metrics": "evaluation", "colorize": "evaluation", "baseline": "evaluation",
-    "evaluate_fuser": "evaluation", "model_fuser": "evaluation",
+    "evaluate_fuser": "evaluation", "model_fuser": "evaluation", "score_fusers": "evaluation",
+    "compare_features": "evaluation",
     "Trainer": "trainer", "train_teacher": "trainer", "distill_student": "trainer",
-    "run_experiment": "experiment", "experiment_config": "experiment", "PARAM_KEYS": "experiment",
-    "PRESET_SETTINGS": "experiment",
+    "run_experiment": "experiment", "experiment_config": "experiment",
 }
 __all__ = sorted(_EXPORTS)
 

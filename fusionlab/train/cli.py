@@ -7,7 +7,7 @@ import sys
 
 def add_common(p, stage: str) -> None:
     p.add_argument("--config", metavar="NAME|PATH", default=None,
-                   help=f"YAML config: a path or a preset name ({stage}, {stage}_laptop, {stage}_ci, ...; "
+                   help=f"YAML config: a path or a shipped config name ({stage}, {stage}_laptop, {stage}_ci, ...; "
                         f"default: {stage}_<FUSIONLAB_PRESET>, i.e. {stage}_laptop)")
     p.add_argument("--out", metavar="DIR", default=None, help="run folder (default: the config's out_dir)")
     p.add_argument("--resume", action="store_true", help="continue the run in the run folder from its checkpoint")
@@ -19,6 +19,9 @@ def add_common(p, stage: str) -> None:
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE", default=[],
                    help="override any config key, e.g. --set data.crop=64 --set 'data.train=[synthetic,../msrs]'")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard events (losses, metrics, sample images) to OUT/tensorboard "
+                        "(needs the tensorboard extra)")
 
 
 def build_config(args, stage: str, extra: dict | None = None):
@@ -34,6 +37,8 @@ def build_config(args, stage: str, extra: dict | None = None):
             overrides[key] = val
     if args.no_progress:
         overrides["progress"] = False
+    if getattr(args, "tensorboard", False):
+        overrides["tensorboard"] = True
     return load_config(name, overrides)
 
 

@@ -1,11 +1,12 @@
 """Training configs: plain dataclasses, loaded from YAML presets with strict validation.
 
 A YAML file holds the :class:`TrainConfig` fields at the top level and the
-:class:`DataConfig` fields under ``data:``. Unknown keys and wrongly typed values raise
-:class:`~fusionlab.errors.ConfigError` naming the file and the key. A config is named either
-by a path or by a bare preset name (``teacher``, ``teacher_ci``, ``distill_laptop``, ...),
-looked up in ``./configs/`` first and then in the copy shipped inside the package
-(``fusionlab/configs/``), so ``fusionlab train --config teacher_ci`` works anywhere.
+:class:`DataConfig` fields under ``data:``. A ``preset: ci|laptop|full`` key fills in what
+that run-size preset sets (models, steps, crops, batch, data sizes, intervals: the table of
+:mod:`fusionlab.presets`); the file's own keys win. Unknown keys and wrongly typed values
+raise :class:`~fusionlab.errors.ConfigError` naming the file and the key. A config is named
+either by a path or by the name of a config shipped in ``fusionlab/configs/`` (``teacher``,
+``teacher_ci``, ``distill_laptop``, ...), so ``fusionlab train --config teacher_ci`` works anywhere.
 """
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..params import STAGES
 
+#: the shipped YAML configs (the only copy; ``--config NAME`` looks here)
 PACKAGE_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-STAGES = ("teacher", "distill")
 
 
 @dataclass
@@ -31,7 +33,11 @@ class DataConfig:
 
     Attributes:
         train: ``"synthetic"`` and/or dataset folders (``ir/``+``vi/`` or Harvard
-            ``<ct|pet|spect>/``+``mri/``).
+            ``<ct|pet|spect>/``+``mri/``); ``~`` and ``$VARS`` are expanded, and
+            ``$FUSIONLAB_SHARED`` defaults to ``shared/`` beside the checkout (the real
+            training pairs are ``$FUSIONLAB_SHARED/data/train/{msrs,roadscene}``).
+        train_weights: optional sampling weight per ``train`` entry (None: every pair
+            once per epoch).
         val: the same, plus ``"holdout"`` = the pairs held out of the training folders.
         holdout: pairs of every training folder kept out of training (seeded split).
         synthetic_train / synthetic_val: number of synthetic scenes per split.
@@ -44,6 +50,7 @@ class DataConfig:
     """
 
     train: list = field(default_factory=lambda: ["synthetic"])
+    train_weights: typing.Optional[list] = None
     val: list = field(default_factory=lambda: ["synthetic"])
     holdout: int = 0
     synthetic_train: int = 256
@@ -86,7 +93,12 @@ class TrainConfig:
         out_dir: run folder (checkpoint.pt, model.pt, train_log.csv, val/).
         log_every / val_every / ckpt_every: intervals in steps (0 = only at the end).
         max_minutes: stop early (with a checkpoint) after this wall time.
+        select_metric: checkpoint selection on the validation pairs: at every validation whose
+            score (``"VIF+Qabf+SSIM"``: the sum of those metrics) beats the best so far, the
+            weights are written to ``best.pt``. None: no selection (``model.pt`` = last step).
         progress: tqdm progress bar.
+        tensorboard: also log losses, validation metrics and sample images as TensorBoard
+            events in ``out_dir/tensorboard`` (needs the ``tensorboard`` extra).
     """
 
     stage: str = "teacher"
@@ -119,7 +131,9 @@ class TrainConfig:
     val_every: int = 500
     ckpt_every: int = 200
     max_minutes: typing.Optional[float] = None
+    select_metric: typing.Optional[str] = None
     progress: bool = True
+    tensorboard: bool = False
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self):
@@ -223,47 +237,54 @@ def validate(cfg: TrainConfig) -> None:
         raise ConfigError("data: holdout >= 0, synthetic_train/val >= 1, synthetic_size >= 8, val_pairs >= 1 needed")
     if not d.train:
         raise ConfigError("data.train is empty: name 'synthetic' and/or dataset folders")
+    if d.train_weights is not None and (len(d.train_weights) != len(d.train)
+                                        or any(not isinstance(w, (int, float)) or w < 0 for w in d.train_weights)
+                                        or not sum(d.train_weights) > 0):
+        raise ConfigError(f"data.train_weights={d.train_weights!r}: need one weight >= 0 per data.train entry "
+                          f"({len(d.train)}), not all zero")
+    if cfg.select_metric is not None:
+        from ..metrics.evaluate import HEADLINE_METRICS
+
+        bad = [k.strip() for k in cfg.select_metric.split("+") if k.strip() not in HEADLINE_METRICS]
+        if bad:
+            raise ConfigError(f"select_metric={cfg.select_metric!r}: {bad[0]!r} is not a validation metric "
+                              f"({', '.join(HEADLINE_METRICS)}); write e.g. VIF+Qabf+SSIM")
     if not (isinstance(cfg.loss_weights, (str, dict))):
         raise ConfigError(f"loss_weights={cfg.loss_weights!r}: expected auto, fixed, degradation or a dict")
     if cfg.head_init not in ("zero", "default"):
         raise ConfigError(f"head_init={cfg.head_init!r} must be 'zero' or 'default'")
     if isinstance(cfg.loss_weights, str) and cfg.loss_weights not in ("auto", "fixed", "degradation"):
         raise ConfigError(f"loss_weights={cfg.loss_weights!r}: expected auto, fixed, degradation or a dict")
-    from ..losses import DISTILL_LOSS_NAMES, LOSS_NAMES
+    from ..losses import DISTILL_LOSSES, LOSSES
 
-    for name, allowed in (("losses", LOSS_NAMES), ("distill_losses", DISTILL_LOSS_NAMES)):
+    for name, allowed in (("losses", LOSSES), ("distill_losses", DISTILL_LOSSES)):
         v = getattr(cfg, name)
         if v is not None:
             bad = [x for x in v if x not in allowed]
             if bad or not v:
-                raise ConfigError(f"{name}={v!r}: expected a non-empty subset of {', '.join(allowed)}")
-    bad = [k for k in cfg.alphas if k not in DISTILL_LOSS_NAMES]
+                raise ConfigError(f"{name}={v!r}: expected a non-empty subset of {', '.join(allowed.registered())}")
+    bad = [k for k in cfg.alphas if k not in DISTILL_LOSSES]
     if bad:
-        raise ConfigError(f"alphas: unknown key {bad[0]!r} (known: {', '.join(DISTILL_LOSS_NAMES)})")
+        raise ConfigError(f"alphas: unknown key {bad[0]!r} (known: {', '.join(DISTILL_LOSSES.registered())})")
 
 
 # ----------------------------------------------------------------------------- YAML
-def list_presets() -> list[str]:
-    """Names of the shipped YAML presets."""
-    names = {p.stem for p in PACKAGE_CONFIGS.glob("*.yaml")}
-    local = Path("configs")
-    if local.is_dir():
-        names |= {p.stem for p in local.glob("*.yaml")}
-    return sorted(names)
+def list_configs() -> list[str]:
+    """Names of the shipped YAML configs (``fusionlab/configs/*.yaml``)."""
+    return sorted(p.stem for p in PACKAGE_CONFIGS.glob("*.yaml"))
 
 
 def resolve_config_path(name_or_path: str | os.PathLike) -> Path:
-    """A path, or a bare preset name looked up in ``./configs/`` then ``fusionlab/configs/``."""
+    """A path to a YAML file, or the name of a shipped config (``fusionlab/configs/<name>.yaml``)."""
     p = Path(os.path.expanduser(str(name_or_path)))
     if p.is_file():
         return p
     if p.suffix in (".yaml", ".yml") or os.sep in str(name_or_path):
         raise ConfigError(f"{p}: config file not found")
-    for folder in (Path("configs"), PACKAGE_CONFIGS):
-        cand = folder / f"{p.name}.yaml"
-        if cand.is_file():
-            return cand
-    raise ConfigError(f"{name_or_path}: no such config file or preset (presets: {', '.join(list_presets())})")
+    cand = PACKAGE_CONFIGS / f"{p.name}.yaml"
+    if cand.is_file():
+        return cand
+    raise ConfigError(f"{name_or_path}: no such config file or shipped config (shipped: {', '.join(list_configs())})")
 
 
 def load_config(name_or_path: str | os.PathLike, overrides: dict | None = None) -> TrainConfig:
@@ -285,7 +306,24 @@ def load_config(name_or_path: str | os.PathLike, overrides: dict | None = None) 
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides or {})
+    if "preset" in raw:
+        raw = with_preset(raw, where=str(path))
     return TrainConfig.from_dict(raw, where=str(path))
+
+
+def with_preset(raw: dict, where: str = "config") -> dict:
+    """``raw`` (config keys with ``preset: NAME``) on top of what the preset sets for its stage."""
+    from ..presets import preset_settings
+
+    raw = dict(raw)
+    name = raw.pop("preset")
+    try:
+        base = preset_settings(name).train_fields(raw.get("stage", "teacher"))
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    for key, value in raw.items():  # nested mappings (data, model_args) are merged one level deep
+        base[key] = {**base[key], **value} if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return base
 
 
 def apply_overrides(raw: dict, overrides: dict) -> dict:

@@ -100,19 +100,32 @@ def build_sources(specs: Sequence[str], split: str, *, synthetic_pairs: int, syn
                 raise ConfigError("data.val: 'holdout' needs data.holdout > 0")
             for t in train_specs:
                 if t not in (SYNTHETIC, HOLDOUT):
-                    out.append(_folder(t, split_names(PairedFolder(t).names, holdout, split_seed)[1]))
+                    out.append(_folder(t, split_names(PairedFolder(expand_path(t)).names, holdout, split_seed)[1]))
         else:
             names = None
             if split == "train" and holdout > 0:
-                names = split_names(PairedFolder(spec).names, holdout, split_seed)[0]
+                names = split_names(PairedFolder(expand_path(spec)).names, holdout, split_seed)[0]
             out.append(_folder(spec, names))
     if not out:
         raise EmptyInputError(f"no {split} data: data.{split} is empty")
     return out
 
 
+def expand_path(path: str) -> Path:
+    """``~`` and ``$VARS`` expanded; the variables of :data:`fusionlab.dirs.DEFAULT_VARIABLES`
+    (``$FUSIONLAB_SHARED``, ``$FUSIONLAB_DATA``, ...) get their defaults when unset, so configs
+    can name the real training folders (``$FUSIONLAB_SHARED/data/train/msrs``)."""
+    from ..dirs import DEFAULT_VARIABLES
+
+    path = str(path)
+    for var, default in DEFAULT_VARIABLES.items():
+        if var in path and not os.environ.get(var):
+            path = path.replace("${%s}" % var, str(default())).replace(f"${var}", str(default()))
+    return Path(os.path.expandvars(os.path.expanduser(path)))
+
+
 def _folder(path: str, names: Sequence[str] | None) -> Dataset:
-    p = Path(os.path.expanduser(path))
+    p = expand_path(path)
     if not p.is_dir():
         raise EmptyInputError(f"{p}: dataset folder not found (expected 'synthetic' or a folder with ir/ and vi/)")
     # cache=True: full images stay in memory, crops are cut per batch (datasets here are small)
@@ -136,14 +149,24 @@ class BatchStream:
         degrade_prob: probability that a sample is degraded (else ``normal``).
         degradations: the degradation labels to draw from (uniformly).
         seed: the run seed.
+        weights: optional sampling weight per source (e.g. ``[2, 1]``: twice as many crops
+            from the first folder as from the second, whatever their sizes). None: every
+            pair once per epoch, sources in proportion to their sizes.
 
     ``stream.batch(k)`` -> dict ``ir``, ``vi`` (degraded, ``(B,1,c,c)`` / ``(B,3,c,c)`` in
     [0, 1]), ``ir_clean``, ``vi_clean``, ``labels`` (list of str), ``names``.
     """
 
     def __init__(self, sources: Sequence[Dataset], crop: int, batch: int, flip: bool = True,
-                 degrade_prob: float = 0.5, degradations: Sequence[str] | None = None, seed: int = 0):
+                 degrade_prob: float = 0.5, degradations: Sequence[str] | None = None, seed: int = 0,
+                 weights: Sequence[float] | None = None):
         self.sources = list(sources)
+        self.weights = None
+        if weights is not None:
+            if len(weights) != len(self.sources) or any(float(w) < 0 for w in weights) or not sum(weights) > 0:
+                raise ConfigError(f"data.train_weights={list(weights)}: need one non-negative weight per training "
+                                  f"source ({len(self.sources)}), not all zero")
+            self.weights = torch.tensor([float(w) if len(ds) else 0.0 for w, ds in zip(weights, self.sources)])
         self.index = [_Index(s, i) for s, ds in enumerate(self.sources) for i in range(len(ds))]
         if not self.index:
             raise EmptyInputError("training data holds no pairs")
@@ -166,7 +189,10 @@ class BatchStream:
 
     def state(self) -> dict:
         """What the data order depends on (stored in checkpoints and checked on resume)."""
-        return {"seed": self.seed, "pairs": len(self.index), "batch": self.batch_size, "crop": self.crop}
+        st = {"seed": self.seed, "pairs": len(self.index), "batch": self.batch_size, "crop": self.crop}
+        if self.weights is not None:
+            st["weights"] = [round(float(w), 6) for w in self.weights]
+        return st
 
     def epoch_of(self, step: int) -> float:
         return step * self.batch_size / len(self.index)
@@ -182,8 +208,10 @@ class BatchStream:
         n = len(self.index)
         for j in range(self.batch_size):
             pos = step * self.batch_size + j
-            idx = self.index[int(self._permutation(pos // n)[pos % n])]
-            item = self.sources[idx.source][idx.item]
+            item = self._weighted_item(pos) if self.weights is not None else None
+            if item is None:
+                idx = self.index[int(self._permutation(pos // n)[pos % n])]
+                item = self.sources[idx.source][idx.item]
             g = torch.Generator().manual_seed(_seed("crop", self.seed, pos) % 2**63)
             ir, vi = random_aligned_crop(item["ir"], item["vi"], self.crop, g, self.flip)
             irs.append(ir)
@@ -193,6 +221,15 @@ class BatchStream:
         out = degrade_batch(torch.stack(irs), torch.stack(vis), probs=self.probs, g=g)
         out["names"] = names
         return out
+
+
+    def _weighted_item(self, pos: int) -> dict:
+        """Sample ``pos`` of a weighted mix: a source drawn by weight, then one of its pairs
+        (both from generators seeded by ``pos``, so resuming stays exact)."""
+        g = torch.Generator().manual_seed(_seed("source", self.seed, pos) % 2**63)
+        src = int(torch.multinomial(self.weights, 1, generator=g))
+        ds = self.sources[src]
+        return ds[int(torch.randint(len(ds), (1,), generator=g))]
 
 
 def val_items(sources: Sequence[Dataset], max_pairs: int | None, crop: int | None) -> list[dict]:

@@ -11,33 +11,11 @@ pairs never used for training, and write into ``out_dir``:
 * ``model.pt`` (the trained network), ``checkpoint.pt`` (resumable state),
   ``train_log.csv``, ``config.yaml``.
 
-Params (all optional; unknown keys or bad values raise ConfigError):
-
-==================  ==========================================================================
-``stage``           ``teacher`` (default) or ``distill``
-``model``           teacher model name (default: the preset's)
-``student``         student model name (stage ``distill``; default: the preset's)
-``fusion``          fusion module of the trained network(s) (``scfm``, ``concat_conv1x1``, ...)
-``width``           channel width of the trained network (the student in stage ``distill``)
-``text_prior``      none | rules | oracle | file | projector | constant | shuffled (default oracle;
-                    ``none`` also removes the teacher's text branch: the non-text teacher)
-``caption_file``    captions for ``file`` / ``shuffled``
-``text_checkpoint`` trained projector for ``projector`` (``fusionlab.text.save_projector``);
-                    default: a projector trained on synthetic oracle captions with the
-                    preset's schedule, cached under ``$FUSIONLAB_CACHE/projectors``
-``losses``          subset of int / grad / ssim / color / consistency
-``distill_losses``  subset of base / feat / res
-``preset``          ci | laptop | full (default ``$FUSIONLAB_PRESET``)
-``seed``            int
-``data``            ``"synthetic"`` or a dataset folder (or a list of them)
-``eval_data``       ``"synthetic"`` (default: held-out scenes) or a folder; if it is also a
-                    training folder, its evaluation pairs are held out of training
-``eval_pairs``      number of evaluation pairs (default: the preset's)
-==================  ==========================================================================
+Params: :class:`fusionlab.params.RunParams` (all optional; unknown keys or bad values raise
+a one-line ConfigError); sizes come from the preset (:data:`fusionlab.presets.PRESET_SETTINGS`).
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -45,156 +23,60 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..dirs import cache_dir, file_lock
 from ..errors import CheckpointError, ConfigError
 from ..io import atomic_write_text
-from ..presets import PRESETS, get_preset
+from ..params import RunParams
+from ..presets import preset_settings
 from .config import DataConfig, TrainConfig
 from .data import SYNTHETIC, split_names
 
-PARAM_KEYS: tuple[str, ...] = ("stage", "model", "student", "fusion", "width", "text_prior", "caption_file",
-                               "text_checkpoint",
-                               "losses", "distill_losses", "preset", "seed", "data", "eval_data", "eval_pairs")
 #: evaluation scenes of the synthetic generator: disjoint from training (1000..) and validation (100000..)
 SYNTHETIC_EVAL_SEED0 = 200_000
 
-#: what a preset sets: models, schedule, crops, data size, evaluation size
-PRESET_SETTINGS: dict[str, dict[str, Any]] = {
-    # seconds on 2 CPU cores; tiny variants, still every component (text prior, FiLM,
-    # degradations, every loss, adapters, validation, checkpoints) runs
-    "ci": dict(model="dtpf_teacher_tiny", student="dtpf_student_tiny", teacher_args={}, steps=8, distill_steps=8,
-               crop=48, batch=2, synthetic_train=8, synthetic_size=64, val_pairs=1, val_crop=64, val_every=0,
-               ckpt_every=0, log_every=2, eval_pairs=2, eval_size=96, eval_crop=96, eval_tile=None),
-    # a few minutes on a laptop CPU: small models, short schedule
-    "laptop": dict(model="dtpf_teacher_tiny", student="dtpf_student_tiny", teacher_args={"dim": 16}, steps=150,
-                   distill_steps=150, crop=64, batch=4, synthetic_train=64, synthetic_size=128, val_pairs=2,
-                   val_crop=128, val_every=50, ckpt_every=50, log_every=10, eval_pairs=4, eval_size=256,
-                   eval_crop=256, eval_tile=None),
-    # the paper's settings (GPU): full models, 128 crops, batch 4, long schedule
-    "full": dict(model="dtpf_teacher", student="dtpf_student", teacher_args={}, steps=100_000,
-                 distill_steps=100_000, crop=128, batch=4, synthetic_train=2048, synthetic_size=256, val_pairs=8,
-                 val_crop=256, val_every=2000, ckpt_every=1000, log_every=50, eval_pairs=20, eval_size=256,
-                 eval_crop=None, eval_tile=512),
-}
 
-
-# ----------------------------------------------------------------------------- params
-def _as_list(v, key: str) -> list[str]:
-    if isinstance(v, str):
-        v = [s.strip() for s in v.split(",") if s.strip()]
-    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
-        raise ConfigError(f"params: {key}={v!r} must be a list of names")
-    return list(v)
-
-
-def validate_params(params: dict) -> dict:
-    """Check types and values; returns the params with defaults filled in."""
-    from ..losses import DISTILL_LOSS_NAMES, LOSS_NAMES
-    from ..models import FUSION_MODULES, list_models
-    from ..text import SOURCES
-
-    if not isinstance(params, dict):
-        raise ConfigError(f"params must be a dict, got {type(params).__name__}")
-    unknown = [k for k in params if k not in PARAM_KEYS]
-    if unknown:
-        raise ConfigError(f"params: unknown key {unknown[0]!r} (known: {', '.join(PARAM_KEYS)})")
-    p = {k: v for k, v in params.items() if v is not None}
-    p.setdefault("stage", "teacher")
-    p.setdefault("preset", get_preset())
-    p.setdefault("seed", 0)
-    p.setdefault("text_prior", "oracle")
-    p.setdefault("data", SYNTHETIC)
-    p.setdefault("eval_data", SYNTHETIC)
-
-    def need(key, ok, what):
-        if not ok:
-            raise ConfigError(f"params: {key}={p[key]!r} {what}")
-
-    need("stage", p["stage"] in ("teacher", "distill"), "must be teacher or distill")
-    need("preset", p["preset"] in PRESETS, f"must be one of {', '.join(PRESETS)}")
-    need("seed", isinstance(p["seed"], int) and not isinstance(p["seed"], bool), "must be an integer")
-    for key in ("model", "student"):
-        if key in p:
-            need(key, isinstance(p[key], str) and p[key] in list_models(), f"is not a model ({', '.join(list_models())})")
-    if "fusion" in p:
-        need("fusion", isinstance(p["fusion"], str) and p["fusion"] in FUSION_MODULES,
-             f"is not a fusion module ({', '.join(FUSION_MODULES.names())})")
-    if "width" in p:
-        need("width", isinstance(p["width"], int) and not isinstance(p["width"], bool) and p["width"] >= 2
-             and p["width"] % 2 == 0, "must be an even integer >= 2 (e.g. 16, 32, 48)")
-    need("text_prior", p["text_prior"] in SOURCES, f"must be one of {', '.join(SOURCES)}")
-    if "caption_file" in p:
-        need("caption_file", isinstance(p["caption_file"], str) and Path(p["caption_file"]).is_file(),
-             "is not an existing file")
-    if "text_checkpoint" in p:
-        need("text_checkpoint", isinstance(p["text_checkpoint"], str) and Path(p["text_checkpoint"]).is_file(),
-             "is not an existing file")
-    if p["text_prior"] == "file" and "caption_file" not in p:
-        raise ConfigError("params: text_prior='file' needs caption_file")
-    for key, allowed in (("losses", LOSS_NAMES), ("distill_losses", DISTILL_LOSS_NAMES)):
-        if key in p:
-            p[key] = _as_list(p[key], key)
-            bad = [x for x in p[key] if x not in allowed]
-            need(key, p[key] and not bad, f"must be a non-empty subset of {', '.join(allowed)}")
-    data = [p["data"]] if isinstance(p["data"], str) else p["data"]
-    if not isinstance(data, (list, tuple)) or not data or not all(isinstance(x, str) for x in data):
-        raise ConfigError(f"params: data={p['data']!r} must be 'synthetic', a folder, or a list of them")
-    for d in data:
-        if d != SYNTHETIC and not Path(d).expanduser().is_dir():
-            raise ConfigError(f"params: data: {d} is not 'synthetic' nor an existing folder")
-    p["data"] = list(data)
-    need("eval_data", isinstance(p["eval_data"], str) and (p["eval_data"] == SYNTHETIC
-                                                             or Path(p["eval_data"]).expanduser().is_dir()),
-         "must be 'synthetic' or an existing folder")
-    if "eval_pairs" in p:
-        need("eval_pairs", isinstance(p["eval_pairs"], int) and not isinstance(p["eval_pairs"], bool)
-             and p["eval_pairs"] >= 1, "must be an integer >= 1")
-    return p
+def _run_params(params: dict | RunParams) -> RunParams:
+    """The params of a run, checked and with defaults (:meth:`RunParams.from_dict`)."""
+    return params if isinstance(params, RunParams) else RunParams.from_dict(params)
 
 
 def _same_folder(a: str, b: str) -> bool:
     return a != SYNTHETIC and b != SYNTHETIC and Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
-def experiment_config(params: dict, out_dir: str | os.PathLike, stage: str | None = None) -> TrainConfig:
+def experiment_config(params: dict | RunParams, out_dir: str | os.PathLike, stage: str | None = None) -> TrainConfig:
     """The :class:`TrainConfig` of one stage of a run (validated params, preset applied).
 
     For a teacher with ``text_prior: projector`` and no ``text_checkpoint`` this trains the
     preset's default projector on first use (:func:`cached_projector`)."""
-    p = validate_params(params)
-    stage = stage or p["stage"]
-    s = PRESET_SETTINGS[p["preset"]]
-    eval_pairs = p.get("eval_pairs", s["eval_pairs"])
-    holdout = eval_pairs if any(_same_folder(d, p["eval_data"]) for d in p["data"]) else 0
-    data = DataConfig(train=list(p["data"]), val=["holdout"] if holdout else [SYNTHETIC], holdout=holdout,
-                      synthetic_train=s["synthetic_train"], synthetic_val=s["val_pairs"],
-                      synthetic_size=s["synthetic_size"], crop=s["crop"], batch=s["batch"],
-                      val_pairs=s["val_pairs"], val_crop=s["val_crop"])
-    text_prior = p["text_prior"]
-    teacher_args = dict(s["teacher_args"])
-    if text_prior == "none":
-        teacher_args["text_dim"] = None  # the non-text teacher (Table 3)
-    if "fusion" in p:
-        teacher_args["fusion"] = p["fusion"]
-    common = dict(seed=p["seed"], out_dir=str(out_dir), progress=False, log_every=s["log_every"],
-                  val_every=s["val_every"], ckpt_every=s["ckpt_every"], data=data, lr=1e-4)
-    if p.get("losses"):
-        common["losses"] = p["losses"]
+    p = _run_params(params)
+    stage = stage or p.stage
+    s = preset_settings(p.preset)
+    fields = s.train_fields(stage)
+    eval_pairs = p.eval_pairs or s.eval_pairs
+    holdout = eval_pairs if any(_same_folder(d, p.eval_data) for d in p.data) else 0
+    fields["data"].update(train=list(p.data), val=["holdout"] if holdout else [SYNTHETIC], holdout=holdout)
+    fields.update(stage=stage, seed=p.seed, out_dir=str(out_dir), progress=False, lr=1e-4,
+                  data=DataConfig(**fields["data"]))
+    if p.losses:
+        fields["losses"] = list(p.losses)
+    net_args = {"fusion": p.fusion} if p.fusion else {}
     if stage == "teacher":
-        if p["stage"] == "teacher" and "width" in p:
-            teacher_args["dim"] = p["width"]
-        text_args = {k: p[k] for k in ("caption_file",) if k in p}
-        if text_prior == "projector":  # only the teacher sees text: resolve (or train) its projector here
-            text_args["checkpoint"] = p.get("text_checkpoint") or str(cached_projector(p["preset"], p["seed"]))
-        return TrainConfig(stage="teacher", model=p.get("model", s["model"]), model_args=teacher_args,
-                           text_prior=text_prior, text_args=text_args, steps=s["steps"], **common)
-    student_args = {}
-    if "width" in p:
-        student_args["dim"] = p["width"]
-    if "fusion" in p:
-        student_args["fusion"] = p["fusion"]
-    return TrainConfig(stage="distill", student=p.get("student", s["student"]), student_args=student_args,
-                       distill_losses=p.get("distill_losses"), text_prior="none", steps=s["distill_steps"],
-                       teacher="<cached teacher>", **common)
+        if p.text_prior == "none":
+            net_args["text_dim"] = None  # the non-text teacher (Table 3)
+        if p.stage == "teacher" and p.width:
+            net_args["dim"] = p.width
+        text_args = {"caption_file": p.caption_file} if p.caption_file else {}
+        if p.text_prior == "projector":  # only the teacher sees text: resolve (or train) its projector here
+            text_args["checkpoint"] = p.text_checkpoint or str(cached_projector(p.preset, p.seed))
+        fields.update(model=p.model or s.model, model_args={**fields["model_args"], **net_args},
+                      text_prior=p.text_prior, text_args=text_args)
+        return TrainConfig(**fields)
+    if p.width:
+        net_args["dim"] = p.width
+    fields.update(student=p.student or s.student, student_args=net_args, text_prior="none",
+                  distill_losses=list(p.distill_losses) if p.distill_losses else None, teacher="<cached teacher>")
+    return TrainConfig(**fields)
 
 
 def teacher_key(cfg: TrainConfig) -> str:
@@ -207,24 +89,8 @@ def teacher_key(cfg: TrainConfig) -> str:
 
 
 def teacher_cache_dir() -> Path:
-    """``$FUSIONLAB_CACHE/teachers`` (default ``~/.cache/fusionlab/teachers``)."""
-    from ..text.cache import cache_root
-
-    return cache_root() / "teachers"
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path):
-    """Exclusive lock so parallel runs of a grid train a shared teacher only once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
-        try:
-            import fcntl
-
-            fcntl.flock(f, fcntl.LOCK_EX)
-        except ImportError:  # pragma: no cover - Windows: no locking, the worst case is training twice
-            pass
-        yield
+    """``<cache_dir>/teachers`` (``$FUSIONLAB_CACHE``, see :mod:`fusionlab.dirs`)."""
+    return cache_dir() / "teachers"
 
 
 def cached_teacher(cfg: TrainConfig) -> tuple[Path, dict]:
@@ -234,7 +100,7 @@ def cached_teacher(cfg: TrainConfig) -> tuple[Path, dict]:
     key = teacher_key(cfg)
     folder = teacher_cache_dir() / key
     final = folder / "model.pt"
-    with _file_lock(teacher_cache_dir() / f"{key}.lock"):
+    with file_lock(teacher_cache_dir() / f"{key}.lock"):  # parallel runs train it once
         if final.is_file():
             return final, {"cached": True, "key": key}
         cfg = cfg.replace(out_dir=str(folder))
@@ -249,14 +115,6 @@ def cached_teacher(cfg: TrainConfig) -> tuple[Path, dict]:
         return final, summary
 
 
-#: projector schedule per preset (steps, pool of synthetic pairs); ci: seconds, laptop: ~1 min
-PROJECTOR_SCHEDULE: dict[str, dict[str, int]] = {
-    "ci": dict(steps=30, n_pairs=16, batch_size=12),
-    "laptop": dict(steps=200, n_pairs=32, batch_size=24),
-    "full": dict(steps=1000, n_pairs=128, batch_size=32),
-}
-
-
 def cached_projector(preset: str, seed: int = 0, text_dim: int = 512) -> Path:
     """The default caption-free projector of ``preset`` (trained once, then reused).
 
@@ -264,41 +122,42 @@ def cached_projector(preset: str, seed: int = 0, text_dim: int = 512) -> Path:
     default ``text_prior``), so the ``projector`` row of the text-prior ablation compares
     like with like; saved as ``$FUSIONLAB_CACHE/projectors/<preset>-s<seed>-d<dim>.pt``.
     """
-    from ..text.cache import cache_root
     from ..text.projector import save_projector, train_projector
 
-    folder = cache_root() / "projectors"
+    folder = cache_dir() / "projectors"
     path = folder / f"{preset}-s{seed}-d{text_dim}.pt"
-    with _file_lock(folder / f"{path.stem}.lock"):
+    with file_lock(folder / f"{path.stem}.lock"):
         if path.is_file():
             return path
-        sched = PROJECTOR_SCHEDULE[preset]
-        proj, history = train_projector(text_dim=text_dim, seed=seed, **sched)
+        s = preset_settings(preset)  # ci: seconds, laptop: ~1 min
+        proj, history = train_projector(text_dim=text_dim, seed=seed, steps=s.projector_steps,
+                                        n_pairs=s.projector_pairs, batch_size=s.projector_batch)
         save_projector(path, proj, metadata={"preset": preset, "seed": seed, "history": history[-1:]})
     return path
 
 
 # ----------------------------------------------------------------------------- evaluation data
-def eval_items(p: dict) -> list[dict]:
+def eval_items(params: dict | RunParams) -> list[dict]:
     """Evaluation pairs: ``{ir (1,1,H,W), vi (1,3|1,H,W), name}`` never used in training."""
     from ..data import PairedFolder, SyntheticPairs
     from .data import val_items
 
-    s = PRESET_SETTINGS[p["preset"]]
-    n = p.get("eval_pairs", s["eval_pairs"])
-    if p["eval_data"] == SYNTHETIC:
-        ds = SyntheticPairs(n, s["eval_size"], SYNTHETIC_EVAL_SEED0, with_reference=False)
-        return val_items([ds], n, s["eval_crop"])
-    folder = Path(p["eval_data"]).expanduser()
+    p = _run_params(params)
+    s = preset_settings(p.preset)
+    n = p.eval_pairs or s.eval_pairs
+    if p.eval_data == SYNTHETIC:
+        ds = SyntheticPairs(n, s.eval_size, SYNTHETIC_EVAL_SEED0, with_reference=False)
+        return val_items([ds], n, s.eval_crop)
+    folder = Path(p.eval_data).expanduser()
     names = PairedFolder(folder).names
-    if any(_same_folder(d, p["eval_data"]) for d in p["data"]):
+    if any(_same_folder(d, p.eval_data) for d in p.data):
         names = split_names(names, n)[1]  # the pairs the training split held out
     ds = PairedFolder(folder, names=names[:n])
-    return val_items([ds], n, s["eval_crop"])
+    return val_items([ds], n, s.eval_crop)
 
 
 # ----------------------------------------------------------------------------- the run
-def run_experiment(params: dict, out_dir: str | os.PathLike) -> dict:
+def run_experiment(params: dict | RunParams, out_dir: str | os.PathLike) -> dict:
     """Train and evaluate one configuration; returns what ``metrics.json`` holds.
 
     See the module docstring for the params and the files written. Re-running into the same
@@ -309,13 +168,12 @@ def run_experiment(params: dict, out_dir: str | os.PathLike) -> dict:
     from .trainer import Trainer, torch_threads
 
     t_start = time.perf_counter()
-    p = validate_params(params)
+    p = _run_params(params)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    s = PRESET_SETTINGS[p["preset"]]
     train_info: dict[str, Any] = {}
     teacher_path = None
-    if p["stage"] == "distill":
+    if p.stage == "distill":
         teacher_path, tsum = cached_teacher(experiment_config(p, out, stage="teacher"))
         train_info["teacher"] = {k: v for k, v in tsum.items() if k in ("steps", "seconds", "cached", "key", "val")}
         train_info["teacher"]["checkpoint"] = str(teacher_path)
@@ -334,10 +192,10 @@ def run_experiment(params: dict, out_dir: str | os.PathLike) -> dict:
 
     items = eval_items(p)
     with torch_threads(None):
-        mean, per_image = evaluate_fuser(model_fuser(trainer.model, trainer.prior, trainer.device, s["eval_tile"]),
-                                         items, METRIC_NAMES, samples_dir=out / "samples")
-    result = {"metrics": mean, "per_image": per_image, "params": p, "stage": p["stage"],
-              "model": trainer.model.name, "eval": {"data": p["eval_data"], "pairs": len(items)},
+        fuse = model_fuser(trainer.model, trainer.prior, trainer.device, preset_settings(p.preset).eval_tile)
+        mean, per_image = evaluate_fuser(fuse, items, METRIC_NAMES, samples_dir=out / "samples")
+    result = {"metrics": mean, "per_image": per_image, "params": p.to_dict(), "stage": p.stage,
+              "model": trainer.model.name, "eval": {"data": p.eval_data, "pairs": len(items)},
               "train": train_info, "checkpoint": summary["model"],
               "seconds": round(time.perf_counter() - t_start, 2)}
     atomic_write_text(out / "metrics.json", json.dumps(result, indent=2, default=_json_default, allow_nan=True))

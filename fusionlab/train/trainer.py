@@ -19,7 +19,8 @@ Files in ``out_dir``:
 * ``model.pt``: the trained network alone (what ``fusionlab fuse`` and distillation load);
 * ``train_log.csv``: one row per logged step (``kind=train``) and per validation
   (``kind=val``); after a resume rows beyond the checkpoint are dropped, never duplicated;
-* ``config.yaml``: the resolved config.
+* ``config.yaml``: the resolved config;
+* ``tensorboard/``: TensorBoard events, with ``tensorboard: true`` (see :mod:`.tensorboard`).
 """
 from __future__ import annotations
 
@@ -37,18 +38,20 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..color import to_luma
 from ..device import default_device
 from ..errors import CheckpointError, ConfigError, OutputError, RunFailedError
-from ..io import atomic_write_text, to_luma
+from ..io import atomic_write_text
+from ..metrics.evaluate import HEADLINE_METRICS
 from .config import TrainConfig, dump_config
 from .data import BatchStream, build_sources, val_items
 
 #: config fields that may change between a run and its resume (everything else must match)
 RESUMABLE_CHANGES = {"steps", "out_dir", "log_every", "val_every", "ckpt_every", "max_minutes", "progress",
-                     "device", "threads", "amp"}
-VAL_METRICS = ("EN", "VIF", "Qabf", "SSIM")
+                     "device", "threads", "amp", "tensorboard"}
 CHECKPOINT = "checkpoint.pt"
 FINAL = "model.pt"
+BEST = "best.pt"
 LOG = "train_log.csv"
 
 
@@ -187,7 +190,8 @@ class Trainer:
         d = cfg.data
         train_sources = build_sources(d.train, "train", synthetic_pairs=d.synthetic_train,
                                       synthetic_size=d.synthetic_size, holdout=d.holdout)
-        self.stream = BatchStream(train_sources, d.crop, d.batch, d.flip, d.degrade_prob, d.degradations, cfg.seed)
+        self.stream = BatchStream(train_sources, d.crop, d.batch, d.flip, d.degrade_prob, d.degradations, cfg.seed,
+                                  d.train_weights)
         val_sources = build_sources(d.val, "val", synthetic_pairs=d.synthetic_val, synthetic_size=d.synthetic_size,
                                     holdout=d.holdout, train_specs=d.train)
         self.val_set = val_items(val_sources, d.val_pairs, d.val_crop)
@@ -245,10 +249,12 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.step = 0
         self.last_val: dict = {}
+        self.best: dict = {}  # {"step", "score", "val"} of the best validation so far (select_metric)
         self._t0: float | None = None
         self._prev_seconds = 0.0
         self._in_update = False
         self.loss_names = (["loss"] + [f"l_{k}" for k in self._part_names()])
+        self._tb = None  # TensorBoardLog, opened by fit() when cfg.tensorboard
         if ckpt_path is not None:
             self._load(ckpt_path)
 
@@ -346,9 +352,14 @@ class Trainer:
         """Mean EN / VIF / Qabf / SSIM (papers' scale) of the model on the validation pairs."""
         from .evaluation import evaluate_fuser
 
-        mean, _ = evaluate_fuser(lambda it: self.predict(it["ir"], it["vi"], it["name"]), self.val_set, VAL_METRICS)
+        mean, _ = evaluate_fuser(lambda it: self.predict(it["ir"], it["vi"], it["name"]), self.val_set, HEADLINE_METRICS)
         self.model.train()
         self.last_val = mean
+        if self.cfg.select_metric:
+            score = selection_score(self.cfg.select_metric, mean)
+            if not self.best or score > self.best["score"]:
+                self.best = {"step": self.step, "score": score, "val": dict(mean)}
+                self.save(self.out_dir / BEST, full=False)  # checkpoint selection on validation only
         return mean
 
     # ------------------------------------------------------------------ checkpoints
@@ -356,7 +367,7 @@ class Trainer:
         return {"stage": self.cfg.stage, "step": self.step, "train_config": _plain(self.cfg.to_dict()),
                 "val": dict(self.last_val),
                 "teacher": self.cfg.teacher if self.cfg.stage == "distill" else None,
-                "teacher_text": getattr(self, "teacher_text", None)}
+                "teacher_text": getattr(self, "teacher_text", None), "best": dict(self.best)}
 
     def save(self, path: str | Path | None = None, full: bool = True) -> Path:
         """Write a checkpoint atomically (``full``: with the training state for resuming)."""
@@ -399,11 +410,12 @@ class Trainer:
         self.step = int(extra["step"])
         self._prev_seconds = float(extra.get("seconds", 0.0))
         self.last_val = dict(meta.get("val") or {})
+        self.best = dict(meta.get("best") or {})
         set_rng_state(extra["rng"])
 
     # ------------------------------------------------------------------ log
     def _log_header(self) -> list[str]:
-        return ["step", "kind", "epoch", "lr", *self.loss_names, *VAL_METRICS, "seconds"]
+        return ["step", "kind", "epoch", "lr", *self.loss_names, *HEADLINE_METRICS, "seconds"]
 
     def _open_log(self):
         path = self.out_dir / LOG
@@ -426,6 +438,11 @@ class Trainer:
                "lr": f"{self.scheduler.get_last_lr()[0]:.3e}", "seconds": f"{self._elapsed(t0):.1f}"}
         row.update({k: f"{v:.6g}" for k, v in values.items()})
         self._log_w.writerow(row)
+        if self._tb is not None:
+            extra = {"lr": self.scheduler.get_last_lr()[0]} if kind == "train" else {}
+            self._tb.scalars(kind, {**values, **extra}, self.step)
+            if kind == "val" and values:
+                self._tb.samples(self, self.step)
 
     def _elapsed(self, t0: float | None = None) -> float:
         """Training seconds, summed over sessions (a resumed run continues the count)."""
@@ -450,6 +467,10 @@ class Trainer:
             raise OutputError(f"{self.out_dir}: cannot write here ({e.strerror or e})") from None
         atomic_write_text(self.out_dir / "config.yaml", dump_config(cfg))
         self._open_log()
+        if cfg.tensorboard and self._tb is None:
+            from .tensorboard import TensorBoardLog
+
+            self._tb = TensorBoardLog(self.out_dir, start_step=self.step)
         t0 = self._t0 = time.perf_counter()
         stopped = "done" if self.step >= cfg.steps else None
         self._in_update = False
@@ -494,10 +515,23 @@ class Trainer:
             val = self.validate() if self.val_set else {}
         self._log("val", val, t0)
         self._log_f.close()
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
         ckpt = self.save()
         final = self.save(full=False)
         return {"stage": cfg.stage, "steps": self.step, "val": val, "checkpoint": str(ckpt), "model": str(final),
-                "seconds": round(self._elapsed(t0), 2), "stopped": stopped or "done", "out_dir": str(self.out_dir)}
+                "best": dict(self.best), "seconds": round(self._elapsed(t0), 2), "stopped": stopped or "done", "out_dir": str(self.out_dir)}
+
+
+def selection_score(expr: str, val: dict) -> float:
+    """Score of a validation result for checkpoint selection: ``"VIF+Qabf+SSIM"`` sums
+    those metrics (all higher-is-better), ``"VIF"`` takes one."""
+    try:
+        return float(sum(float(val[k.strip()]) for k in expr.split("+")))
+    except KeyError as e:
+        raise ConfigError(f"select_metric={expr!r}: {e.args[0]!r} is not a validation metric "
+                          f"({', '.join(HEADLINE_METRICS)})") from None
 
 
 def _plain(x):

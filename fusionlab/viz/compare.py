@@ -10,6 +10,10 @@ an extension):
 * :class:`DegradationExplorer` - apply one of the Text-IF degradations and watch the
   captions and every model's fusion respond.
 
+This module only draws: scores come from :func:`fusionlab.metrics.fusion_scores`, models run
+through :func:`fusionlab.models.as_fusion_fn` (models, callables, checkpoints, run folders),
+PNGs are encoded by :func:`fusionlab.io.png_bytes`.
+
 Why a server-side slider: a client-side swipe needs a JavaScript widget (anywidget) and a
 front-end extension; recomposing a <= 512 px image in numpy and re-encoding it as PNG costs
 ~10 ms per slider step, smooth enough, and keeps everything in Python.
@@ -24,21 +28,22 @@ Images are float tensors in [0, 1]: ``(C, H, W)`` or ``(1, C, H, W)`` with C = 1
 """
 from __future__ import annotations
 
-import base64
 import html
 import io
 import math
 import os
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import ipywidgets as widgets
 import numpy as np
 import torch
 
+from ..color import to_luma
 from ..errors import ConfigError, ShapeMismatchError
-
-#: Metrics shown by default in readouts (all "higher is better" in fusion papers).
-DEFAULT_METRICS = ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM")
+from ..io import as_batch, png_bytes
+from ..metrics.evaluate import PAPER_METRICS, fusion_scores  # noqa: F401  (fusion_scores: notebooks import it here)
+from ..metrics.evaluate import SUMMARY_METRICS as DEFAULT_METRICS  # the readouts' metrics
+from ..models.inference import as_fusion_fn
 MODES = ("swipe", "blend", "difference")
 _LINE_RGB = (255, 214, 0)  # the swipe line: yellow is visible on gray IR and colour VI alike
 
@@ -176,15 +181,6 @@ def compose(a: np.ndarray, b: np.ndarray, position: float = 0.5, mode: str = "sw
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def png_bytes(arr: np.ndarray) -> bytes:
-    """``(H, W, 3)`` uint8 -> PNG bytes (fast compression: this runs on every slider step)."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
 def figure_png(fig, dpi: int = 80) -> bytes:
     """A matplotlib figure -> PNG bytes (the figure is left open)."""
     buf = io.BytesIO()
@@ -193,34 +189,21 @@ def figure_png(fig, dpi: int = 80) -> bytes:
 
 
 # ----------------------------------------------------------------------------- metrics
-def fusion_scores(ir: torch.Tensor, vi: torch.Tensor, fused: torch.Tensor,
-                  metrics: Sequence[str] = DEFAULT_METRICS) -> dict[str, float]:
-    """The paper metrics of one fusion: tensors in [0, 1] -> ``{name: float}``.
-
-    ``ir`` ``(1, 1, H, W)``, ``vi`` and ``fused`` ``(1, 1|3, H, W)`` (colour is reduced to
-    luma the papers' way); a 3-d ``(C, H, W)`` input is taken as one image. Uses
-    :func:`fusionlab.metrics.compute_metrics` on the 0..255 scale (CDDFuse convention).
-    """
-    from ..metrics import compute_metrics, to_metric_scale
-
-    ir, vi, fused = (_batch(x) for x in (ir, vi, fused))
-    vals = compute_metrics(to_metric_scale(ir), to_metric_scale(vi), to_metric_scale(fused), metrics=list(metrics))
-    return {k: float(v[0]) for k, v in vals.items()}
-
-
 def metrics_html(columns: Mapping[str, Mapping[str, float] | None], metrics: Sequence[str] = DEFAULT_METRICS,
                  digits: int = 3) -> str:
     """An HTML table: one row per metric, one column per image; the best value per row in bold.
 
-    All default metrics are "higher is better" (the papers' convention); NaN shows as "-".
+    "Best" is the lowest value for metrics where lower is better (MSE, Nabf); NaN shows as "-".
     """
+    from ..metrics.registry import lower_is_better
+
     cols = [(name, vals or {}) for name, vals in columns.items()]
     head = "".join(f"<th style='padding:2px 8px'>{html.escape(n)}</th>" for n, _ in cols)
     rows = []
     for m in metrics:
         vals = [v.get(m, float("nan")) for _, v in cols]
         finite = [x for x in vals if isinstance(x, (int, float)) and math.isfinite(x)]
-        best = max(finite) if len(finite) > 1 else None
+        best = (min(finite) if lower_is_better(m) else max(finite)) if len(finite) > 1 else None
         cells = []
         for x in vals:
             if not (isinstance(x, (int, float)) and math.isfinite(x)):
@@ -236,15 +219,8 @@ def metrics_html(columns: Mapping[str, Mapping[str, float] | None], metrics: Seq
 
 
 # ----------------------------------------------------------------------------- helpers
-def _batch(x: torch.Tensor) -> torch.Tensor:
-    x = torch.as_tensor(x)
-    if x.ndim == 2:
-        x = x[None, None]
-    elif x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4:
-        raise ShapeMismatchError(f"expected an image (C, H, W) or (1, C, H, W), got shape {tuple(x.shape)}")
-    return x.float()
+def _batch(x) -> torch.Tensor:
+    return as_batch(x).float()
 
 
 class _Lazy:
@@ -283,15 +259,9 @@ class _StaticFallback:
             plt.close(fig)
 
     def _repr_mimebundle_(self, **kwargs):
-        data = super()._repr_mimebundle_(**kwargs) or {}
-        data = dict(data)
-        data["text/plain"] = (f"{type(self).__name__}: interactive widget (needs JupyterLab / a widget "
-                              "frontend); static picture attached")
-        try:
-            data["image/png"] = base64.b64encode(self.static_png()).decode("ascii")
-        except Exception as e:  # a broken picture must never hide the live widget
-            data["text/plain"] += f" (static picture failed: {type(e).__name__}: {e})"
-        return data
+        from .images import widget_bundle
+
+        return widget_bundle(super(), self.static_png, type(self).__name__, **kwargs)
 
 
 def _imshow(ax, img, title: str | None = None, fontsize: int = 9) -> None:
@@ -413,7 +383,7 @@ class CompareWidget(_StaticFallback, widgets.VBox):
     def refresh(self) -> None:
         self.position.description = {"swipe": "swipe", "blend": "blend", "difference": "gain"}[self.mode.value]
         pic = self.picture()
-        self.image.value = png_bytes(pic)
+        self.image.value = png_bytes(pic, compress_level=1)
         # show pixels 1:1 (a widgets.Image otherwise stretches to the output's width)
         self.image.layout.width = f"{pic.shape[1]}px"
         cols = {}
@@ -443,63 +413,6 @@ class CompareWidget(_StaticFallback, widgets.VBox):
 
 
 # ----------------------------------------------------------------------------- FusionExplorer
-def as_fusion_fn(method: Any) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Turn a method spec into ``fn(ir (1,1,H,W), vi (1,C,H,W)) -> fused (1,C,H,W)`` in [0, 1].
-
-    Accepted: a callable ``(ir, vi) -> fused``; a fusion ``nn.Module`` (colour via
-    :func:`fusionlab.models.fuse_pair`, no text); a checkpoint path (``.pt``) or a run folder
-    holding ``checkpoint.pt`` / ``*.pt`` (loaded on first use).
-    """
-    import torch.nn as nn
-
-    if isinstance(method, nn.Module):
-        from ..models import fuse_pair
-
-        model = method.eval()
-
-        def _fn(ir, vi):
-            with torch.no_grad():
-                return fuse_pair(model, ir, vi).clamp(0, 1)
-
-        return _fn
-    if isinstance(method, (str, os.PathLike)):
-        path = _find_checkpoint(method)
-        holder: dict = {}
-
-        def _fn(ir, vi):
-            if "fn" not in holder:
-                from ..models import load_checkpoint
-
-                model, _info = load_checkpoint(path, map_location="cpu")
-                holder["fn"] = as_fusion_fn(model)
-            return holder["fn"](ir, vi)
-
-        return _fn
-    if callable(method):
-        return method
-    raise ConfigError(f"cannot use {type(method).__name__} as a fusion method (give a model, a callable, "
-                      "a checkpoint or a run folder)")
-
-
-def _find_checkpoint(path: str | os.PathLike):
-    from pathlib import Path
-
-    from ..errors import CheckpointError
-
-    p = Path(path)
-    if p.is_file():
-        return p
-    if p.is_dir():
-        for name in ("checkpoint.pt", "student.pt", "teacher.pt", "model.pt"):
-            if (p / name).is_file():
-                return p / name
-        found = sorted(p.glob("*.pt")) or sorted(p.glob("*/*.pt"))
-        if found:
-            return found[0]
-        raise CheckpointError(f"{p}: run folder holds no checkpoint (*.pt)")
-    raise CheckpointError(f"{p}: checkpoint or run folder not found")
-
-
 class FusionExplorer(_StaticFallback, widgets.VBox):
     """Pick an image and a model/run from dropdowns; compare its fusion with IR and VI.
 
@@ -541,7 +454,8 @@ class FusionExplorer(_StaticFallback, widgets.VBox):
         key = (int(index), method)
         if key not in self._fused:
             item = self.pairs[index]
-            self._fused[key] = self._fns[method](_batch(item["ir"]), _batch(item["vi"])).detach().cpu()
+            with torch.no_grad():
+                self._fused[key] = self._fns[method](_batch(item["ir"]), _batch(item["vi"])).detach().cpu()
         return self._fused[key]
 
     def _images(self, index: int) -> dict:
@@ -583,7 +497,7 @@ class DegradationExplorer(_StaticFallback, widgets.VBox):
     """
 
     def __init__(self, pair: dict, models: Mapping[str, Any], prior: Any = None,
-                 captioners: Mapping[str, Any] | None = None, metric_names: Sequence[str] = ("EN", "VIF", "Qabf"),
+                 captioners: Mapping[str, Any] | None = None, metric_names: Sequence[str] = PAPER_METRICS,
                  label: str = "normal", seed: int = 0, max_side: int | None = 320):
         from ..data import DEGRADATIONS
 
@@ -596,6 +510,7 @@ class DegradationExplorer(_StaticFallback, widgets.VBox):
         self.models = dict(models)
         if not self.models:
             raise ConfigError("DegradationExplorer needs at least one model")
+        self._fns = {name: as_fusion_fn(m) for name, m in self.models.items()}
         self.metric_names, self.max_side = tuple(metric_names), max_side
         self.label = w.ToggleButtons(options=list(DEGRADATIONS), value=label, description="degrade",
                                      style={"button_width": "110px"})
@@ -624,20 +539,18 @@ class DegradationExplorer(_StaticFallback, widgets.VBox):
             return self._cache[key]
         g = torch.Generator().manual_seed(seed)
         ir, vi = degrade(self._pair["ir"], self._pair["vi"], label, g)
-        batch = {"ir": ir, "vi": _luma(vi) if vi.shape[1] == 3 else vi, "vi_rgb": vi,
-                 "names": [self._pair["name"]], "labels": [label]}
+        batch = {"ir": ir, "vi": to_luma(vi), "vi_rgb": vi, "names": [self._pair["name"]], "labels": [label]}
         captions = {}
         for name, cap in self.captioners.items():
             captions[name] = cap.caption(ir, vi, names=[self._pair["name"]], labels=[label])[0]
         text = None
         fused, mets = {}, {}
         for name, model in self.models.items():
-            if _wants_text(model) and self.prior is not None and self.prior.source != "none":
-                if text is None:
-                    text = self.prior({"ir": ir, "vi": vi, "names": [self._pair["name"]], "labels": [label]})
-                fused[name] = _fuse(model, ir, vi, text)
-            else:
-                fused[name] = _fuse(model, ir, vi, None)
+            use_text = _wants_text(model) and self.prior is not None and self.prior.source != "none"
+            if use_text and text is None:
+                text = self.prior({"ir": ir, "vi": vi, "names": [self._pair["name"]], "labels": [label]})
+            with torch.no_grad():
+                fused[name] = self._fns[name](ir, vi, text if use_text else None).detach().cpu()
             mets[name] = fusion_scores(ir, vi, fused[name], self.metric_names)
         out = {"ir": ir, "vi": vi, "captions": captions, "fused": fused, "metrics": mets, "batch": batch}
         self._cache[key] = out
@@ -657,7 +570,7 @@ class DegradationExplorer(_StaticFallback, widgets.VBox):
     def refresh(self) -> None:
         s = self.state()
         pic = self.picture()
-        self.image.value = png_bytes(pic)
+        self.image.value = png_bytes(pic, compress_level=1)
         self.image.layout.width = f"{pic.shape[1]}px"
         names = ["IR (degraded)", "VI (degraded)", *s["fused"]]
         caps = "".join(f"<div><b>{html.escape(k)}</b>: {html.escape(v).replace(chr(10), ' / ')}</div>"
@@ -683,24 +596,6 @@ class DegradationExplorer(_StaticFallback, widgets.VBox):
         return fig
 
 
-def _luma(vi: torch.Tensor) -> torch.Tensor:
-    from ..io import to_luma
-
-    return to_luma(vi)
-
-
 def _wants_text(model: Any) -> bool:
     cfg = getattr(model, "config", None)
     return getattr(cfg, "text_dim", None) is not None
-
-
-def _fuse(model: Any, ir: torch.Tensor, vi: torch.Tensor, text: torch.Tensor | None) -> torch.Tensor:
-    import torch.nn as nn
-
-    if isinstance(model, nn.Module):
-        from ..models import fuse_pair
-
-        model.eval()
-        with torch.no_grad():
-            return fuse_pair(model, ir, vi, text=text).clamp(0, 1).cpu()
-    return as_fusion_fn(model)(ir, vi).detach().cpu()

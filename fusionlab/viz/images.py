@@ -12,12 +12,14 @@ tensors in [0, 1].
 """
 from __future__ import annotations
 
-import io
+import base64
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from ..io import png_bytes
 
 ImageLike = Any  # path | np.ndarray | torch.Tensor
 
@@ -65,13 +67,26 @@ def side_by_side_array(a: ImageLike, b: ImageLike, gap: int = 4) -> np.ndarray:
     return np.concatenate([pad(a), np.ones((h, gap, 3), np.float32), pad(b)], axis=1)
 
 
-def png_bytes(arr: np.ndarray) -> bytes:
-    """``(H, W, 3)`` float [0, 1] -> PNG bytes (for widgets.Image)."""
-    from PIL import Image
+def widget_bundle(widget, static_png, name: str, **kwargs) -> dict:
+    """Display bundle of an ipywidget with a static picture of its current state beside it.
 
-    buf = io.BytesIO()
-    Image.fromarray((np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
+    A frontend with a widget manager (JupyterLab) renders the live widget; everything else
+    (nbconvert HTML, GitHub, papermill outputs, a terminal IPython) renders ``image/png``
+    (see :mod:`fusionlab.viz.export` for exports of notebooks that stored widget state).
+
+    Args:
+        widget: the ipywidgets view.
+        static_png: PNG bytes, or a zero-argument callable returning them (called now).
+        name: what to call the widget in the ``text/plain`` fallback.
+    """
+    data = dict(widget._repr_mimebundle_(**kwargs) or {})
+    data["text/plain"] = f"{name}: interactive widget (needs JupyterLab / a widget frontend); static picture attached"
+    try:
+        png = static_png() if callable(static_png) else static_png
+        data["image/png"] = base64.b64encode(png).decode("ascii")
+    except Exception as e:  # a broken picture must never hide the live widget
+        data["text/plain"] += f" (static picture failed: {type(e).__name__}: {e})"
+    return data
 
 
 def show_images(images: Sequence[ImageLike] | Mapping[str, ImageLike], titles: Sequence[str] | None = None,
@@ -159,10 +174,8 @@ class ImageCompare:
         self.split.disabled = self.mode.value != "wipe"
         self.view.value = png_bytes(self.composite())
 
-    def _ipython_display_(self):  # display(ImageCompare(...)) shows the widget
-        from IPython.display import display
-
-        display(self.widget)
+    def _repr_mimebundle_(self, **kwargs):  # display(ImageCompare(...)): the widget + its picture
+        return widget_bundle(self.widget, lambda: png_bytes(self.composite()), type(self).__name__, **kwargs)
 
 
 def find_samples(run_dir: str | os.PathLike) -> list[Path]:

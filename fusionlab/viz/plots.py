@@ -1,4 +1,4 @@
-"""Seaborn plots of ablation results (one figure per question).
+"""Seaborn plots of results per variant (one figure per question); drawing only.
 
 * :func:`metric_plot` - each metric per variant: mean ± std over seeds (error bars) with
   the individual seeds as dots. Answers "how good is each variant, and how noisy?".
@@ -6,40 +6,26 @@
   differences, mean ± std) beside the paper's. Answers "does the paper's trend reproduce?"
   even when the absolute numbers come from other data (e.g. the synthetic ``ci`` set).
 
-Both take the ``results.csv`` table (:func:`fusionlab.ablate.read_results`) and return a
-matplotlib Figure (nothing is shown or saved here).
+Both take long tables (one value per row) and the variant order, and return a matplotlib
+Figure (nothing is shown or saved here). :mod:`fusionlab.ablate.report` builds them from an
+ablation's ``results.csv`` (``fusionlab.ablate.metric_plot(df)``, ``delta_plot(df)``).
 """
 from __future__ import annotations
 
-import math
-
 import pandas as pd
-
-from ..ablate.report import _row_order, reference_label
-from ..ablate.results import metric_columns
-
-
-def long_results(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
-    """ok runs as a long table: ``label, seed, metric, value`` (row order kept)."""
-    metrics = [m for m in (metrics or metric_columns(df)) if m in df.columns]
-    ok = df[df["status"] == "ok"] if "status" in df.columns else df
-    long = ok.melt(id_vars=["label", "seed"], value_vars=metrics, var_name="metric", value_name="value")
-    long["value"] = pd.to_numeric(long["value"], errors="coerce")
-    return long.dropna(subset=["value"])
 
 
 def _height(n_rows: int) -> float:
     return max(2.2, 0.45 * n_rows + 1.0)
 
 
-def metric_plot(df: pd.DataFrame, metrics: list[str] | None = None, title: str | None = None):
-    """One panel per metric: variant (y) vs value (x), mean ± std over seeds, seeds as dots."""
+def metric_plot(long: pd.DataFrame, order: list[str], metrics: list[str], title: str | None = None):
+    """One panel per metric: variant (y) vs value (x), mean ± std over seeds, seeds as dots.
+
+    ``long``: columns ``label``, ``seed``, ``metric``, ``value``; ``order``: the variants top to bottom.
+    """
     import matplotlib.pyplot as plt
     import seaborn as sns
-
-    metrics = metrics or metric_columns(df)
-    order = _row_order(df)
-    long = long_results(df, metrics)
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 1.5, _height(len(order))),
                              sharey=True, squeeze=False)
     for ax, m in zip(axes[0], metrics):
@@ -59,41 +45,18 @@ def metric_plot(df: pd.DataFrame, metrics: list[str] | None = None, title: str |
     return fig
 
 
-def seed_deltas(df: pd.DataFrame, metrics: list[str] | None = None, reference: str | None = None) -> pd.DataFrame:
-    """Long table ``label, metric, source, delta``: measured per-seed differences to the
-    reference row (same seed), and the paper's difference (one value) when known."""
-    metrics = metrics or metric_columns(df)
-    reference = reference or reference_label(df)
-    ok = df[df["status"] == "ok"] if "status" in df.columns else df
-    recs = []
-    papers = df.drop_duplicates("label").set_index("label")
-    for m in metrics:
-        if m not in ok.columns:
-            continue
-        wide = ok.pivot_table(index="seed", columns="label", values=m, aggfunc="mean")
-        for label in _row_order(df):
-            if label in wide and reference in wide:
-                for d in (wide[label] - wide[reference]).dropna():
-                    recs.append({"label": label, "metric": m, "source": "measured", "delta": float(d)})
-            col = f"paper_{m}"
-            if col in papers.columns:
-                p, r = papers[col].get(label), papers[col].get(reference)
-                if p is not None and r is not None and not (math.isnan(p) or math.isnan(r)):
-                    recs.append({"label": label, "metric": m, "source": "paper", "delta": float(p - r)})
-    return pd.DataFrame(recs, columns=["label", "metric", "source", "delta"])
-
-
-def delta_plot(df: pd.DataFrame, metrics: list[str] | None = None, reference: str | None = None,
+def delta_plot(deltas: pd.DataFrame, order: list[str], reference: str, metrics: list[str],
                title: str | None = None):
-    """One panel per metric: Δ to the reference row, measured (mean ± sd of per-seed Δ) and paper."""
+    """One panel per metric: Δ to the reference row, measured (mean ± sd of per-seed Δ) and paper.
+
+    ``deltas``: columns ``label``, ``metric``, ``source`` (``measured`` | ``paper``), ``delta``;
+    ``order``: the variants top to bottom (the reference row is left out).
+    """
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    metrics = metrics or metric_columns(df)
-    reference = reference or reference_label(df)
-    order = [label for label in _row_order(df) if label != reference]
-    d = seed_deltas(df, metrics, reference)
-    d = d[d["label"] != reference]
+    order = [label for label in order if label != reference]
+    d = deltas[deltas["label"] != reference]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics) + 1.5, _height(len(order))),
                              sharey=True, squeeze=False)
     palette = {"measured": "C0", "paper": "C3"}

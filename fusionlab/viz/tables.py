@@ -1,29 +1,14 @@
-"""Paper-style table styling: the best measured value per metric in bold, no wrapped cells."""
+"""Paper-style table styling: chosen cells in bold, no wrapped cells."""
 from __future__ import annotations
+
+from typing import Any, Mapping
 
 import pandas as pd
 
-from ..ablate.report import summarize
 
-#: metrics where lower is better (all the paper's fusion metrics are higher-is-better)
-LOWER_IS_BETTER = frozenset({"MSE"})
-
-
-def best_rows(df: pd.DataFrame, metrics: list[str]) -> dict[str, str]:
-    """``{metric: label of the row with the best measured mean}`` (metrics with no ok run skipped)."""
-    s = summarize(df, metrics)
-    out = {}
-    for m in metrics:
-        col = s[f"{m}_mean"].dropna()
-        if len(col):
-            out[m] = col.idxmin() if m in LOWER_IS_BETTER else col.idxmax()
-    return out
-
-
-def style_paper_table(table: pd.DataFrame, df: pd.DataFrame, metrics: list[str]):
-    """A pandas Styler of :func:`fusionlab.ablate.paper_table`: best measured value per metric
-    in bold (as papers do), cells kept on one line."""
-    best = best_rows(df, metrics)
+def style_best(table: pd.DataFrame, best: Mapping[str, Any]):
+    """A pandas Styler of ``table``: in each column named in ``best``, the cell of row
+    ``best[column]`` in bold (as papers mark the best value); cells kept on one line."""
 
     def bold(col: pd.Series) -> list[str]:
         return ["font-weight: bold" if col.name in best and idx == best[col.name] else "" for idx in col.index]

@@ -4,9 +4,14 @@
   shared real subsets (``$FUSIONLAB_SHARED/data`` or ``../../shared/data`` beside the repo),
   else the embedded synthetic pairs; the returned :class:`DataChoice` prints which one;
 * :func:`load_pairs` - the first ``n`` pairs of that choice, optionally downscaled;
-* :func:`load_student` - the shipped distilled student, or an untrained tiny one (with a
-  printed note) when the checkpoint is absent;
-* :func:`setup` - threads, seeds and figure defaults for a reproducible notebook run.
+* :func:`setup` - threads, seeds and figure defaults for a reproducible notebook run;
+* :func:`image_grid` - a grid of images with titles; :func:`run_dir` - where runs go.
+
+The notebooks also import, from here, helpers that live with their owners:
+:func:`~fusionlab.models.load_student` (models), :func:`~fusionlab.data.degraded_items`
+(data), :func:`~fusionlab.train.evaluation.score_fusers` and
+:func:`~fusionlab.train.evaluation.compare_features` (train). Grid shrinking is
+:func:`fusionlab.ablate.grid.shrink_grid`.
 """
 from __future__ import annotations
 
@@ -17,7 +22,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..data.degrade import degraded_items  # noqa: F401  (re-exported for the notebooks)
 from ..errors import ConfigError
+from ..models.checkpoint import load_student  # noqa: F401  (re-exported for the notebooks)
+from ..train.evaluation import compare_features, score_fusers  # noqa: F401  (re-exported for the notebooks)
 
 #: Named real subsets inside the shared data folder (see shared/data/README.md).
 SHARED_DATASETS = {
@@ -39,9 +47,10 @@ def find_shared_data(start: str | os.PathLike | None = None) -> Path | None:
     from ``start`` (default: the current folder - ``notebooks/`` under Jupyter/nbval, the repo
     root under pytest) upwards: ``../shared/data`` and ``../../shared/data``.
     """
-    env = os.environ.get("FUSIONLAB_SHARED")
-    if env:
-        d = Path(env).expanduser() / "data"
+    from ..dirs import shared_dir
+
+    if os.environ.get("FUSIONLAB_SHARED"):
+        d = shared_dir() / "data"
         return d.resolve() if d.is_dir() else None
     here = Path(start or Path.cwd()).resolve()
     for up in (here, *list(here.parents)[:2]):
@@ -152,49 +161,24 @@ def load_pairs(choice: DataChoice, n: int = 4, max_side: int | None = None, size
     return out
 
 
-def load_student(checkpoint: str | os.PathLike | None = None, fallback: str = "dtpf_student_tiny",
-                 verbose: bool = True):
-    """The distilled student for demos: ``(model, note)``.
-
-    Loads ``checkpoint`` (default: the shipped ``fusionlab/assets/student_synthetic.pt``). If
-    that file is absent (a fresh checkout before the asset is built), returns an UNTRAINED
-    ``fallback`` model instead, and says so - its fusions are then close to the visible image.
-    """
-    from ..demo import DEFAULT_CHECKPOINT
-    from ..models import create_model, load_checkpoint
-
-    path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
-    if path.is_file():
-        model, info = load_checkpoint(path, map_location="cpu")
-        note = f"model: {info.get('model')} loaded from {path.name}"
-    elif checkpoint:
-        from ..errors import CheckpointError
-
-        raise CheckpointError(f"{path}: checkpoint not found")
-    else:
-        torch.manual_seed(0)
-        model = create_model(fallback).eval()
-        note = (f"NOTE: {path.name} is not in this checkout; using an UNTRAINED {fallback} "
-                "(its fusions are not meaningful; train one in 04_distillation)")
-    if verbose:
-        print(note)
-    return model.eval(), note
-
-
 def setup(seed: int = 0, threads: int | None = None) -> str:
     """Make a notebook run reproducible and CPU-friendly; returns the preset name.
 
     Seeds torch, sets small readable matplotlib defaults and the torch thread count:
-    ``threads`` if given, else 1 in the ``ci`` preset (its tensors are tiny: threads only
-    add synchronisation, and on a busy shared machine oversubscribed OpenMP threads make a
-    step 5-10x slower - measured on the 2-core CI machine under load), else torch's default.
+    ``threads`` if given (or ``$FUSIONLAB_THREADS``), else 1 in the ``ci`` preset (its tensors
+    are tiny: threads only add synchronisation) and 1 whenever the machine is already busy
+    (1-minute load average >= 1, i.e. another job holds a core), else torch's default. Why:
+    oversubscribed OpenMP threads spin - on the 2-core machine under load a training step
+    was 5-10x slower with 2 threads, and a laptop training cell made 0 steps in 3.4 min.
     """
     import matplotlib as mpl
 
     from ..presets import get_preset
 
     preset = get_preset()
-    if threads or preset == "ci":
+    threads = threads or int(os.environ.get("FUSIONLAB_THREADS", "0") or 0) or None
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= 1.0
+    if threads or preset == "ci" or busy:
         torch.set_num_threads(int(threads or 1))
     torch.manual_seed(seed)
     mpl.rcParams.update({"figure.dpi": 80, "axes.titlesize": 9, "font.size": 9, "image.cmap": "gray"})
@@ -258,141 +242,3 @@ def run_dir(name: str, preset: str | None = None) -> Path:
 
         return Path(tempfile.mkdtemp(prefix=f"fusionlab_{name}_"))
     return Path("runs") / "walkthrough" / name
-
-
-def degraded_items(pairs, labels=None, seed: int = 0) -> list[dict]:
-    """Every pair under every degradation: items ``name`` (``<pair>/<label>``), ``ir``
-    ``(1, 1, H, W)``, ``vi`` ``(1, C, H, W)`` (degraded, batched), ``label``, ``pair``.
-
-    The draw of each (pair, label) is seeded by ``seed`` and its position, so every model
-    sees exactly the same degraded inputs.
-    """
-    from ..data import DEGRADATIONS, degrade
-
-    labels = list(labels or DEGRADATIONS)
-    items = []
-    for i, p in enumerate(pairs):
-        for j, lab in enumerate(labels):
-            g = torch.Generator().manual_seed(seed * 100_003 + i * 101 + j)
-            ir, vi = degrade(p["ir"][None], p["vi"][None], lab, g)
-            items.append({"name": f"{p['name']}/{lab}", "ir": ir, "vi": vi, "label": lab, "pair": p["name"]})
-    return items
-
-
-def score_fusers(fusers, items, metrics=("EN", "VIF", "Qabf", "SSIM")):
-    """Mean metrics per (fuser, degradation label).
-
-    Args:
-        fusers: ``{name: fuse(item) -> fused luma (1, 1, H, W)}`` (e.g.
-            :func:`fusionlab.train.model_fuser`).
-        items: from :func:`degraded_items`.
-
-    Returns:
-        pandas DataFrame with columns ``fuser``, ``label`` and one per metric.
-    """
-    import pandas as pd
-
-    from ..train.evaluation import evaluate_fuser
-
-    rows = []
-    for fname, fuse in fusers.items():
-        _, per = evaluate_fuser(fuse, items, metrics)
-        for it, r in zip(items, per):
-            rows.append({"fuser": fname, "label": it["label"], **{m: r[m] for m in metrics}})
-    return pd.DataFrame(rows).groupby(["fuser", "label"], sort=False).mean().reset_index()
-
-
-@torch.no_grad()
-def compare_features(teacher, student, ir: torch.Tensor, vi: torch.Tensor, text: torch.Tensor | None = None,
-                     adapters=None) -> list[dict]:
-    """Teacher vs student features, level by level (what L_feat compares).
-
-    Args:
-        teacher, student: FusionNets; ``ir`` ``(1, 1, H, W)``, ``vi`` ``(1, 1|3, H, W)`` in [0, 1].
-        text: the teacher's text embedding ``(1, text_dim)`` or None.
-        adapters: the learned 1x1 convolutions of the distillation loss
-            (``trainer.criterion.adapters``), mapping teacher channels to student channels.
-
-    Returns:
-        one dict per level: ``teacher``, ``student`` (and ``adapted``) channel-mean absolute
-        activation maps ``(h, w)`` numpy, ``channels`` ``(C_t, C_s)``, and with adapters
-        ``cosine``: the mean per-pixel cosine between ``Down(F_t)`` and ``F_s`` (1 = same
-        direction everywhere; what normalised L_feat pushes towards).
-    """
-    from ..io import to_luma
-
-    vi_y = to_luma(vi)
-    _, ft = teacher.eval()(ir, vi_y, text, return_features=True)
-    _, fs = student.eval()(ir, vi_y, None, return_features=True)
-    mapped = adapters(ft) if adapters is not None else [None] * len(ft)
-    out = []
-    for t, s, a in zip(ft, fs, mapped):
-        d = {"teacher": t[0].abs().mean(0).numpy(), "student": s[0].abs().mean(0).numpy(),
-             "channels": (int(t.shape[1]), int(s.shape[1]))}
-        if a is not None:
-            if a.shape[-2:] != s.shape[-2:]:
-                a = F.interpolate(a, size=s.shape[-2:], mode="bilinear", align_corners=False)
-            d["adapted"] = a[0].abs().mean(0).numpy()
-            d["cosine"] = float(F.cosine_similarity(a, s.float(), dim=1).mean())
-        out.append(d)
-    return out
-
-
-def shrink_grid(grid_path: str | os.PathLike, out_dir: str | os.PathLike, preset: str,
-                rows: list | None = None, seeds: list[int] | None = None) -> Path:
-    """Write a smaller copy of an ablation grid file (some rows, fewer seeds) for a quick run.
-
-    Args:
-        grid_path: ``ablations/<name>.yaml``.
-        out_dir: folder for the copy (``<out_dir>/<name>.yaml``); the grid keeps its name, so
-            its report reads like the full one.
-        preset: the preset whose seeds ``seeds`` replaces.
-        rows: row labels or indices to keep (negative indices count from the end); None = all.
-        seeds: seeds for ``preset``; None keeps the grid's.
-
-    Relative path parameters (``data``, ``eval_data``, ``caption_file``) are made absolute
-    against the original file's folder, so the copy runs from anywhere. Returns the copy's
-    path (validated with :func:`fusionlab.ablate.load_grid`).
-    """
-    import yaml
-
-    from ..ablate import load_grid
-    from ..ablate.grid import PATH_KEYS, resolve_path
-    from ..io import atomic_write_text
-
-    grid = load_grid(grid_path)
-    raw = yaml.safe_load(Path(grid_path).read_text())
-
-    def absolutise(params):
-        if isinstance(params, dict):
-            for k in PATH_KEYS:
-                v = params.get(k)
-                if isinstance(v, str) and v != "synthetic" and "$" not in v:
-                    params[k] = resolve_path(v, grid, k)
-        return params
-
-    absolutise(raw.get("base"))
-    for p in (raw.get("presets") or {}).values():
-        absolutise(p)
-    keep = list(range(len(raw["rows"])))
-    if rows is not None:
-        keep = []
-        for r in rows:
-            i = grid.labels.index(r) if isinstance(r, str) and r in grid.labels else int(r)
-            keep.append(i % len(raw["rows"]))
-        if not keep:
-            raise ConfigError(f"{grid_path}: rows={rows!r} selects no row")
-    raw["rows"] = [raw["rows"][i] for i in dict.fromkeys(keep)]
-    for r in raw["rows"]:
-        absolutise(r.get("params"))
-        for p in (r.get("presets") or {}).values():
-            absolutise(p)
-    if not any(r.get("reference") for r in raw["rows"]):
-        raw["rows"][-1]["reference"] = True  # deltas need a reference row
-    if seeds is not None:
-        raw.setdefault("presets", {})
-        raw["presets"][preset] = {**(raw["presets"].get(preset) or {}), "seeds": [int(s) for s in seeds]}
-    out = Path(out_dir) / Path(grid_path).name
-    atomic_write_text(out, yaml.safe_dump(raw, sort_keys=False))
-    load_grid(out)  # validate the copy
-    return out

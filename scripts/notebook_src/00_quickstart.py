@@ -17,11 +17,10 @@ import os
 
 preset = os.environ.get("FUSIONLAB_PRESET", "laptop")
 data_root = None  # None: real shared subset if present, else synthetic; or a folder with ir/ + vi/
-checkpoint = None  # None: the shipped student (fusionlab/assets/student_synthetic.pt)
+checkpoint = None  # None: the shipped student (fusionlab/assets/student_real.pt, trained on real pairs)
 out_dir = None  # None: ./quickstart_output (a temporary folder in the ci preset)
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 # 1. a pair and the distilled student
 from fusionlab.presets import pick
 from fusionlab.viz.walkthrough import choose_data, load_pairs, load_student, setup
@@ -43,24 +42,35 @@ fusions = {"student": fused, **baseline_fusions(ir, vi)}  # + pixel mean / pixel
 print({k: tuple(v.shape) for k, v in fusions.items()})
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 # 3. look: drag the slider to swipe between "before" and "after"; pick any two images
 from fusionlab.viz.compare import CompareWidget, show
 
 show(CompareWidget({"IR": ir, "VI": vi, **fusions}, left="VI", right="student"))
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-# 4. score: the nine metrics fusion papers report (higher is better for all of them)
+# 4. score: the metrics fusion papers report (higher is better, except MSE; notebook 02 explains each)
 import pandas as pd
 
 from fusionlab.viz.compare import fusion_scores
 
 table = pd.DataFrame({name: fusion_scores(ir, vi, img) for name, img in fusions.items()}).T
-table.round(3)
+display(table.round(3))
+gap = (table.loc["student", ["VIF", "Qabf", "SSIM"]] - table.loc["max", ["VIF", "Qabf", "SSIM"]]).abs().max()
+print(f"student vs pixel max: largest VIF/Qabf/SSIM difference {gap:.3f}")
+# the shipped student is a learnt refinement of the pixel max: close to it, far above the pixel mean
+assert gap < 0.1 and table.loc["student", "VIF"] > table.loc["mean", "VIF"]
 
 # %%
-# NBVAL_IGNORE_OUTPUT
+# %% [markdown]
+# **Reading the table.** The student and the pixel max agree to a few hundredths: the shipped
+# student (0.72 M parameters, trained on 171 real pairs on a CPU) uses fusionlab's *blend
+# head*, which starts at a soft pixel maximum, and training refined it a little. On the 20
+# MSRS test pairs it beats the pixel max on VIF (1.052 vs 1.039) and Qabf (0.702 vs 0.700)
+# and loses on SSIM (0.991 vs 0.995) - on a single pair, as here, either can win. The pixel
+# mean loses clearly: averaging halves the warm targets. README ("The shipped student,
+# trained on real pairs") has the full table, with SeAFusion's published outputs.
+
+# %%
 # 5. save the fused image (written atomically, 8-bit PNG)
 from pathlib import Path
 
@@ -68,7 +78,9 @@ from fusionlab.io import write_image
 from fusionlab.viz.walkthrough import run_dir
 
 out = Path(out_dir) if out_dir else (run_dir("quickstart", preset) if preset == "ci" else Path("quickstart_output"))
-print("wrote", write_image(out / f"{pair['name']}_student.png", fused[0]))
+written = write_image(out / f"{pair['name']}_student.png", fused[0])
+print("wrote", written)
+assert Path(written).is_file()
 
 # %% [markdown]
 # **Where next**

@@ -20,9 +20,15 @@
 # | VIF | visual information fidelity, 4 scales, VIF(IR, F) + VIF(VI, F) | F, IR, VI | DTPF's headline metric |
 # | Qabf | Sobel edge preservation of IR and VI in F, weighted by edge strength | F, IR, VI | in [0, 1] |
 # | SSIM | SSIM(F, IR) + SSIM(F, VI) | F, IR, VI | data range 2 vs 255! |
+# | MSE | mean squared difference to each source, averaged: (MSE(F, IR) + MSE(F, VI)) / 2 | F, IR, VI | **lower is better** |
+# | CC | correlation coefficient with each source, averaged: (corr(F, IR) + corr(F, VI)) / 2 | F, IR, VI | in [-1, 1] |
+# | PSNR | 10 log10(peak^2 / MSE) in dB (peak = max(F) here, 255 in MATLAB) | F, IR, VI | just MSE on a log scale |
 #
-# All are "higher is better". All take gray images on 0..255, as the papers' evaluator
-# (CDDFuse `utils/Evaluator.py`) reads 8-bit files.
+# **Higher is better for all of them except MSE** (lower is better; PSNR is MSE turned
+# around, so higher PSNR = lower MSE). The Nabf artefact measure some papers add (the noise
+# a fusion introduces) is lower-is-better too. All take gray images on 0..255, as the papers'
+# evaluator (CDDFuse `utils/Evaluator.py`) reads 8-bit files. The first nine are the
+# headline metrics; MSE, CC and PSNR get their own section (8).
 
 # %% tags=["parameters"]
 # Parameters (papermill: -p NAME VALUE). FUSIONLAB_PRESET: ci (seconds) | laptop | full.
@@ -33,7 +39,6 @@ data_root = None  # None: the shared reference pair (MSRS 00016N) if present, el
 seed = 0
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -67,11 +72,17 @@ def scores(fusions, convention="cddfuse"):
 
 
 table = scores(fusions)
-table.round(3)
+display(table.round(3))
+vi_wins = [m for m in ["EN", "MI", "VIF", "SSIM"] if table.loc["VI", m] > table.loc["max", m]]
+mean_worst = [m for m in ["EN", "SD", "SF", "AG"] if table.loc["mean", m] == table[m].min()]
+print(f"VI alone beats the max fusion on: {', '.join(vi_wins) or 'none'} (of EN, MI, VIF, SSIM); "
+      f"the mean fusion is worst on: {', '.join(mean_worst) or 'none'} (of EN, SD, SF, AG)")
 
 # %% [markdown]
-# Already a surprise: the visible image alone scores higher than the max fusion on EN, MI,
-# VIF and SSIM, and the mean fusion has the worst EN/SD/SF/AG. The pictures below show why.
+# Already a surprise (checked by the line printed under the table): on MSRS 00016N the
+# visible image alone scores higher than the max fusion on EN, MI, VIF and SSIM, and the
+# mean fusion has the worst EN, SD and AG (not SF: averaging two images with different
+# edges creates new small differences). The pictures below show why.
 #
 # ## 1. EN and SD: the histogram of F
 #
@@ -197,26 +208,69 @@ image_grid([[sm_max["ir"], sm_max["vi"]]], col_titles=["SSIM(F=max, IR)", "SSIM(
 plt.show()
 
 # %% [markdown]
-# ## 8. Why papers' numbers disagree: conventions
+# ## 8. MSE, CC and PSNR: closeness to each source
 #
-# Two evaluators, same images, different numbers. `fusionlab.metrics` names every switch in a
-# `Convention`: `cddfuse` (the Python evaluator most 2023-2025 IR-VI papers use, including
-# DTPF) and `matlab` (the classic MATLAB toolkits). Differences: gray conversion and rounding,
-# MI in nats vs bits, SF/AG normalisation, SSIM window/range/averaging, PSNR peak.
+# These three compare F with each source pixel by pixel and average the two comparisons.
+# **MSE** is the mean squared difference (maps below: `(F - IR)^2` and `(F - VI)^2`);
+# **PSNR** is the same number on a log scale, `10 log10(peak^2 / MSE)` dB; **CC** is the
+# correlation of F's pixels with each source's (the scatter plots: a tight line = high CC).
+# They have a built-in conflict: IR and VI differ, so F cannot be close to both. The mean
+# fusion sits halfway and gets the lowest MSE; the max fusion copies the brighter source at
+# each pixel and is far from the darker one. So a low MSE does not mean a good fusion - it
+# means an average one. Two exact consequences, visible in the table: the max fusion and
+# "VI alone" have the **same** MSE (at every pixel one of the two errors is 0 and the other
+# is (IR - VI)^2), and the mean fusion has exactly **half** of it.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-both = pd.concat({"cddfuse": table, "matlab": scores(fusions, "matlab")}, axis=1).swaplevel(axis=1)
+fmax = fusions["max"]
+sq = {"IR": ((fmax - ir) ** 2)[0, 0].numpy(), "VI": ((fmax - vi) ** 2)[0, 0].numpy()}
+fig, axes = plt.subplots(1, 4, figsize=(12, 2.7))
+for ax, (src, m) in zip(axes[:2], sq.items()):
+    im = ax.imshow(m, cmap="magma", vmin=0, vmax=float(np.percentile(np.concatenate([v.ravel() for v in sq.values()]), 99)))
+    ax.set_title(f"(F=max - {src})^2: mean {m.mean():.0f}"), ax.axis("off")
+fig.colorbar(im, ax=axes[:2], fraction=0.02)
+rng = np.random.default_rng(seed)
+pick_px = rng.choice(fmax.numel(), size=min(3000, fmax.numel()), replace=False)
+for ax, (src, s_img) in zip(axes[2:], (("IR", ir), ("VI", vi))):
+    for name, col in (("max", "C1"), ("mean", "C0")):
+        ax.scatter(s_img.flatten()[pick_px], fusions[name].flatten()[pick_px], s=1, alpha=0.3, color=col,
+                   label=f"F={name}: corr {np.corrcoef(s_img.flatten(), fusions[name].flatten())[0, 1]:.2f}")
+    ax.set_xlabel(f"{src} gray level"), ax.set_ylabel("F gray level"), ax.legend(fontsize=7, markerscale=8)
+plt.show()
+display(table[["MSE", "PSNR", "CC"]].round(3))
+mse_check = {k: float(((f - ir) ** 2).mean() + ((f - vi) ** 2).mean()) / 2 for k, f in fusions.items() if k != "VI"}
+print("MSE recomputed by hand from the maps:", {k: round(v, 1) for k, v in mse_check.items()})
+# the table's MSE is exactly the average of the two squared-difference maps
+assert all(abs(mse_check[k] - table.loc[k, "MSE"]) < 1e-3 * table.loc[k, "MSE"] for k in mse_check)
+# and the exact relations stated above: MSE(max) = MSE(VI alone) = 2 MSE(mean) (up to the rounding of F)
+assert abs(table.loc["max", "MSE"] - table.loc["VI", "MSE"]) < 1e-6 * table.loc["VI", "MSE"]
+assert abs(table.loc["mean", "MSE"] / table.loc["max", "MSE"] - 0.5) < 0.01
+
+# %% [markdown]
+# ## 9. Why papers' numbers disagree: conventions
+#
+# Three evaluators, same images, different numbers. `fusionlab.metrics` names every switch in
+# a `Convention`: `cddfuse` (CDDFuse's `utils/Evaluator.py`, the Python evaluator many
+# 2023-2025 IR-VI papers use), `dtpf` (the DTPF repository's own `Metric_Python`, which
+# computed the DTPF paper's tables) and `matlab` (the classic MATLAB toolkits). Differences:
+# gray conversion and rounding (`dtpf` truncates), MI in nats vs bits, SF/AG normalisation,
+# SSIM window/range/averaging, MSE scale and PSNR peak. Here all three get the same gray
+# images, so only the metric switches show.
+
+# %%
+both = pd.concat({"cddfuse": table, "dtpf": scores(fusions, "dtpf"), "matlab": scores(fusions, "matlab")},
+                 axis=1).swaplevel(axis=1)
 both[["MI", "SF", "AG", "SSIM", "PSNR"]].round(3)
 
 # %% [markdown]
-# MI differs by a factor ln 2 (nats vs bits), SSIM by almost a factor 2 (sum vs mean) and
-# more (range 2 vs 255, window), SF/AG by their normalisation. When you compare with a paper,
-# check which evaluator it used; fusionlab reports `cddfuse` by default because the DTPF
-# tables do.
+# MI differs by a factor ln 2 (nats in `cddfuse`, bits in `dtpf` and `matlab`), SSIM by
+# almost a factor 2 (sum vs mean) and more (range, window), SF/AG by their normalisation,
+# and `dtpf`'s PSNR is 48.13 dB higher (its MSE is on the [0, 1] scale, its peak 255). When
+# you compare with a paper, check which evaluator it used: the DTPF tables need `dtpf`,
+# CDDFuse's need `cddfuse` (the default here).
 
 # %% [markdown]
-# ## 9. Gaming the no-reference metrics
+# ## 10. Gaming the no-reference metrics
 #
 # EN, SD, SF and AG only look at F. Add noise to a fusion and they go *up*; the metrics that
 # compare with the sources (VIF, Qabf, SSIM) go down. Always read both kinds together.
@@ -225,17 +279,22 @@ both[["MI", "SF", "AG", "SSIM", "PSNR"]].round(3)
 g = torch.Generator().manual_seed(seed)
 noisy = (fusions["max"] + 12 * torch.randn(fusions["max"].shape, generator=g)).clamp(0, 255).round()
 gamed = scores({"max": fusions["max"], "max + noise": noisy})
-gamed[["EN", "SD", "SF", "AG", "VIF", "Qabf", "SSIM"]].round(3)
+display(gamed[["EN", "SD", "SF", "AG", "VIF", "Qabf", "SSIM"]].round(3))
+up, down = gamed.loc["max + noise"] > gamed.loc["max"], gamed.loc["max + noise"] < gamed.loc["max"]
+print(f"noise raised {', '.join(m for m in ['EN', 'SD', 'SF', 'AG'] if up[m])} and lowered "
+      f"{', '.join(m for m in ['VIF', 'Qabf', 'SSIM'] if down[m])}")
+# what the text claims: noise games SF and AG and costs Qabf and SSIM
+assert up["SF"] and up["AG"] and down["Qabf"] and down["SSIM"]
 
 # %% [markdown]
-# ## 10. Do we match the papers' evaluator?
+# ## 11. Do we match the papers' evaluator?
 #
 # The shared folder holds reference values computed with the CDDFuse evaluator for MSRS
-# 00016N fused three ways (8-bit PNG files). Reading the same files with
-# `fusionlab.metrics.evaluate_files` reproduces them to float32 rounding:
+# 00016N fused three ways (8-bit PNG files), and the DTPF evaluator's values for the same
+# files. Reading the files with `fusionlab.metrics.evaluate_files` and the matching
+# convention reproduces both (SSIM to 1e-5: the DTPF evaluator filters in float32):
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 import json
 
 from fusionlab.metrics import evaluate_files
@@ -243,40 +302,58 @@ from fusionlab.metrics import evaluate_files
 ref_json = shared.parent / "reference" / "metrics_00016N.json" if shared is not None else None
 if ref_json is not None and ref_json.is_file():
     ref = json.loads(ref_json.read_text())
+    dtpf_json = ref_json.with_name("metrics_00016N_dtpf.json")
+    expected = {"cddfuse": ref["values"]}
+    if dtpf_json.is_file():
+        expected["dtpf"] = json.loads(dtpf_json.read_text())[ref["pair"]]
     rows = {}
-    for method, rel in ref["fused"].items():
-        got = evaluate_files(shared.parent / ref["ir"], shared.parent / ref["vi"], shared.parent / rel)
-        rows[method] = {m: abs(got[m] - v) / max(abs(v), 1e-12) for m, v in ref["values"][method].items()
-                        if v is not None}
+    for convention, values in expected.items():
+        for method, rel in ref["fused"].items():
+            got = evaluate_files(shared.parent / ref["ir"], shared.parent / ref["vi"], shared.parent / rel,
+                                 "all", convention)
+            rows[(convention, method)] = {m: abs(got[m] - v) / max(abs(v), 1e-12)
+                                          for m, v in values[method].items() if v is not None}
     err = pd.DataFrame(rows).T
-    print(f"largest relative error over {err.size} values: {err.max().max():.1e}")
+    for convention in expected:
+        e = err.loc[convention]
+        print(f"{convention}: largest relative error over {int(e.notna().sum().sum())} values: "
+              f"{e.max().max():.1e} ({e.max().idxmax()})")
+        assert e.max().max() < 1e-4, (convention, e.max().idxmax())  # agreement to 1e-4 relative (SSIM: ~1e-5)
 else:
     print("shared reference values not found: skipped (set FUSIONLAB_SHARED to run this check)")
 
 # %% [markdown]
-# ## 11. A fixed example (checked by the notebook tests)
+# ## 12. A fixed example (checked by the notebook tests)
 #
-# The same three fusions of a synthetic pair, which is identical on every machine. If an
-# implementation change moves any of these numbers, CI notices.
+# The mean and max fusions of a synthetic pair, which is identical on every machine. The
+# cell asserts the nine values (printed below, and written in the cell with a tolerance of
+# 1e-3): if an implementation change moves any of them, `make test` fails.
 
 # %%
-# NBVAL_CHECK_OUTPUT
 from fusionlab.data import make_pair
 
 syn = make_pair(seed=0, size=(96, 128))
 sir, svi = to_metric_scale(syn["ir"]), to_metric_scale(syn["vi"])
 fixed = {"mean": torch.round((sir + svi) / 2), "max": torch.maximum(sir, svi)}
-print(pd.DataFrame({k: {m: float(v[0]) for m, v in compute_metrics(sir, svi, f, metrics=[
-    "EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM"]).items()} for k, f in fixed.items()}).T.round(3))
+got = pd.DataFrame({k: {m: float(v[0]) for m, v in compute_metrics(sir, svi, f, metrics=[
+    "EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM"]).items()} for k, f in fixed.items()}).T
+print(got.round(3))
+# the expected values (cddfuse convention), checked to 1e-3 absolute: a change in any metric fails `make test`
+expected = pd.DataFrame({
+    "mean": {"EN": 5.812, "SD": 17.296, "SF": 7.704, "AG": 2.962, "MI": 2.717, "SCD": 1.911, "VIF": 0.478,
+             "Qabf": 0.401, "SSIM": 0.835},
+    "max": {"EN": 6.435, "SD": 45.347, "SF": 10.254, "AG": 3.332, "MI": 5.419, "SCD": 1.681, "VIF": 0.598,
+            "Qabf": 0.542, "SSIM": 0.886}}).T
+off = (got - expected).abs()
+assert (off < 1e-3).all().all(), off[off >= 1e-3].stack()
 
 # %% [markdown]
-# ## 12. Try it
+# ## 13. Try it
 #
 # Swipe between the fusions, with the metric readout of both sides (computed on the
 # displayed images). Try "difference" mode to see where the noisy fusion differs.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 from fusionlab.viz.compare import CompareWidget, show
 
 show(CompareWidget({"IR": ir / 255, "VI": vi / 255, **{k: v / 255 for k, v in fusions.items()},

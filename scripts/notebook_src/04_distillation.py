@@ -3,22 +3,32 @@
 # %% [markdown]
 # # 04 · Distillation: a small student learns from the text-guided teacher
 #
-# The teacher needs a caption per image (an MLLM call), a text encoder and ~40 M parameters.
-# DTPF distils it into a ~4 M-parameter **student with no text input** that should keep the
-# teacher's degradation awareness. The student is trained with
+# The teacher needs a caption per image (an MLLM call), a text encoder and, in the paper,
+# 40.3 M parameters. DTPF distils it into a student of about a tenth of the size with **no
+# text input** that should keep the teacher's degradation awareness. The student is trained with
 #
 # ```
 # L = a1 * L_base + a2 * L_feat + a3 * L_res          (a1, a2, a3) = (1.0, 0.1, 1.0)
-# L_base = the fusion losses of the student's output (fixed weights: no caption to pick them)
+# L_base = the fusion losses of the student's output: L_int + L_grad + L_ssim + L_color (fixed weights)
 # L_res  = |I_teacher - I_student|_1                    imitate the teacher's image
 # L_feat = sum_l |Down_l(F_t^l) - F_s^l|_1             imitate its features, 4 levels;
 #          Down_l = a LEARNED 1x1 conv, teacher channels -> student channels
 # ```
 #
 # (The public reference code never put the `Down_l` adapters in its optimizer, so they stayed
-# random; fusionlab trains them.) Here: train a teacher, distil it, watch the three losses,
-# compare with a student trained on L_base alone (Table 7's first row), then compare teacher
-# and student images and features.
+# random; fusionlab trains them.) This notebook uses the **shipped, trained** pair: teacher
+# `fusionlab/assets/teacher_real.pt` (`dtpf_teacher_tiny`, width 16, **2.8 M** parameters) and
+# student `fusionlab/assets/student_real.pt` (`dtpf_student_tiny`, **0.72 M**), both trained on
+# real MSRS/RoadScene pairs (README, "The shipped student, trained on real pairs"). It draws
+# what each fusion loss and each distillation loss compares on a real pair, runs a few
+# distillation steps to show the mechanics, and compares teacher, student and pixel max.
+#
+# **What to expect (measured):** both shipped models use fusionlab's *blend head*
+# (`F = w IR + (1 - w) VI_Y`, `w = sigmoid(k (IR - VI_Y) + a)`), which starts at a soft
+# pixel maximum. Training refines it a little: on the 20 MSRS test pairs the student scores
+# VIF 1.052 / Qabf 0.702 / SSIM 0.991 against pixel max 1.039 / 0.700 / 0.995. So the student
+# is **a learnt refinement of the pixel maximum**, not the paper's network at full strength;
+# on a handful of pairs below, the three differ in the second or third decimal.
 
 # %% tags=["parameters"]
 # Parameters (papermill: -p NAME VALUE). FUSIONLAB_PRESET: ci (seconds) | laptop | full.
@@ -26,159 +36,279 @@ import os
 
 preset = os.environ.get("FUSIONLAB_PRESET", "laptop")
 data_root = None  # evaluation pairs: None = real shared subset if present, else synthetic; or a folder
-teacher_checkpoint = None  # a trained teacher (model.pt); None: train a small one here
-teacher_steps = None  # None: by preset
-steps = None  # distillation steps; None: by preset
+teacher_checkpoint = None  # None: the shipped trained teacher (fusionlab/assets/teacher_real.pt)
+student_checkpoint = None  # None: the shipped student (fusionlab.models.SHIPPED_STUDENT)
+steps = None  # steps of the distillation demo; None: ci 3, laptop 8
 seed = 0
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import torch
 
-from fusionlab.models import count_parameters, load_checkpoint
-from fusionlab.presets import pick
-from fusionlab.train import Trainer, load_config
-from fusionlab.viz.walkthrough import choose_data, load_pairs, run_dir, setup
+from fusionlab.color import to_luma
+from fusionlab.models import SHIPPED_STUDENT, count_parameters, load_checkpoint
+from fusionlab.presets import pick, preset_settings
+from fusionlab.viz.walkthrough import choose_data, image_grid, load_pairs, run_dir, setup
 
 setup(seed)
-teacher_steps = teacher_steps or pick(ci=4, laptop=300, full=3000, preset=preset)
-steps = steps or pick(ci=4, laptop=300, full=3000, preset=preset)
+steps = steps or preset_settings(preset).demo_steps  # the one preset table (fusionlab/presets.py)
 data = choose_data(data_root)
 print(data)
-pairs = load_pairs(data, n=pick(ci=2, laptop=4, full=8, preset=preset), max_side=pick(ci=96, laptop=256, full=320,
-                   preset=preset), size=(96, 128))
+pairs = load_pairs(data, n=pick(ci=2, laptop=2, full=8, preset=preset),
+                   max_side=pick(ci=96, laptop=192, full=320, preset=preset), size=(96, 128))
+teacher_checkpoint = teacher_checkpoint or SHIPPED_STUDENT.with_name("teacher_real.pt")
+teacher, tinfo = load_checkpoint(teacher_checkpoint)
+student, sinfo = load_checkpoint(student_checkpoint or SHIPPED_STUDENT)
+teacher.eval(), student.eval()
 runs = run_dir("04_distillation", preset)
+sizes = {"teacher": count_parameters(teacher), "student": count_parameters(student)}
+print(f"teacher {tinfo['model']}: {sizes['teacher']:,} parameters, text_dim {teacher.config.text_dim}")
+print(f"student {sinfo['model']}: {sizes['student']:,} parameters, text_dim {student.config.text_dim} "
+      f"({sizes['student'] / sizes['teacher']:.0%} of the teacher)")
+# the sizes stated above: 2.8 M and 0.72 M (the paper's full models: 40.3 M and ~4 M)
+assert abs(sizes["teacher"] / 1e6 - 2.8) < 0.1 and abs(sizes["student"] / 1e6 - 0.72) < 0.02
 
 # %% [markdown]
-# ## 1. The teacher
+# ## 1. The fusion losses (L_base): what each one compares
 #
-# Either a checkpoint you pass (e.g. from `fusionlab train --config teacher_laptop`) or a
-# small text-guided teacher trained here with oracle captions (see notebook 03).
+# There is no ground-truth fused image, so the fusion losses compare the output F with
+# **targets built from the sources** (`fusionlab/losses/fusion.py`):
+#
+# | loss | target | zero when |
+# |---|---|---|
+# | L_int | the pixel-wise **max intensity** `max(IR, VI_Y)` | F equals the pixel max |
+# | L_grad | the pixel-wise **max gradient** `max(|Sobel IR|, |Sobel VI_Y|)` | F has the stronger edge everywhere |
+# | L_ssim | structure: `(1 - SSIM(F, IR)) + (1 - SSIM(F, VI_Y))` | F = IR = VI (never, in practice) |
+# | L_color | the visible **chroma**: `|Cb_F - Cb_VI| + |Cr_F - Cr_VI|` after recolouring | the luma fits VI's colours |
+#
+# Below, each target and the per-pixel error of the shipped student's output on a real pair.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-if teacher_checkpoint:
-    teacher, info = load_checkpoint(teacher_checkpoint)
-    teacher.train_metadata = info.get("metadata") or {}  # the trainer rebuilds its text prior from this
-    print(f"teacher {info['model']} from {teacher_checkpoint}")
-else:
-    tcfg = load_config(pick(ci="teacher_ci", laptop="teacher_laptop", full="teacher", preset=preset))
-    t_trainer = Trainer(tcfg.replace(steps=teacher_steps, out_dir=str(runs / "teacher"), progress=False, seed=seed),
-                        overwrite=True)
-    summary = t_trainer.fit()
-    teacher, info = load_checkpoint(summary["model"])
-    teacher.train_metadata = info.get("metadata") or {}
-    print(f"trained teacher: {summary['steps']} steps in {summary['seconds']:.0f} s -> {summary['model']}")
-print(f"teacher: {count_parameters(teacher):,} parameters, text_dim {teacher.config.text_dim}, "
-      f"feature channels {teacher.feature_channels}")
+import kornia
+
+from fusionlab.color import colorize, split_luma
+from fusionlab.losses.fusion import LOSSES, sobel_abs
+
+pair = pairs[0]
+ir, vi = pair["ir"][None], pair["vi"][None]
+vi_y = to_luma(vi)
+with torch.no_grad():
+    f_s = student(ir, vi_y)
+    f_t = teacher(ir, vi_y, None)
+grad = lambda x: sobel_abs(x).sum(2)[0, 0]  # |Sobel x| + |Sobel y|
+int_target, grad_target = torch.maximum(ir, vi_y), torch.maximum(grad(ir), grad(vi_y))
+ssim_ir = kornia.metrics.ssim(f_s, ir, 11)[0, 0]
+ssim_vi = kornia.metrics.ssim(f_s, vi_y, 11)[0, 0]
+rgb = colorize(f_s, vi)
+chroma_err = (split_luma(rgb)[1] - split_luma(vi)[1]).abs().sum(1)[0]
+image_grid([[ir, vi, int_target, (f_s - int_target)[0, 0].abs().numpy()],
+            [grad_target.numpy(), (grad(f_s) - grad_target).abs().numpy(), ssim_ir.numpy(), ssim_vi.numpy()],
+            [rgb, chroma_err.numpy(), None, None]],
+           col_titles=[["IR", "VI", "L_int target: max(IR, VI_Y)", "|F - max|  (L_int per pixel)"],
+                       ["L_grad target: max gradient", "| |grad F| - target |  (L_grad)", "SSIM map (F, IR)",
+                        "SSIM map (F, VI_Y)"],
+                       ["student's F recoloured with VI's CbCr", "|CbCr(F) - CbCr(VI)|  (L_color)"]],
+           size=2.3, cmap="magma", suptitle=f"fusion-loss targets and errors of the shipped student on {pair['name']}")
+plt.show()
+fl = pd.DataFrame({name: {k: float(LOSSES.get(k)(f, ir, vi)[0])
+                          for k in ("int", "grad", "ssim", "color")}
+                   for name, f in {"student": f_s, "teacher (no text)": f_t, "pixel max": int_target,
+                                   "pixel mean": (ir + vi_y) / 2, "VI alone": vi_y}.items()}).T
+print("the four fusion losses on this pair (lower = closer to the target):")
+display(fl.style.format("{:.2e}", subset=["color"]).format("{:.4f}", subset=["int", "grad", "ssim"]))
+print("lowest per loss:", {k: fl[k].idxmin() for k in ("int", "grad", "ssim")})
+# L_int is exactly zero for the pixel max (its own target); the trained models stay close to it
+assert fl.loc["pixel max", "int"] < 1e-6 and fl.loc["student", "int"] < fl.loc["pixel mean", "int"]
 
 # %% [markdown]
-# ## 2. Distil, and watch L_base, L_res, L_feat
+# Reading the table (printed: the lowest value per loss). The pixel max has L_int = 0 by
+# definition and is already close to the best possible L_grad and L_ssim: the trained
+# teacher and student differ from it in the third or fourth decimal, sometimes better,
+# sometimes worse (measured at `laptop` on MSRS 00004N: the teacher slightly below the pixel
+# max on L_grad and L_ssim, the student slightly above). The pixel mean is far from the
+# max-intensity target (it halves warm targets) yet has the **lowest** L_ssim: SSIM rewards
+# staying between the two sources, so the losses pull in different directions and their
+# weights decide the compromise. L_color is tiny for all (~1e-6 on these dark scenes): it
+# only measures colours lost to clipping when the luma is put back into VI's colours.
 #
-# Two students with the same architecture, data and seed: one distilled with all three
-# terms, one trained on L_base alone (no teacher signal at all).
+# ## 2. The distillation losses: what L_res and L_feat compare
+#
+# **L_res** is the per-pixel difference between teacher and student images. **L_feat**
+# compares the features of the four decoder levels through the adapters `Down_l`. The
+# shipped checkpoints do not store the adapters trained with the student, so here `Down_l`
+# is **fitted by least squares** on one pair (the best 1x1 map from the teacher's channels to
+# the student's) and evaluated on **another pair** (a fit scored on its own pixels would look
+# perfect just by having many parameters). The cosine per level, the quantity the
+# normalised L_feat pulls to 1, says how well the student's features are a linear function
+# of the teacher's. As a control, the same is done for an **untrained** student: the trained
+# student should be more teacher-like than that.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-dcfg = load_config(pick(ci="distill_ci", laptop="distill_laptop", full="distill", preset=preset))
-variants = {"distilled (base+feat+res)": None, "L_base only": ["base"]}
-students, logs = {}, {}
-for name, losses in variants.items():
-    sub = "full" if losses is None else "base_only"
-    cfg = dcfg.replace(steps=steps, out_dir=str(runs / sub), progress=False, seed=seed, distill_losses=losses)
-    students[name] = Trainer(cfg, overwrite=True, teacher=teacher)
-    s = students[name].fit()
-    logs[name] = pd.read_csv(runs / sub / "train_log.csv")
-    print(f"{name}: {s['steps']} steps in {s['seconds']:.0f} s; validation {({k: round(v, 3) for k, v in s['val'].items()})}")
+from fusionlab.text import build_text_prior
 
-full_log = logs["distilled (base+feat+res)"]
-tr = full_log[full_log["kind"] == "train"]
-fig, axes = plt.subplots(1, 4, figsize=(13, 2.6))
+prior = build_text_prior("oracle", text_dim=512, seed=seed)
+from fusionlab.models import create_model
+
+
+def features(model, p, text=None):
+    with torch.no_grad():
+        return model(p["ir"][None], to_luma(p["vi"][None]), text, return_features=True)
+
+
+def text_of(p):
+    return prior({"ir": p["ir"][None], "vi": p["vi"][None], "names": [p["name"]], "labels": ["normal"]})
+
+
+fit_pair, test_pair = pairs[-1], pairs[0]  # fit the adapters on one pair, score them on the other
+untrained = create_model("dtpf_student_tiny", head="blend").eval()
+f_t, feats_t = features(teacher, test_pair, text_of(test_pair))
+f_s, feats_s = features(student, test_pair)
+feats_t_fit = features(teacher, fit_pair, text_of(fit_pair))[1]
+res = (f_t - f_s)[0, 0].abs()
+rows, level_maps = [], []
+for name, net in {"shipped student": student, "untrained student": untrained}.items():
+    fs_fit, fs_test = features(net, fit_pair)[1], features(net, test_pair)[1]
+    for i in range(len(feats_t)):
+        flat = lambda t: torch.cat([t[0].flatten(1).T, torch.ones(t[0][0].numel(), 1)], 1)  # (HW, C + 1)
+        down = torch.linalg.lstsq(flat(feats_t_fit[i]), fs_fit[i][0].flatten(1).T).solution  # 1x1 conv + bias
+        pred = flat(feats_t[i]) @ down
+        cos = torch.nn.functional.cosine_similarity(pred, fs_test[i][0].flatten(1).T, dim=1)
+        rows.append({"student": name, "level": 4 - i, "teacher ch": feats_t[i].shape[1],
+                     "student ch": fs_test[i].shape[1], "size": f"{feats_t[i].shape[-1]}x{feats_t[i].shape[-2]}",
+                     "held-out cosine": float(cos.mean())})
+        if net is student:
+            level_maps.append((feats_t[i][0].abs().mean(0).numpy(),
+                               pred.T.reshape(fs_test[i][0].shape).abs().mean(0).numpy(),
+                               fs_test[i][0].abs().mean(0).numpy()))
+feat_table = pd.DataFrame(rows).pivot(index="level", columns="student", values="held-out cosine")
+rows = [r for r in rows if r["student"] == "shipped student"]
+image_grid([[f_t, f_s, res.numpy(), None]] + [list(m) for m in zip(*level_maps)],
+           row_titles=["images", "teacher |F_t|", "fitted |Down(F_t)|", "student |F_s|"],
+           col_titles=[["teacher image", "student image", "|I_t - I_s|  (L_res per pixel)", ""]] +
+                      [[f"level {r['level']}: {r['size']}, {r['teacher ch']} -> {r['student ch']} ch\n"
+                        f"held-out cos {r['held-out cosine']:.2f}" for r in rows]] * 3,
+           size=2.1, cmap="viridis")
+plt.show()
+print(f"L_res on {test_pair['name']}: mean |I_t - I_s| = {float(res.mean()):.4f} (0..1 scale), max {float(res.max()):.3f}")
+print(f"adapters fitted on {fit_pair['name']}, cosine on {test_pair['name']} (level 4 = deepest):")
+display(feat_table.round(3))
+assert float(res.mean()) < 0.05  # the student's image is close to the teacher's
+assert feat_table.notna().all().all()
+
+# %% [markdown]
+# Reading it: the mean |I_t - I_s| printed above is about a thousandth of the gray range -
+# the student's image is close to the teacher's, which is what L_res asks for (but both are
+# also close to the pixel max, section 4). The held-out cosines say how much of the
+# student's feature pattern a 1x1 map of the teacher's explains at each level. Compare the
+# two columns: where the shipped student's cosine is not clearly above the untrained
+# student's, the features are *not* more teacher-like than chance architecture similarity
+# gives - at this training length, L_feat (weight 0.1) has shaped the features little.
+# Measured at `laptop` (fit on 01392D, scored on 00004N): shipped vs untrained student
+# 0.88 vs 0.88 at level 1, 0.95 vs 0.78 at level 2, 0.99 vs 0.93 at level 3, 1.00 vs 0.98
+# at level 4. The deep maps of both networks are dominated by a smooth central blob that is
+# not image content (see the pictures), so at levels 3-4 a high cosine is easy even for an
+# untrained network; level 2 is where the trained student is clearly more teacher-like.
+#
+# ## 3. A few distillation steps: the mechanics
+#
+# How the student was made, in a handful of steps: a fresh `dtpf_student_tiny` distilled
+# from the shipped teacher with all three terms. The log has the three weighted terms per
+# step. This is far too short to produce a good student (the shipped one took 900 steps
+# plus 900 for the teacher); it shows what is computed. The L_base-only control (Table 7's
+# first row) is a row of the `distillation_losses` grid (docs/ablations.md), with seeds and
+# confidence intervals.
+
+# %%
+from fusionlab.train import Trainer, load_config
+
+# the ci-size config (small crops and batch) at every preset but full: fast enough on a busy CPU
+dcfg = load_config(pick(ci="distill_ci", laptop="distill_ci", full="distill", preset=preset))
+teacher.train_metadata = tinfo.get("metadata") or {}  # the trainer rebuilds the teacher's text prior from this
+cfg = dcfg.replace(steps=steps, out_dir=str(runs / "full"), seed=seed, val_every=0, ckpt_every=0, log_every=1,
+                   progress=True)
+trainer = Trainer(cfg, overwrite=True, teacher=teacher)
+summary = trainer.fit()
+log = pd.read_csv(runs / "full" / "train_log.csv")
+tr = log[log["kind"] == "train"]
+fig, axes = plt.subplots(1, 3, figsize=(11, 2.6))
 for ax, col in zip(axes, ["l_base", "l_res", "l_feat"]):
     ax.plot(tr["step"], tr[col], marker="o")
     ax.set_title(col.replace("l_", "L_") + " (weighted)"), ax.set_xlabel("step")
-for name, log in logs.items():
-    v = log[log["kind"] == "val"]
-    axes[3].plot(v["step"], v["VIF"], marker="o", label=name)
-axes[3].set_title("validation VIF"), axes[3].set_xlabel("step"), axes[3].legend(fontsize=7)
+fig.suptitle(f"{steps} steps, one seed, linear axes: the first steps of training, not a converged curve")
 fig.tight_layout()
 plt.show()
+print(f"{summary['steps']} steps in {summary['seconds']:.0f} s; last step: " +
+      ", ".join(f"{c} {tr[c].iloc[-1]:.4f}" for c in ["l_base", "l_res", "l_feat"]))
+assert {"l_base", "l_res", "l_feat"} <= set(tr.columns) and np.isfinite(tr[["l_base", "l_res", "l_feat"]]).all().all()
 
 # %% [markdown]
-# ## 3. Teacher vs students, per degradation
+# ## 4. Teacher vs student vs pixel max, per degradation
 #
-# The teacher reads the rules captioner's caption of each degraded pair (what it would get
-# without an MLLM); the students see only pixels.
+# The teacher reads the `rules` captioner's caption of each degraded pair (what it would get
+# without an MLLM); the student sees only pixels. The pixel max is the reference both
+# started from (blend head).
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-from fusionlab.text import build_text_prior
+from tqdm.auto import tqdm
+
 from fusionlab.train import model_fuser
 from fusionlab.viz.walkthrough import degraded_items, score_fusers
 
-rules_prior = build_text_prior("rules", text_dim=teacher.config.text_dim, seed=seed) if teacher.config.text_dim else None
-fusers = {"teacher (+ rules caption)": model_fuser(teacher, rules_prior),
-          **{name: model_fuser(t.model) for name, t in students.items()}}
-items = degraded_items(pairs, seed=seed + 1)
-scores = score_fusers(fusers, items)
-display(scores.groupby("fuser", sort=False)[["EN", "VIF", "Qabf", "SSIM"]].mean().round(3))
-scores.pivot(index="label", columns="fuser", values="VIF").round(3)
+rules_prior = build_text_prior("rules", text_dim=512, seed=seed)
+fusers = {"teacher (+ rules caption)": model_fuser(teacher, rules_prior), "student (no text)": model_fuser(student),
+          "pixel max": lambda it: torch.maximum(it["ir"], to_luma(it["vi"]))}
+items = degraded_items(pairs[:pick(ci=1, laptop=2, full=8, preset=preset)], seed=seed + 1)  # ci: one pair (time)
+scores = pd.concat([score_fusers({k: f}, items) for k, f in tqdm(fusers.items(), desc="scoring")],
+                   ignore_index=True)  # one fuser at a time, behind a progress bar
+vif = scores.pivot(index="label", columns="fuser", values="VIF")[list(fusers)]
+vif["student - max"] = vif["student (no text)"] - vif["pixel max"]
+vif["student - teacher"] = vif["student (no text)"] - vif["teacher (+ rules caption)"]
+print(f"VIF per degradation ({len(items) // 5} pair(s) of {data.dataset}):")
+display(vif.round(4))
+display(scores.groupby("fuser", sort=False)[["EN", "VIF", "Qabf", "SSIM"]].mean().round(4))
+# the three stay within a few hundredths of each other (measured at ci and laptop)
+assert vif[["student - max", "student - teacher"]].abs().max().max() < 0.1
 
 # %% [markdown]
-# ## 4. Features: does the student think like the teacher?
+# **Reading the numbers.** The student - max and student - teacher columns are of the order
+# of 0.01 VIF: the student keeps most of the teacher's result without text (which is what
+# distillation should achieve), and both stay close to the pixel max they started from.
+# Which one is "best" depends on the metric: at `laptop` (2 MSRS pairs) the teacher had the
+# highest VIF under every degradation, the pixel max the highest Qabf and SSIM on average.
+# On 1-2 pairs these differences are inside the pair-to-pair spread; the full test-set
+# numbers are in README's table (MSRS, 20 pairs: student VIF 1.052, teacher 1.045, pixel max
+# 1.039). **That the student inherits "degradation awareness" (the paper's claim) is not
+# shown here**: with the caption mattering little for this teacher (notebook 03), there is
+# little awareness to inherit. See the `distillation_losses` and `text_guidance` grids in
+# docs/ablations.md for the controlled comparison.
 #
-# Per level: the teacher's features (channel-mean |activation|), the same after the learned
-# 1x1 adapter `Down_l` (mapped to the student's channel count), and the student's. The
-# number is the mean per-pixel cosine between `Down_l(F_t)` and `F_s`, the quantity the
-# normalised L_feat pulls towards 1.
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-from fusionlab.viz.walkthrough import compare_features, image_grid
-
-it = next(i for i in items if i["label"] == "low_light")
-text = rules_prior({"ir": it["ir"], "vi": it["vi"], "names": [it["name"]]}) if rules_prior else None
-full = students["distilled (base+feat+res)"]
-levels = compare_features(teacher, full.model, it["ir"], it["vi"], text, full.criterion.adapters)
-image_grid([[lv["teacher"] for lv in levels], [lv["adapted"] for lv in levels], [lv["student"] for lv in levels]],
-           row_titles=["teacher |F_t|", "adapted |Down(F_t)|", "student |F_s|"],
-           col_titles=[f"feature {i + 1}: {lv['student'].shape[1]}x{lv['student'].shape[0]}, "
-                       f"{lv['channels'][0]} -> {lv['channels'][1]} ch\ncos {lv['cosine']:.2f}" for i, lv in enumerate(levels)], size=2.0, cmap="viridis")
-plt.show()
-
-# %% [markdown]
 # ## 5. Look at the images
 #
-# Pick an image and a model: the teacher (with the rules caption), the distilled student, the
-# L_base-only student, and the pixel max. The comparison shows the *clean* evaluation pairs.
+# Pick an image and a model: the teacher (with the rules caption), the shipped student and
+# the pixel max. The comparison shows the *clean* evaluation pairs.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 from fusionlab.demo import baseline_fusions
 from fusionlab.models import fuse_pair
 from fusionlab.viz.compare import FusionExplorer, show
 
 
 def teacher_rgb(ir, vi):
-    t = rules_prior({"ir": ir, "vi": vi, "names": ["x"]}) if rules_prior else None
-    return fuse_pair(teacher, ir, vi, text=t)
+    return fuse_pair(teacher, ir, vi, text=rules_prior({"ir": ir, "vi": vi, "names": ["x"]}))
 
 
-methods = {"teacher (+ rules caption)": teacher_rgb, **{name: t.model for name, t in students.items()},
+methods = {"teacher (+ rules caption)": teacher_rgb, "student": student,
            "max (pixel)": lambda ir, vi: baseline_fusions(ir, vi)["max"]}
 show(FusionExplorer(pairs, methods, max_side=pick(ci=160, laptop=480, full=640, preset=preset)))
 
 # %% [markdown]
 # ## 6. What was gained
 #
-# Same image, a fraction of the parameters and no captioner/text encoder at test time.
-# Notebook 05 measures what that buys in FLOPs and CPU latency at the paper's sizes.
+# Nearly the same image (section 2: mean |I_t - I_s| printed above) from a quarter of the
+# parameters, with no captioner and no text encoder at test time. Notebook 05 measures what
+# that buys in FLOPs and CPU latency.
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-pd.DataFrame({"parameters": {"teacher": count_parameters(teacher),
-                             **{name: count_parameters(t.model) for name, t in students.items()}},
-              "needs text at test time": {"teacher": teacher.config.text_dim is not None,
-                                          **{name: False for name in students}}})
+pd.DataFrame({"parameters": sizes, "needs text at test time": {"teacher": True, "student": False}})

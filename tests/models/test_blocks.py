@@ -1,0 +1,128 @@
+"""The attention, FFN and LayerNorm blocks equal their literal definitions (fusionlab.models.blocks)."""
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+import torch
+import torch.nn as nn
+
+from fusionlab.errors import CheckpointError, ConfigError, InvalidTensorError, ShapeMismatchError
+from fusionlab.io import rgb_to_ycbcr
+from fusionlab.models import (FUSION_MODULES, FiLM, count_parameters, create_model, fuse_pair, list_models,
+                              load_checkpoint, model_config, save_checkpoint, sliding_window)
+from fusionlab.models import blocks, kernels
+from support import luma_pair, text_for
+from fusionlab.models.profile import format_table, peak_memory_bytes, profile_models
+
+
+# ------------------------------------------------------------------ blocks vs definitions
+@pytest.mark.parametrize("chunk", [1, 64])  # pieces of window rows / several whole rows per chunk
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("hw", [(16, 24), (13, 21)])
+def test_window_attention_matches_literal_definition(monkeypatch, channels_last, hw, chunk):
+    monkeypatch.setattr(kernels, "ATTENTION_CHUNK", chunk)  # also the band height at inference
+    torch.manual_seed(0)
+    attn = blocks.OverlapWindowAttention(12, heads=2, head_dim=8, window=8, overlap=0.5)
+    x = torch.randn(2, 12, *hw)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    want = blocks.overlap_window_attention_reference(attn, x)  # window-by-window loop
+    with kernels.use_fast_kernels(False):
+        literal = attn(x)  # the vectorised definition in blocks.py
+    got_train = attn(x)  # fast kernel, autograd path (bias folded into q/k)
+    with torch.no_grad():
+        got_infer = attn(x)  # fast kernel, inference path (chunked bias mask)
+    for got in (literal, got_train, got_infer):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    got_train.square().sum().backward()
+    assert attn.rel_h.grad is not None and attn.rel_h.grad.abs().sum() > 0
+
+
+def test_relative_position_bias_is_centred():
+    # key column j of the 12-wide window vs query column y of the 8-wide window: offset 0
+    # (same pixel) must map to the centre of the 23-entry table
+    attn = blocks.OverlapWindowAttention(8, heads=1, head_dim=8)
+    idx = attn.rel_idx
+    assert idx.shape == (8, 12)
+    for y in range(8):
+        assert idx[y, y + attn.pad] == attn.ow - 1
+
+
+def test_layernorm_definition():
+    torch.manual_seed(0)
+    x = torch.randn(2, 12, 5, 7)
+    ln = blocks.LayerNorm2d(12)
+    with torch.no_grad():
+        ln.weight.uniform_()
+        ln.bias.uniform_()
+    ref = nn.functional.layer_norm(x.permute(0, 2, 3, 1), (12,), ln.weight, ln.bias).permute(0, 3, 1, 2)
+    torch.testing.assert_close(ln(x), ref)
+    torch.testing.assert_close(ln(x.contiguous(memory_format=torch.channels_last)), ref)
+
+
+@pytest.mark.parametrize("dim,heads", [(12, 3), (16, 1), (72, 8)])  # joint-Gram and wide (norm) paths
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_channel_attention_and_ffn_match_literal_definitions(monkeypatch, dim, heads, channels_last):
+    monkeypatch.setattr(kernels, "STRIP_PIXELS", 14)  # several strips of 2 rows at inference
+    torch.manual_seed(0)
+    x = torch.randn(2, dim, 5, 7)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    norm = blocks.LayerNorm2d(dim)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    y = norm(x)
+    ca = blocks.ChannelAttention(dim, heads=heads)
+    with torch.no_grad():
+        ca.temperature.uniform_(0.5, 2.0)
+    qkv = ca.qkv_dwconv(ca.qkv(y))
+    q, k, v = (t.reshape(2, heads, dim // heads, 35) for t in qkv.chunk(3, dim=1))
+    q, k = nn.functional.normalize(q, dim=-1), nn.functional.normalize(k, dim=-1)
+    a = (q @ k.transpose(-1, -2) * ca.temperature).softmax(-1)
+    want = ca.project_out((a @ v).reshape(2, dim, 5, 7))
+    with kernels.use_fast_kernels(False):
+        torch.testing.assert_close(ca(y), want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ca(y), want, atol=1e-5, rtol=1e-4)  # autograd path
+    torch.testing.assert_close(kernels.channel_attention(ca, x, norm, residual=True), want + x, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():  # inference: strips, Gram summed over them
+        torch.testing.assert_close(ca(y), want, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(kernels.channel_attention(ca, x, norm, residual=True), want + x,
+                                   atol=1e-5, rtol=1e-4)
+    ffn = blocks.GatedDconvFFN(dim, 2.66)
+    h1, h2 = ffn.dwconv(ffn.project_in(y)).chunk(2, dim=1)
+    want = ffn.project_out(nn.functional.gelu(h1) * h2)
+    with kernels.use_fast_kernels(False):
+        torch.testing.assert_close(ffn(y), want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(kernels.gated_ffn(ffn, x, norm, residual=True), want + x, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():  # inference: strips with a halo row for the 3x3 conv
+        torch.testing.assert_close(ffn(y), want, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(kernels.gated_ffn(ffn, x, norm, residual=True), want + x, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name,hw", [("dtpf_student", (19, 42)), ("dtpf_teacher_tiny", (45, 29))])
+def test_fast_kernels_equal_the_literal_network(name, hw):
+    """The default (fast) network is the readable one within 1e-5: forward, features, gradients."""
+    torch.manual_seed(0)
+    model = create_model(name)
+    ir, vi = luma_pair(1, *hw)
+    text = text_for(model, 1)
+    with torch.no_grad():
+        fast, fast_feats = model.eval()(ir, vi, text, return_features=True)
+        with kernels.use_fast_kernels(False):
+            assert not kernels.enabled()
+            literal, literal_feats = model(ir, vi, text, return_features=True)
+        assert kernels.enabled()
+    torch.testing.assert_close(fast, literal, atol=1e-5, rtol=0)
+    for a, b in zip(fast_feats, literal_feats):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    grads = []
+    for fast_kernels in (True, False):
+        model.zero_grad()
+        with kernels.use_fast_kernels(fast_kernels):
+            model.train()(ir, vi, text).square().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    # summed over millions of weights, float32 reassociation moves a few gradients by ~5e-5
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-4, rtol=1e-3)
