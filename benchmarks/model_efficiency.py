@@ -195,6 +195,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pairs", type=int, default=8, help="pairs of the folder-throughput row (0 to skip)")
     ap.add_argument("--compile", action="store_true", help="add a torch.compile (CPU inductor) row")
     ap.add_argument("--no-export", action="store_true", help="skip the ONNX / TorchScript rows")
+    ap.add_argument("--all-memory", action="store_true",
+                    help="peak memory of every row (default: student and baselines only; the profiler's memory "
+                         "pass takes minutes for the teacher)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
 
@@ -264,7 +267,7 @@ def main(argv=None) -> int:
         log("compiling the student (torch.compile, CPU inductor)")
         extra["dtpf_student [compiled]"] = torch.compile(Literal(student))
     big = profile_models(args.models, size=(480, 640), repeats=args.repeats, threads=args.threads, progress=log,
-                         extra=extra)
+                         extra=extra, memory=True if args.all_memory else ["dtpf_student", "plain_cnn", "seafusion"])
     print("\n### 480x640\n")
     print(format_table(big, reference="dtpf_teacher"))
     rss = rss_growth_mb(student)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
+from typing import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -91,7 +92,7 @@ def _sync(device):
 
 
 def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, device: str = "cpu",
-                   threads: int | None = None, flops: bool = True, memory: bool = True,
+                   threads: int | None = None, flops: bool = True, memory: bool | Sequence[str] = True,
                    latency: bool = True, progress=None, tune_allocator: bool = True,
                    extra: dict | None = None, **overrides) -> list[ProfileRow]:
     """Measure the variants ``names`` at ``size`` (H, W) side by side.
@@ -107,7 +108,9 @@ def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, de
         warmup: untimed forwards per model first (allocator and oneDNN warm-up).
         device: ``"cpu"`` or ``"cuda"``.
         threads: ``torch.set_num_threads`` for the run (restored afterwards); None keeps it.
-        flops / memory / latency: which measurements to make (parameters are always counted).
+        flops / memory / latency: which measurements to make (parameters are always counted);
+            ``memory`` may also name the rows to measure (the profiler's memory pass costs
+            minutes for big models).
         progress: optional callable receiving one-line status strings.
         tune_allocator: call :func:`~fusionlab.models.runtime.tune_cpu_allocator` first
             (steady-state timings without page-fault storms; process-wide, see there).
@@ -144,7 +147,7 @@ def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, de
                 say(f"{name}: counting FLOPs")
                 f = count_flops(m, *x)
                 row.gflops, row.gmacs = round(f / 1e9, 3), round(f / 2e9, 3)
-            if memory and plain:
+            if plain and (memory is True or (not isinstance(memory, bool) and name in memory)):
                 say(f"{name}: measuring peak memory")
                 row.peak_mem_mb = round(peak_memory_bytes(m, *x) / 2 ** 20, 1)
             rows.append(row)
