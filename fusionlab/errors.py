@@ -52,6 +52,10 @@ class ConfigError(FusionlabError):
     """A config / grid file has an unknown key, an invalid value or bad syntax."""
 
 
+class MemoryBudgetError(FusionlabError):
+    """A memory budget (``--max-memory``) is too small for the work asked of it."""
+
+
 class OutputError(FusionlabError):
     """An output location cannot be written."""
 

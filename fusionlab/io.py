@@ -43,7 +43,7 @@ def is_image_file(path: str | os.PathLike) -> bool:
 
 
 # ----------------------------------------------------------------------------- reading
-def read_array(path: str | os.PathLike, mode: Mode = "auto") -> np.ndarray:
+def read_array(path: str | os.PathLike, mode: Mode = "auto", keep_8bit: bool = False) -> np.ndarray:
     """Read an image file as float32 numpy in [0, 1].
 
     Args:
@@ -51,6 +51,8 @@ def read_array(path: str | os.PathLike, mode: Mode = "auto") -> np.ndarray:
         mode: ``"auto"`` keeps gray as ``(H, W)`` and colour as ``(H, W, 3)``;
             ``"gray"`` returns ``(H, W)`` luma (ITU-R BT.601, as OpenCV/kornia);
             ``"rgb"`` returns ``(H, W, 3)`` (gray replicated).
+        keep_8bit: return 8-bit files as uint8 0..255 instead (a quarter of the memory; other
+            bit depths, and ``"gray"`` of a colour file, still come as float32).
 
     Raises:
         ImageReadError: missing, empty, truncated, corrupt or unsupported file.
@@ -74,7 +76,9 @@ def read_array(path: str | os.PathLike, mode: Mode = "auto") -> np.ndarray:
                         "(downscale it, or raise FUSIONLAB_MAX_PIXELS and fuse with --tile)"
                     )
                 im.load()
-                arr = _pil_to_float(im, p)
+                arr = _pil_to_uint8(im) if keep_8bit else None
+                if arr is None:
+                    arr = _pil_to_float(im, p)
     except (ImageReadError, ImageTooLargeError):
         raise
     except Image.DecompressionBombWarning as e:
@@ -86,10 +90,23 @@ def read_array(path: str | os.PathLike, mode: Mode = "auto") -> np.ndarray:
     if min(arr.shape[:2]) < 1:
         raise ImageReadError(f"{p}: image has zero size {arr.shape}")
     if mode == "gray" and arr.ndim == 3:
-        arr = rgb_to_gray_np(arr)
+        arr = rgb_to_gray_np(arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr)
     elif mode == "rgb" and arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    return np.ascontiguousarray(arr, dtype=np.uint8 if arr.dtype == np.uint8 else np.float32)
+
+
+def _pil_to_uint8(im: Image.Image) -> np.ndarray | None:
+    """8-bit gray/colour PIL image -> uint8 ``(H, W)`` / ``(H, W, 3)``; None for other depths."""
+    m = im.mode
+    if m in ("1", "L", "P", "PA", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr"):
+        if m in ("P", "PA"):
+            im = im.convert("RGBA" if "transparency" in im.info or m == "PA" else "RGB")
+            m = im.mode
+        if m in ("1", "L", "LA"):  # np.array copies: a writable array, unlike np.asarray
+            return np.array(im.getchannel(0) if m == "LA" else im.convert("L"))
+        return np.array(im if m == "RGB" else im.convert("RGB"))
+    return None
 
 
 def _one_line(e: BaseException) -> str:
@@ -129,9 +146,10 @@ def rgb_to_gray_np(rgb: np.ndarray) -> np.ndarray:
     return (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32)
 
 
-def read_image(path: str | os.PathLike, mode: Mode = "auto") -> torch.Tensor:
-    """Read an image as a float32 tensor ``(C, H, W)`` in [0, 1] (C = 1 for gray, 3 for colour)."""
-    arr = read_array(path, mode)
+def read_image(path: str | os.PathLike, mode: Mode = "auto", keep_8bit: bool = False) -> torch.Tensor:
+    """Read an image as a float32 tensor ``(C, H, W)`` in [0, 1] (C = 1 for gray, 3 for colour);
+    with ``keep_8bit`` 8-bit files come as uint8 0..255 (see :func:`read_array`)."""
+    arr = read_array(path, mode, keep_8bit)
     t = torch.from_numpy(arr)
     return t[None] if t.ndim == 2 else t.permute(2, 0, 1).contiguous()
 
@@ -228,9 +246,11 @@ def _fsync(p: Path) -> None:
 
 
 def to_uint8(img: torch.Tensor | np.ndarray) -> np.ndarray:
-    """``(C, H, W)``/``(H, W)`` tensor or ``(H, W[, C])`` array in [0, 1] -> uint8 ``(H, W[, 3])``."""
+    """``(C, H, W)``/``(H, W)`` tensor or ``(H, W[, C])`` array in [0, 1] -> uint8 ``(H, W[, 3])``
+    (uint8 input is taken as 0..255 and passed through)."""
     if isinstance(img, torch.Tensor):
-        t = img.detach().float().cpu()
+        t = img.detach().cpu()
+        t = t if t.dtype == torch.uint8 else t.float()
         if t.ndim == 4:
             if t.shape[0] != 1:
                 raise InvalidTensorError(f"write one image at a time, got batch shape {tuple(t.shape)}")
@@ -239,9 +259,12 @@ def to_uint8(img: torch.Tensor | np.ndarray) -> np.ndarray:
             t = t[0] if t.shape[0] == 1 else t.permute(1, 2, 0)
         arr = t.numpy()
     else:
-        arr = np.asarray(img, dtype=np.float32)
+        arr = np.asarray(img)
+        arr = arr if arr.dtype == np.uint8 else arr.astype(np.float32, copy=False)
         if arr.ndim == 3 and arr.shape[2] == 1:
             arr = arr[..., 0]
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
     if not np.isfinite(arr).all():
         raise InvalidTensorError("image to write holds NaN/inf values")
     return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -19,7 +19,8 @@ def add_arguments(p) -> None:
                                     "or a dataset name such as msrs or msrs/train (see 'fusionlab data list')")
     p.add_argument("--out", required=True, help="output folder for the fused PNGs")
     p.add_argument("--checkpoint", help="trained model: a .pt checkpoint written by fusionlab, a "
-                                        "save_pretrained folder, or a Hub id owner/name")
+                                        "save_pretrained folder, a Hub id owner/name, or an ONNX file "
+                                        "(with --runtime onnxruntime)")
     p.add_argument("--model", help="model name (see fusionlab.models.list_models()): a peer (seafusion, ifcnn, "
                                    "tardal, didfuse) or baseline (pixel_mean, pixel_max, visible_only, laplacian); "
                                    "or a FusionNet variant: with --checkpoint, the expected architecture, alone an "
@@ -31,12 +32,34 @@ def add_arguments(p) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="model option passed to create_model, repeatable (e.g. variant=tardal for TarDAL's "
                         "tardal.pt, levels=5 for laplacian)")
+    p.add_argument("--max-memory", default="2GB", type=_memory_size, metavar="SIZE",
+                   help="peak resident memory the run may use, e.g. 2GB, 800MB, or 'none' (default 2GB): "
+                        "images that do not fit are fused in automatically sized tiles with smooth blending")
     p.add_argument("--tile", type=int, default=None,
-                   help="fuse in NxN sliding windows blended over --overlap pixels (bounded memory for big images)")
-    p.add_argument("--overlap", type=int, default=32, help="overlap of sliding windows in pixels (default 32)")
+                   help="fuse in NxN sliding windows blended over --overlap pixels instead of planned tiles")
+    p.add_argument("--overlap", type=int, default=32, help="overlap of --tile windows in pixels (default 32)")
+    p.add_argument("--runtime", choices=("torch", "onnxruntime"), default="torch",
+                   help="run the model with torch (default) or with onnxruntime from an ONNX file given "
+                        "as --checkpoint (see 'fusionlab export'; needs pip install fusionlab[onnx])")
     p.add_argument("--device", default=None, help="cpu, cuda or auto (default)")
     p.add_argument("--skip-existing", action="store_true", help="skip pairs whose output file already exists")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights with --model alone (default 0)")
+
+
+def _memory_size(value: str):
+    import argparse
+
+    from ..errors import ConfigError
+
+    if value.strip().lower() in ("none", "0", "unlimited"):
+        return None
+    from ..models.inference import parse_memory
+
+    try:
+        parse_memory(value)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value
 
 
 def _resolve_pairs(args):
@@ -88,6 +111,23 @@ def _load_model(args, device):
     from ..api import load_model
     from ..errors import CheckpointError, UsageError
 
+    runtime = getattr(args, "runtime", "torch")
+    onnx_file = bool(args.checkpoint) and str(args.checkpoint).lower().endswith(".onnx")
+    if runtime == "onnxruntime":
+        from ..models.export import OnnxFuser, onnx_for
+
+        if device.type != "cpu":
+            raise UsageError("--runtime onnxruntime runs on the CPU: drop --device or use --device cpu")
+        if onnx_file:
+            return OnnxFuser(args.checkpoint), f"ONNX model {args.checkpoint} (onnxruntime)"
+        args.runtime = "torch"
+        model, what = _load_model(args, device)
+        if not isinstance(model, models.FusionNet):
+            raise UsageError(f"--runtime onnxruntime exports FusionNet models; {what} runs with --runtime torch")
+        sys.stderr.write("fusionlab fuse: exporting the model to ONNX for onnxruntime\n")
+        return OnnxFuser(onnx_for(model)), f"{what} via onnxruntime"
+    if onnx_file:
+        raise UsageError(f"--checkpoint {args.checkpoint}: an ONNX file runs with --runtime onnxruntime")
     kind = models.model_kind(args.model) if args.model else "fusionnet"
     options = parse_options(args.option)
     if kind != "fusionnet":
@@ -121,17 +161,47 @@ def _load_model(args, device):
     return model, f"default checkpoint {default.name} ({info['model']})"
 
 
+#: pairs above this many pixels are fused one at a time, without reading ahead or writing
+#: behind, so that only one big pair is in memory at once (their I/O time is negligible)
+PIPELINE_MAX_PIXELS = 4_000_000
+
+
+def _read_pair(ir_path, vi_path):
+    """One pair as compact tensors: 8-bit files stay uint8 (``fuse_pair`` takes them)."""
+    from ..errors import ShapeMismatchError
+    from ..io import read_image
+
+    ir, vi = read_image(ir_path, keep_8bit=True), read_image(vi_path, keep_8bit=True)
+    if ir.shape[-2:] != vi.shape[-2:]:
+        raise ShapeMismatchError(
+            f"{vi_path}: size {vi.shape[-1]}x{vi.shape[-2]} differs from infrared {ir_path} "
+            f"{ir.shape[-1]}x{ir.shape[-2]} (images must be registered to the same size)")
+    return ir, vi
+
+
+def _pixels(path) -> int:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.size[0] * im.size[1]
+    except Exception:  # noqa: BLE001 - unreadable: let the reader raise the proper error
+        return 0
+
+
 def run(args) -> int:
     import sys
+    import time
     from pathlib import Path
 
     from tqdm import tqdm
 
-    from ..data.paired import load_pair
     from ..device import default_device
     from ..errors import UsageError
     from ..io import write_image
     from ..models import fuse_pair
+    from ..models.inference import AUTO_OVERLAP, plan_tiles
+    from ._pipeline import Prefetcher, Writer
 
     if args.tile is not None and (args.tile < 16 or not 0 <= args.overlap < args.tile):
         raise UsageError(f"--tile {args.tile} --overlap {args.overlap}: need tile >= 16 and 0 <= overlap < tile")
@@ -150,14 +220,52 @@ def run(args) -> int:
                          "is global); use --protocol fusionlab to fuse in tiles")
     todo = [(n, i, v) for n, i, v in pairs if not (args.skip_existing and (out_dir / f"{n}.png").exists())]
     skipped = len(pairs) - len(todo)
+    budget = args.max_memory if args.tile is None else None
     sys.stderr.write(f"fusionlab fuse: {len(todo)} pair(s) with {what} on {device}"
-                     + (f", {skipped} already done" if skipped else "") + "\n")
-    for name, ir_path, vi_path in tqdm(todo, desc="fuse", unit="pair", file=sys.stderr, dynamic_ncols=True):
-        if as_authors:  # uint8 exactly as the authors' script saves it (v / 255 is written back to v)
-            write_image(out_dir / f"{name}.png", model.fuse_as_authors(ir_path, vi_path).astype("float32") / 255)
-            continue
-        pair = load_pair(ir_path, vi_path)
-        fused = fuse_pair(model, pair["ir"][None], pair["vi"][None], tile=args.tile, overlap=args.overlap)
-        write_image(out_dir / f"{name}.png", fused[0])
-    print(f"fused {len(todo)} pair(s) into {out_dir}" + (f" ({skipped} skipped, already present)" if skipped else ""))
+                     + (f", {skipped} already done" if skipped else "")
+                     + (f", memory budget {budget}" if budget and not as_authors else "") + "\n")
+    # read ahead and write behind in threads (decoding/encoding overlap the fusion), except
+    # for big pairs, which go one at a time so that a single one is ever held in memory
+    small = [max(_pixels(i), _pixels(v)) <= PIPELINE_MAX_PIXELS for _, i, v in todo]
+    # the authors' protocol of a peer reads the files itself
+    load = (lambda item: (None, None)) if as_authors else (lambda item: _read_pair(item[1], item[2]))
+    reader = Prefetcher(todo, load, ahead=small)
+    writer = Writer()
+    bar = tqdm(total=len(todo), desc="fuse", unit="pair", file=sys.stderr, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    try:
+        for k, ((name, ir_path, vi_path), (ir, vi)) in enumerate(reader):
+            if as_authors:  # uint8 exactly as the authors' script saves it (v / 255 is written back to v)
+                fused = model.fuse_as_authors(ir_path, vi_path).astype("float32") / 255
+                writer.put(write_image, out_dir / f"{name}.png", fused)
+                bar.update(1)
+                continue
+            tile, overlap, progress = args.tile, args.overlap, None
+            if budget:
+                h, w = ir.shape[-2:]
+                # beside the model: the fused luma (float32) and the output image (uint8)
+                tile = plan_tiles(model, (h, w), budget, extra_bytes=h * w * (4 + vi.shape[0]))
+                overlap = AUTO_OVERLAP
+                if tile:
+                    sys.stderr.write(f"fusionlab fuse: {name}: {w}x{h} in tiles of {tile[1]}x{tile[0]} "
+                                     f"to stay within {budget}\n")
+                    progress = lambda done, total: bar.set_postfix_str(f"tile {done}/{total}")  # noqa: E731
+            fused = fuse_pair(model, ir[None], vi[None], tile=tile, overlap=overlap, progress=progress)
+            del ir, vi
+            writer.put(write_image, out_dir / f"{name}.png", fused[0])
+            if not small[k]:
+                writer.wait()  # one big output at a time
+            del fused
+            bar.update(1)
+        writer.close()
+    finally:
+        reader.close()
+        writer.close(wait=False)
+        bar.close()
+    seconds = time.perf_counter() - t0
+    rate = ""
+    if todo and seconds > 0:
+        rate = f", {len(todo) / seconds:.2f} pairs/s" if len(todo) >= seconds else f", {seconds / len(todo):.1f} s/pair"
+    print(f"fused {len(todo)} pair(s) into {out_dir}" + (f" ({skipped} skipped, already present)" if skipped else "")
+          + rate)
     return 0

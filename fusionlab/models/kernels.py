@@ -28,6 +28,7 @@ not arithmetic, is what costs time, so the kernels avoid passes over full-size m
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -97,58 +98,155 @@ def pointwise(x: torch.Tensor, conv: nn.Conv2d, residual: torch.Tensor | None = 
     return y if residual is None else y + residual
 
 
+# ----------------------------------------------------------------------------- strips
+#: pixels per strip of the streaming (inference) kernels: a strip's temporaries - the FFN's
+#: 4x-expanded hidden map above all - stay in the CPU caches, and no full-size temporary
+#: is ever made (the peak memory of a block is its input and output maps)
+STRIP_PIXELS = 16384
+
+
+def _streaming(x: torch.Tensor, *modules: nn.Module) -> bool:
+    """Inference without autograd: the strip-by-strip kernels apply."""
+    if not torch.is_grad_enabled():
+        return True
+    return not (x.requires_grad or any(p.requires_grad for m in modules if m is not None for p in m.parameters()))
+
+
+def _strips(h: int, w: int, halo: int = 0, multiple: int = 1):
+    """Row ranges ``(r0, r1, h0, h1)``: a strip and the strip grown by ``halo`` rows."""
+    rows = max(multiple, STRIP_PIXELS // max(w, 1) // multiple * multiple)
+    for r0 in range(0, h, rows):
+        r1 = min(h, r0 + rows)
+        yield r0, r1, max(0, r0 - halo), min(h, r1 + halo)
+
+
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B, H, W, C)`` contiguous (a free view of channels-last tensors)."""
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
+def _normed(rows: torch.Tensor, norm) -> torch.Tensor:
+    return rows if norm is None else F.layer_norm(rows, rows.shape[-1:], norm.weight, norm.bias, norm.eps)
+
+
+def _depthwise(t: torch.Tensor, conv: nn.Conv2d, keep: slice) -> torch.Tensor:
+    """3x3 depth-wise ``conv`` of an ``(rows, W, C)`` strip -> ``(kept rows, W, C)``; rows
+    outside the strip count as zero, so only the rows ``keep`` that have their neighbours
+    in the strip (or are at the image border) are exact."""
+    # unsqueeze *before* permuting: a batch stride of C instead of C*H*W makes oneDNN treat the
+    # input as NCHW (measured 6x slower)
+    y = F.conv2d(t[None].permute(0, 3, 1, 2), conv.weight, conv.bias, padding=1, groups=conv.groups)
+    return y[0, :, keep].permute(1, 2, 0)
+
+
 # ----------------------------------------------------------------------------- block, FFN
 def transformer_block(block, x: torch.Tensor) -> torch.Tensor:
     """:class:`~fusionlab.models.blocks.TransformerBlock`; each branch adds its residual
     inside its last GEMM (same as ``x = x + f(norm(x))``)."""
-    x = channel_attention(block.channel_attn, block.norm1(x), residual=x)
-    x = gated_ffn(block.channel_ffn, block.norm2(x), residual=x)
-    x = window_attention(block.spatial_attn, block.norm3(x), residual=x)
-    return gated_ffn(block.spatial_ffn, block.norm4(x), residual=x)
+    x = channel_attention(block.channel_attn, x, norm=block.norm1, residual=True)
+    x = gated_ffn(block.channel_ffn, x, norm=block.norm2, residual=True)
+    x = window_attention(block.spatial_attn, x, norm=block.norm3, residual=True)
+    return gated_ffn(block.spatial_ffn, x, norm=block.norm4, residual=True)
 
 
-def gated_ffn(ffn, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-    """:class:`~fusionlab.models.blocks.GatedDconvFFN` (+ ``residual``)."""
-    a, b = ffn.dwconv(pointwise(x, ffn.project_in)).chunk(2, dim=1)
-    return pointwise(F.gelu(a) * b, ffn.project_out, residual)
+def gated_ffn(ffn, x: torch.Tensor, norm=None, residual: bool = False) -> torch.Tensor:
+    """:class:`~fusionlab.models.blocks.GatedDconvFFN` of ``norm(x)`` (+ ``x``)."""
+    if not _streaming(x, ffn, norm):
+        y = norm(x) if norm is not None else x
+        a, b = ffn.dwconv(pointwise(y, ffn.project_in)).chunk(2, dim=1)
+        return pointwise(F.gelu(a) * b, ffn.project_out, x if residual else None)
+    # inference: strip by strip (1 halo row for the 3x3 conv), residual added in the GEMM
+    b, c, h, w = x.shape
+    xr = _nhwc(x)
+    hidden = ffn.project_out.weight.shape[1]
+    w_in = ffn.project_in.weight.view(2 * hidden, c)
+    w_out_t = ffn.project_out.weight.view(c, hidden).t()
+    out = torch.empty_like(xr)
+    for bi in range(b):
+        for r0, r1, h0, h1 in _strips(h, w, halo=1):
+            t = F.linear(_normed(xr[bi, h0:h1], norm), w_in, ffn.project_in.bias)
+            t = _depthwise(t, ffn.dwconv, slice(r0 - h0, r1 - h0))
+            gate = F.gelu(t[..., :hidden]).mul_(t[..., hidden:]).view(-1, hidden)
+            dst = out[bi, r0:r1].view(-1, c)
+            if residual:
+                torch.addmm(xr[bi, r0:r1].view(-1, c), gate, w_out_t, out=dst)
+            else:
+                torch.mm(gate, w_out_t, out=dst)
+            if ffn.project_out.bias is not None:
+                dst += ffn.project_out.bias
+    return out.permute(0, 3, 1, 2)
 
 
 # ----------------------------------------------------------------------------- channel attention
-def channel_attention(ca, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-    """:class:`~fusionlab.models.blocks.ChannelAttention` (+ ``residual``).
-
-    Computed as ``y = residual + v (W_out A)^T`` with ``A`` the block-diagonal ``C x C``
-    attention built from the Gram matrix ``q^T k`` divided by the norms of q and k
-    (= ``normalize(q) normalize(k)^T``): the big map is read by two GEMMs and a norm, never
-    reshaped, normalised or projected on its own.
-    """
-    b, c, h, w = x.shape
+def _channel_mix(ca, gram: torch.Tensor, q_sq: torch.Tensor, k_sq: torch.Tensor) -> torch.Tensor:
+    """``(B, C, C)`` matrix ``W_out A`` from the Gram matrix ``q^T k`` and the squared norms of
+    q and k over all pixels: ``A`` is the block-diagonal per-head softmax of
+    ``normalize(q) normalize(k)^T * temperature``, folded into the output projection."""
+    b, c, _ = gram.shape
     nh, hd = ca.heads, c // ca.heads
-    qkv = ca.qkv_dwconv(pointwise(x, ca.qkv)).permute(0, 2, 3, 1)
-    qkv = qkv.reshape(b, h * w, 3 * c)  # a view for channels-last activations
-    q, k, v = qkv.split(c, dim=2)  # (B, HW, C) strided views
     eps = 1e-12  # F.normalize's: ||q|| is clamped to >= eps
-    # squared sums over H*W: 2x faster than linalg.vector_norm on these strided views
-    qn = q.square().sum(dim=1).clamp_min(eps * eps).sqrt()
-    kn = k.square().sum(dim=1).clamp_min(eps * eps).sqrt()
-    gram = q.transpose(1, 2) @ k
-    qn, kn = qn.view(b, nh, hd, 1), kn.view(b, nh, 1, hd)
-    gram = gram.reshape(b, nh, hd, nh, hd)
-    gram = gram.diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)  # (B, heads, hd, hd) per-head blocks
+    qn = q_sq.clamp_min(eps * eps).sqrt().view(b, nh, hd, 1)
+    kn = k_sq.clamp_min(eps * eps).sqrt().view(b, nh, 1, hd)
+    gram = gram.reshape(b, nh, hd, nh, hd).diagonal(dim1=1, dim2=3).permute(0, 3, 1, 2)  # per-head blocks
     attn = (gram / (qn * kn) * ca.temperature).softmax(dim=-1)
-    # block-diagonal (B, C, C) attention, folded into the output projection
     eye = torch.eye(nh, dtype=attn.dtype, device=attn.device)
     attn = torch.einsum("bhij,hg->bhigj", attn, eye).reshape(b, c, c)
-    proj = ca.project_out.weight.view(c, c) @ attn  # (B, C, C)
-    if residual is not None and (res := _as_rows(residual)) is not None:
-        y = torch.baddbmm(res.view(b, h * w, c), v, proj.transpose(1, 2))
-        residual = None
-    else:
-        y = v @ proj.transpose(1, 2)
-    if ca.project_out.bias is not None:
-        y = y + ca.project_out.bias
-    y = y.view(b, h, w, c).permute(0, 3, 1, 2)
-    return y if residual is None else y + residual
+    return ca.project_out.weight.view(c, c) @ attn
+
+
+def channel_attention(ca, x: torch.Tensor, norm=None, residual: bool = False) -> torch.Tensor:
+    """:class:`~fusionlab.models.blocks.ChannelAttention` of ``norm(x)`` (+ ``x``).
+
+    Computed as ``y = x + v (W_out A)^T`` with ``A`` built from the Gram matrix ``q^T k``
+    divided by the norms of q and k (= ``normalize(q) normalize(k)^T``): the big map is read
+    by two GEMMs and a norm, never reshaped, normalised or projected on its own. At
+    inference this runs in two passes over strips: the first makes q, k, v strip by strip
+    and sums the Gram matrix and the norms (keeping only v), the second applies the mix.
+    """
+    b, c, h, w = x.shape
+    if not _streaming(x, ca, norm):
+        y = norm(x) if norm is not None else x
+        qkv = ca.qkv_dwconv(pointwise(y, ca.qkv)).permute(0, 2, 3, 1)
+        qkv = qkv.reshape(b, h * w, 3 * c)  # a view for channels-last activations
+        q, k, v = qkv.split(c, dim=2)  # (B, HW, C) strided views
+        # squared sums over H*W: 2x faster than linalg.vector_norm on these strided views
+        proj = _channel_mix(ca, q.transpose(1, 2) @ k, q.square().sum(dim=1), k.square().sum(dim=1))
+        res = _as_rows(x) if residual else None
+        if res is not None:
+            out = torch.baddbmm(res.view(b, h * w, c), v, proj.transpose(1, 2))
+        else:
+            out = v @ proj.transpose(1, 2)
+        if ca.project_out.bias is not None:
+            out = out + ca.project_out.bias
+        out = out.view(b, h, w, c).permute(0, 3, 1, 2)
+        return out + x if residual and res is None else out
+    xr = _nhwc(x)
+    w_qkv = ca.qkv.weight.view(3 * c, c)
+    v_map = torch.empty_like(xr)
+    gram = x.new_zeros(b, c, c)
+    q_sq, k_sq = x.new_zeros(b, c), x.new_zeros(b, c)
+    for bi in range(b):
+        for r0, r1, h0, h1 in _strips(h, w, halo=1):
+            t = F.linear(_normed(xr[bi, h0:h1], norm), w_qkv, ca.qkv.bias)
+            t = _depthwise(t, ca.qkv_dwconv, slice(r0 - h0, r1 - h0)).reshape(-1, 3 * c)
+            q, k = t[:, :c], t[:, c:2 * c]
+            gram[bi].addmm_(q.t(), k)
+            q_sq[bi] += q.square().sum(0)
+            k_sq[bi] += k.square().sum(0)
+            v_map[bi, r0:r1].view(-1, c).copy_(t[:, 2 * c:])
+    proj_t = _channel_mix(ca, gram, q_sq, k_sq).transpose(1, 2)
+    out = v_map if not residual else torch.empty_like(xr)
+    for bi in range(b):
+        for r0, r1, _, _ in _strips(h, w):
+            v = v_map[bi, r0:r1].view(-1, c)
+            dst = out[bi, r0:r1].view(-1, c)
+            if residual:
+                torch.addmm(xr[bi, r0:r1].view(-1, c), v, proj_t[bi], out=dst)
+            else:  # in place over v: a strip's product goes through a temporary
+                dst.copy_(v @ proj_t[bi])
+            if ca.project_out.bias is not None:
+                dst += ca.project_out.bias
+    return out.permute(0, 3, 1, 2)
 
 
 # ----------------------------------------------------------------------------- window attention
@@ -157,25 +255,70 @@ def channel_attention(ca, x: torch.Tensor, residual: torch.Tensor | None = None)
 ATTENTION_CHUNK = 32
 
 
-def window_attention(attn, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-    """:class:`~fusionlab.models.blocks.OverlapWindowAttention` (+ ``residual``)."""
-    b, _, h, w = x.shape
+def window_attention(attn, x: torch.Tensor, norm=None, residual: bool = False) -> torch.Tensor:
+    """:class:`~fusionlab.models.blocks.OverlapWindowAttention` of ``norm(x)`` (+ ``x``).
+
+    At inference the map is processed in bands of whole window rows: a band's q/k/v are
+    projected from its rows plus the ``pad`` rows above and below that its key windows
+    reach into, attended chunk by chunk (:func:`_attend_chunked`) and projected back, so
+    no full-size q/k/v map exists.
+    """
+    b, c, h, w = x.shape
     ws, nh, d, p = attn.window, attn.heads, attn.head_dim, attn.pad
     inner = nh * d
-    # work in (B, H, W, C): a free view of channels-last activations
-    qkv = pointwise(x, attn.qkv).permute(0, 2, 3, 1)
     ph, pw = (-h) % ws, (-w) % ws
-    if ph or pw:  # zero q/k/v beyond the image, like the border padding of the key windows
-        qkv = F.pad(qkv, (0, 0, 0, pw, 0, ph))
-    q = qkv[..., :inner]
-    kv = _zero_border_pad(qkv[..., inner:], p)  # (B, H+2p, W+2p, 2*inner)
-    if torch.is_grad_enabled() and (x.requires_grad or attn.rel_h.requires_grad):
-        out = _attend_autograd(attn, q, kv)
-    else:
-        out = _attend_chunked(attn, q, kv)
-    if ph or pw:
-        out = out[:, :h, :w]
-    return pointwise(out.permute(0, 3, 1, 2), attn.project_out, residual)  # NCHW view, channels-last
+    if not _streaming(x, attn, norm):
+        y = norm(x) if norm is not None else x
+        # work in (B, H, W, C): a free view of channels-last activations
+        qkv = pointwise(y, attn.qkv).permute(0, 2, 3, 1)
+        if ph or pw:  # zero q/k/v beyond the image, like the border padding of the key windows
+            qkv = F.pad(qkv, (0, 0, 0, pw, 0, ph))
+        out = _attend_autograd(attn, qkv[..., :inner], _zero_border_pad(qkv[..., inner:], p))
+        if ph or pw:
+            out = out[:, :h, :w]
+        return pointwise(out.permute(0, 3, 1, 2), attn.project_out, x if residual else None)
+    xr = _nhwc(x)
+    gh, gw = (h + ph) // ws, (w + pw) // ws
+    w_qkv = attn.qkv.weight.view(3 * inner, c)
+    w_out_t = attn.project_out.weight.view(c, inner).t()
+    out = torch.empty(b, h, w, c, dtype=x.dtype, device=x.device)
+    band = max(1, _chunk_windows() // gw)  # window rows per band: about one attention chunk
+    for bi in range(b):
+        for g0 in range(0, gh, band):
+            g1 = min(gh, g0 + band)
+            y0, y1 = g0 * ws, min(h, g1 * ws)  # image rows of the band's queries
+            k0, k1 = max(0, y0 - p), min(h, g1 * ws + p)  # image rows its keys come from
+            qkv = F.linear(_normed(xr[bi, k0:k1], norm), w_qkv, attn.qkv.bias)  # (k1-k0, W, 3 inner)
+            rows = (g1 - g0) * ws
+            # q of the band and its padded k/v, zero beyond the image (as in the definition)
+            q = qkv.new_zeros(rows, gw * ws, inner) if (y1 - y0 < rows or pw) else None
+            if q is None:
+                q = qkv[y0 - k0:y1 - k0, :, :inner]
+            else:
+                q[:y1 - y0, :w] = qkv[y0 - k0:y1 - k0, :, :inner]
+            kv = qkv.new_empty(rows + 2 * p, gw * ws + 2 * p, 2 * inner)
+            top = k0 - (y0 - p)  # band rows above the image (zero)
+            kv[:top].zero_()
+            kv[top + k1 - k0:].zero_()
+            kv[top:top + k1 - k0, :p].zero_()
+            kv[top:top + k1 - k0, p + w:].zero_()
+            kv[top:top + k1 - k0, p:p + w] = qkv[..., inner:]
+            o = _attend_chunked(attn, q[None], kv[None])[0, :y1 - y0, :w].reshape(-1, inner)
+            dst = out[bi, y0:y1].view(-1, c)
+            if residual:
+                torch.addmm(xr[bi, y0:y1].view(-1, c), o, w_out_t, out=dst)
+            else:
+                torch.mm(o, w_out_t, out=dst)
+            if attn.project_out.bias is not None:
+                dst += attn.project_out.bias
+    return out.permute(0, 3, 1, 2)
+
+
+def _chunk_windows() -> int:
+    """Windows per attention chunk: each op is an OpenMP parallel region ending in a
+    barrier, so with several threads fewer and bigger chunks are faster."""
+    threads = torch.get_num_threads()
+    return ATTENTION_CHUNK * (1 if threads == 1 else min(8, 4 * threads))
 
 
 def _key_windows(attn, kv: torch.Tensor) -> torch.Tensor:
@@ -211,6 +354,7 @@ def _rel_logits(attn, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return rel_h, rel_w
 
 
+@functools.lru_cache(maxsize=16)
 def _key_codes(ow: int, dtype, device) -> torch.Tensor:
     """One-hot row and column codes of the ``ow * ow`` keys: ``(ow*ow, 2*ow)``.
 
@@ -236,10 +380,7 @@ def _attend_chunked(attn, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
     L, S = ws * ws, ow * ow
     windows = _key_windows(attn, kv)
     out = q.new_empty(b, H, W, inner)
-    # each op below is an OpenMP parallel region ending in a barrier: with several threads,
-    # fewer and bigger chunks are faster
-    threads = torch.get_num_threads()
-    chunk = ATTENTION_CHUNK * (1 if threads == 1 else min(8, 4 * threads))
+    chunk = _chunk_windows()
     # a chunk is several whole rows of windows, or a piece of one row when rows are long
     nrows, ncols = (max(1, chunk // gw), gw) if gw <= chunk else (1, chunk)
     g_max = min(nrows * ncols, gh * gw)
@@ -316,4 +457,4 @@ def _zero_border_pad(x: torch.Tensor, p: int) -> torch.Tensor:
 
 
 __all__ = ["enabled", "use_fast_kernels", "pointwise", "transformer_block", "gated_ffn", "channel_attention",
-           "window_attention", "ATTENTION_CHUNK"]
+           "window_attention", "ATTENTION_CHUNK", "STRIP_PIXELS"]

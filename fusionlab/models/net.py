@@ -205,7 +205,7 @@ class FusionNet(HubMixin, nn.Module):
     # ------------------------------------------------------------------ checks
     def _check(self, ir: torch.Tensor, vi: torch.Tensor, text: torch.Tensor | None):
         check_luma_pair(ir, vi, self.name)
-        for nm, t in (("ir", ir), ("vi", vi)):
+        for nm, t in (("ir", ir), ("vi", vi)) if not _tracing() else ():  # a traced graph cannot branch on values
             if not torch.isfinite(t).all():  # NaN would silently propagate to every output pixel
                 raise InvalidTensorError(f"{self.name}: {nm} holds {int((~torch.isfinite(t)).sum())} NaN/inf values")
         if text is None or self.film is None:
@@ -258,6 +258,11 @@ class FusionNet(HubMixin, nn.Module):
 
 
 # ----------------------------------------------------------------------------- helpers
+def _tracing() -> bool:
+    """True while torch.export / torch.compile / torch.jit trace the model."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+
+
 def check_luma_pair(ir: torch.Tensor, vi: torch.Tensor, what: str) -> None:
     """The calling convention of every fusion model: ``ir`` and ``vi`` are ``(B, 1, H, W)``
     tensors of one shape; a one-line InvalidTensorError / ShapeMismatchError otherwise."""

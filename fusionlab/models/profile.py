@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
+from typing import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -91,20 +92,25 @@ def _sync(device):
 
 
 def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, device: str = "cpu",
-                   threads: int | None = None, flops: bool = True, memory: bool = True,
+                   threads: int | None = None, flops: bool = True, memory: bool | Sequence[str] = True,
                    latency: bool = True, progress=None, tune_allocator: bool = True,
-                   **overrides) -> list[ProfileRow]:
+                   extra: dict | None = None, **overrides) -> list[ProfileRow]:
     """Measure the variants ``names`` at ``size`` (H, W) side by side.
 
     Args:
         names: model names (see :func:`~fusionlab.models.list_models`); peers (published
             weights) and baselines too, ``overrides`` apply to FusionNet variants only.
+        extra: more ``{row name: module}`` to measure in the same interleaved run, any module
+            called as ``module(ir, vi)`` (a baseline network, an exported or compiled model).
+            FLOPs and memory are left empty for modules that are not plain torch code.
         size: input ``(H, W)``.
         repeats: timed forwards per model (interleaved between models); the median is reported.
         warmup: untimed forwards per model first (allocator and oneDNN warm-up).
         device: ``"cpu"`` or ``"cuda"``.
         threads: ``torch.set_num_threads`` for the run (restored afterwards); None keeps it.
-        flops / memory / latency: which measurements to make (parameters are always counted).
+        flops / memory / latency: which measurements to make (parameters are always counted);
+            ``memory`` may also name the rows to measure (the profiler's memory pass costs
+            minutes for big models).
         progress: optional callable receiving one-line status strings.
         tune_allocator: call :func:`~fusionlab.models.runtime.tune_cpu_allocator` first
             (steady-state timings without page-fault storms; process-wide, see there).
@@ -127,20 +133,26 @@ def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, de
         for name in names:  # validate names/options before heavy work
             if model_kind(name) == "fusionnet":
                 model_config(name, **overrides)
+        built = []
         for name in names:
             torch.manual_seed(0)
             m = create_model(name, **(overrides if model_kind(name) == "fusionnet" else {})).to(dev).eval()
+            built.append((name, m, _inputs(getattr(m, "config", None), size, dev)))
+        for name, m in (extra or {}).items():
+            built.append((name, m, _inputs(getattr(m, "config", None), size, dev)))
+        for name, m, x in built:
             row = ProfileRow(name, round(count_parameters(m) / 1e6, 3))
-            x = _inputs(getattr(m, "config", None), size, dev)
-            if flops:
+            plain = any(True for _ in m.parameters())  # torch code (not an ONNX/TorchScript wrapper)
+            if flops and plain:
                 say(f"{name}: counting FLOPs")
                 f = count_flops(m, *x)
                 row.gflops, row.gmacs = round(f / 1e9, 3), round(f / 2e9, 3)
-            if memory:
+            if plain and (memory is True or (not isinstance(memory, bool) and name in memory)):
                 say(f"{name}: measuring peak memory")
                 row.peak_mem_mb = round(peak_memory_bytes(m, *x) / 2 ** 20, 1)
             rows.append(row)
             models[name] = (m, x)
+        names = [name for name, _, _ in built]
         if latency:
             times = {n: [] for n in names}
             cpu = {n: [] for n in names}

@@ -54,3 +54,22 @@ def tune_cpu_allocator(mmap_threshold: int = 1 << 30, trim_threshold: int = 1 <<
           and mallopt(_M_TOP_PAD, 64 << 20) == 1)
     _done = bool(ok)
     return _done
+
+
+def release_free_memory() -> bool:
+    """Give freed heap memory back to the operating system (glibc ``malloc_trim``).
+
+    :func:`tune_cpu_allocator` keeps freed memory for reuse; after a one-off large
+    computation (e.g. measuring a model's memory) this returns it, so the process's resident
+    size again reflects what it holds. Returns False where unavailable.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return bool(trim(0))
+

@@ -22,7 +22,7 @@ from fusionlab.models.profile import format_table, peak_memory_bytes, profile_mo
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("hw", [(16, 24), (13, 21)])
 def test_window_attention_matches_literal_definition(monkeypatch, channels_last, hw, chunk):
-    monkeypatch.setattr(kernels, "ATTENTION_CHUNK", chunk)
+    monkeypatch.setattr(kernels, "ATTENTION_CHUNK", chunk)  # also the band height at inference
     torch.manual_seed(0)
     attn = blocks.OverlapWindowAttention(12, heads=2, head_dim=8, window=8, overlap=0.5)
     x = torch.randn(2, 12, *hw)
@@ -64,33 +64,42 @@ def test_layernorm_definition():
 
 @pytest.mark.parametrize("dim,heads", [(12, 3), (16, 1), (72, 8)])  # joint-Gram and wide (norm) paths
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_channel_attention_and_ffn_match_literal_definitions(dim, heads, channels_last):
+def test_channel_attention_and_ffn_match_literal_definitions(monkeypatch, dim, heads, channels_last):
+    monkeypatch.setattr(kernels, "STRIP_PIXELS", 14)  # several strips of 2 rows at inference
     torch.manual_seed(0)
-    x, res = torch.randn(2, dim, 5, 7), torch.randn(2, dim, 5, 7)
+    x = torch.randn(2, dim, 5, 7)
     if channels_last:
-        x, res = (t.contiguous(memory_format=torch.channels_last) for t in (x, res))
+        x = x.contiguous(memory_format=torch.channels_last)
+    norm = blocks.LayerNorm2d(dim)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    y = norm(x)
     ca = blocks.ChannelAttention(dim, heads=heads)
     with torch.no_grad():
         ca.temperature.uniform_(0.5, 2.0)
-    qkv = ca.qkv_dwconv(ca.qkv(x))
+    qkv = ca.qkv_dwconv(ca.qkv(y))
     q, k, v = (t.reshape(2, heads, dim // heads, 35) for t in qkv.chunk(3, dim=1))
     q, k = nn.functional.normalize(q, dim=-1), nn.functional.normalize(k, dim=-1)
     a = (q @ k.transpose(-1, -2) * ca.temperature).softmax(-1)
     want = ca.project_out((a @ v).reshape(2, dim, 5, 7))
     with kernels.use_fast_kernels(False):
-        torch.testing.assert_close(ca(x), want, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(ca(x), want, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(kernels.channel_attention(ca, x, residual=res), want + res, atol=1e-5, rtol=1e-4)
-    with torch.no_grad():  # inference path (oneDNN 1x1 convs)
-        torch.testing.assert_close(kernels.channel_attention(ca, x, residual=res), want + res, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(ca(y), want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ca(y), want, atol=1e-5, rtol=1e-4)  # autograd path
+    torch.testing.assert_close(kernels.channel_attention(ca, x, norm, residual=True), want + x, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():  # inference: strips, Gram summed over them
+        torch.testing.assert_close(ca(y), want, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(kernels.channel_attention(ca, x, norm, residual=True), want + x,
+                                   atol=1e-5, rtol=1e-4)
     ffn = blocks.GatedDconvFFN(dim, 2.66)
-    h1, h2 = ffn.dwconv(ffn.project_in(x)).chunk(2, dim=1)
+    h1, h2 = ffn.dwconv(ffn.project_in(y)).chunk(2, dim=1)
     want = ffn.project_out(nn.functional.gelu(h1) * h2)
     with kernels.use_fast_kernels(False):
-        torch.testing.assert_close(ffn(x), want, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(kernels.gated_ffn(ffn, x, residual=res), want + res, atol=1e-5, rtol=1e-4)
-    with torch.no_grad():
-        torch.testing.assert_close(kernels.gated_ffn(ffn, x, residual=res), want + res, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(ffn(y), want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(kernels.gated_ffn(ffn, x, norm, residual=True), want + x, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():  # inference: strips with a halo row for the 3x3 conv
+        torch.testing.assert_close(ffn(y), want, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(kernels.gated_ffn(ffn, x, norm, residual=True), want + x, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name,hw", [("dtpf_student", (19, 42)), ("dtpf_teacher_tiny", (45, 29))])
