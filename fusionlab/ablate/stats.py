@@ -10,7 +10,8 @@ A run's ``metrics.json`` holds one row per evaluation item (test pair x conditio
   mean, and a 95 % bootstrap interval that resamples seeds and pairs independently (a
   crossed bootstrap: both the training randomness and the choice of test pairs vary);
 * :func:`verdict` -> ``agrees`` / ``opposite`` (the interval excludes 0 and the sign is the
-  paper's / the other one), ``inconclusive`` (the interval contains 0) or ``no paper value``;
+  paper's / the other one), ``inconclusive`` (the interval contains 0) or ``no paper value``
+  (``not run`` for a row without finished runs);
 * :func:`evidence_table` -> one line per (row, condition, metric): mean +- std over seeds,
   the paired difference with its interval, the paper's difference and the verdict;
 * :func:`detectable_effect` -> the median half-width of the intervals: differences smaller
@@ -36,7 +37,7 @@ PAIRS_FILE = "pairs.csv"
 REPORT_CONDITIONS = ("normal", "degraded")
 DEGRADED = "degraded"
 N_BOOT = 2000
-VERDICTS = ("agrees", "opposite", "inconclusive", "no paper value")
+VERDICTS = ("agrees", "opposite", "inconclusive", "no paper value", "not run")
 
 
 # ----------------------------------------------------------------------------- per-pair table
@@ -156,7 +157,8 @@ def evidence_table(results: pd.DataFrame, pairs: pd.DataFrame, metrics: Sequence
                     pd_ = (paper[label] - paper[reference]) if cond == "normal" and label in paper and reference in paper \
                         else math.nan
                     rec["paper_delta"] = pd_
-                    rec["verdict"] = verdict(rec["lo"], rec["hi"], pd_)
+                    # a row without finished runs (e.g. skipped at this preset) has no evidence at all
+                    rec["verdict"] = verdict(rec["lo"], rec["hi"], pd_) if len(units) else "not run"
                 recs.append(rec)
     return pd.DataFrame.from_records(recs)
 
