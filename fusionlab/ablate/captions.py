@@ -70,7 +70,8 @@ def synthetic_caption_file(path: str | os.PathLike, presets: Sequence[str] = ("c
 
 def folder_caption_file(path: str | os.PathLike, preset: str = "laptop", captioner: str | dict = "rules") -> Path:
     """Caption every clean image of ``preset``'s real training folders and of its evaluation
-    folder into a ``{name: caption}`` JSON file (names as the trainer and the evaluation use them).
+    folder, plus the synthetic scenes the preset still uses (validation), into a
+    ``{name: caption}`` JSON file (names as the trainer and the evaluation use them).
 
     Offline stand-in for the paper's per-image MLLM captions: the captioner sees each full,
     clean image once; training degrades crops on the fly, so the caption cannot name the
@@ -98,4 +99,10 @@ def folder_caption_file(path: str | os.PathLike, preset: str = "laptop", caption
             item = ds[i]
             name = f"{tag}{item['name']}"
             captions[name] = cap.caption(item["ir"][None], item["vi"][None], names=[name], labels=["normal"])[0]
+    # the synthetic scenes a run of this preset still shows the model (validation)
+    from ..data import make_pair
+
+    for name, (seed, size) in sorted(synthetic_names((preset,)).items()):
+        pair = make_pair(seed, size, with_reference=False)
+        captions[name] = cap.caption(pair["ir"][None], pair["vi"][None], names=[name], labels=["normal"])[0]
     return write_caption_file(path, captions)

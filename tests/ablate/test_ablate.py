@@ -292,6 +292,9 @@ def test_shipped_real_caption_file_covers_every_real_image_a_laptop_run_sees(sha
         root = shared_dir / folder.split("$FUSIONLAB_SHARED/", 1)[1]
         needed |= {f"{root.parent.name}/{root.name}:{n}" for n in PairedFolder(root).names}
     needed |= set(PairedFolder(shared_dir / s.eval_data.split("$FUSIONLAB_SHARED/", 1)[1]).names)
+    from fusionlab.ablate.captions import synthetic_names
+
+    needed |= set(synthetic_names(("laptop",)))  # synthetic validation scenes
     assert len(needed) > 100 and not needed - set(shipped), sorted(needed - set(shipped))[:5]
     assert all(c.startswith("Event Type: ") for c in shipped.values())
 
