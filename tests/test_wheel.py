@@ -129,7 +129,7 @@ def test_wheel_runs_demo_and_a_ci_grid_from_a_clean_venv(tmp_path):
     assert (work / "demo" / "overview.png").is_file(), out
     t_demo = time.perf_counter() - t1
     plan = _run([venv / "bin" / "fusionlab", "ablate", "text_guidance", "--dry-run"], work, env)
-    assert "text_guidance [ci]: 6 runs" in plan  # a built-in grid, found inside the package
+    assert "text_guidance [ci]: 10 runs" in plan  # a built-in grid (5 rows x 2 ci seeds), found inside the package
 
     grid = yaml.safe_load((REPO / "ablations" / "text_guidance.yaml").read_text())
     grid["rows"] = [dict(grid["rows"][0], reference=True)]  # the non-text teacher: one stage, no text model
@@ -140,7 +140,7 @@ def test_wheel_runs_demo_and_a_ci_grid_from_a_clean_venv(tmp_path):
     t_grid = time.perf_counter() - t1
     results = (work / "runs" / "text_guidance" / "results.csv").read_text()
     assert ",ok," in results and "failed" not in results, out
-    assert "Non-text teacher" in out  # the paper-style table
+    assert grid["rows"][0]["label"] in out and "VIF paper" in out  # the paper-style table
     t_total = time.perf_counter() - t0
     print(f"wheel test: build {t_build:.0f} s, install {t_install:.0f} s, demo {t_demo:.0f} s, "
           f"one-run grid {t_grid:.0f} s, total {t_total:.0f} s "

