@@ -167,14 +167,21 @@ def gated_ffn(ffn, x: torch.Tensor, norm=None, residual: bool = False) -> torch.
             t = F.linear(_normed(xr[bi, h0:h1], norm), w_in, ffn.project_in.bias)
             t = _depthwise(t, ffn.dwconv, slice(r0 - h0, r1 - h0))
             gate = F.gelu(t[..., :hidden]).mul_(t[..., hidden:]).view(-1, hidden)
-            dst = out[bi, r0:r1].view(-1, c)
-            if residual:
-                torch.addmm(xr[bi, r0:r1].view(-1, c), gate, w_out_t, out=dst)
-            else:
-                torch.mm(gate, w_out_t, out=dst)
-            if ffn.project_out.bias is not None:
-                dst += ffn.project_out.bias
+            _project_out(out[bi, r0:r1].view(-1, c), gate, w_out_t, ffn.project_out.bias,
+                         xr[bi, r0:r1].view(-1, c) if residual else None)
     return out.permute(0, 3, 1, 2)
+
+
+def _project_out(dst: torch.Tensor, h: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor | None,
+                 residual: torch.Tensor | None) -> None:
+    """``dst = [residual +] h @ w_t [+ bias]`` written in place (the 1x1 output projection of a
+    strip): ``h (N, hidden)``, ``w_t (hidden, C)``, ``dst``/``residual (N, C)``."""
+    if residual is not None:
+        torch.addmm(residual, h, w_t, out=dst)
+    else:
+        torch.mm(h, w_t, out=dst)
+    if bias is not None:
+        dst += bias
 
 
 # ----------------------------------------------------------------------------- channel attention
@@ -304,13 +311,8 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool = False) -
             kv[top:top + k1 - k0, p + w:].zero_()
             kv[top:top + k1 - k0, p:p + w] = qkv[..., inner:]
             o = _attend_chunked(attn, q[None], kv[None])[0, :y1 - y0, :w].reshape(-1, inner)
-            dst = out[bi, y0:y1].view(-1, c)
-            if residual:
-                torch.addmm(xr[bi, y0:y1].view(-1, c), o, w_out_t, out=dst)
-            else:
-                torch.mm(o, w_out_t, out=dst)
-            if attn.project_out.bias is not None:
-                dst += attn.project_out.bias
+            _project_out(out[bi, y0:y1].view(-1, c), o, w_out_t, attn.project_out.bias,
+                         xr[bi, y0:y1].view(-1, c) if residual else None)
     return out.permute(0, 3, 1, 2)
 
 

@@ -24,6 +24,14 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 _done: bool | None = None
 
 
+def _libc_function(name: str):
+    """A function of glibc by name (``mallopt``, ``malloc_trim``), or None where unavailable."""
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def tune_cpu_allocator(mmap_threshold: int = 1 << 30, trim_threshold: int = 1 << 36) -> bool:
     """Keep freed tensor memory in the heap for reuse (glibc only; idempotent).
 
@@ -42,10 +50,8 @@ def tune_cpu_allocator(mmap_threshold: int = 1 << 30, trim_threshold: int = 1 <<
     _done = False
     if os.environ.get("FUSIONLAB_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     limit = 2 ** 31 - 1  # mallopt takes an int
@@ -63,12 +69,8 @@ def release_free_memory() -> bool:
     computation (e.g. measuring a model's memory) this returns it, so the process's resident
     size again reflects what it holds. Returns False where unavailable.
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
+    trim = _libc_function("malloc_trim") if sys.platform.startswith("linux") else None
+    if trim is None:
         return False
     trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return bool(trim(0))
