@@ -20,7 +20,7 @@ grid_file = None             # None: ../ablations/<ablation>.yaml
 runs_dir = "../runs"         # where 'fusionlab ablate' wrote the runs
 preset = None                # show only runs of this preset (None: all in results.csv)
 interactive = True           # ipywidgets viewer (needs a live kernel; HTML exports show the static figure)
-demo_fallback = True         # no results yet: show the bundled example of a ci run (clearly labelled)
+demo_fallback = True         # no results yet: show the bundled example (a laptop run, clearly labelled)
 
 # %% id="202a512e"
 # %matplotlib inline
