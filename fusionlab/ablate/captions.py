@@ -57,15 +57,20 @@ def synthetic_names(presets: Sequence[str] = ("ci", "laptop")) -> dict[str, tupl
 def synthetic_caption_file(path: str | os.PathLike, presets: Sequence[str] = ("ci", "laptop"),
                            captioner: str | dict = "rules") -> Path:
     """Caption the clean synthetic scenes of ``presets`` into a ``{name: caption}`` JSON file."""
-    from ..data import make_pair
     from ..text.captioners import build_captioner, write_caption_file
 
-    cap = build_captioner(captioner)
+    return write_caption_file(path, _caption_synthetic(build_captioner(captioner), synthetic_names(presets)))
+
+
+def _caption_synthetic(cap, names: dict[str, tuple[int, int]]) -> dict[str, str]:
+    """``{name: caption}`` of the clean synthetic scenes ``{name: (seed, size)}``, seen by ``cap``."""
+    from ..data import make_pair
+
     captions = {}
-    for name, (seed, size) in sorted(synthetic_names(presets).items()):
+    for name, (seed, size) in sorted(names.items()):
         pair = make_pair(seed, size, with_reference=False)
         captions[name] = cap.caption(pair["ir"][None], pair["vi"][None], names=[name], labels=["normal"])[0]
-    return write_caption_file(path, captions)
+    return captions
 
 
 def folder_caption_file(path: str | os.PathLike, preset: str = "laptop", captioner: str | dict = "rules") -> Path:
@@ -99,10 +104,5 @@ def folder_caption_file(path: str | os.PathLike, preset: str = "laptop", caption
             item = ds[i]
             name = f"{tag}{item['name']}"
             captions[name] = cap.caption(item["ir"][None], item["vi"][None], names=[name], labels=["normal"])[0]
-    # the synthetic scenes a run of this preset still shows the model (validation)
-    from ..data import make_pair
-
-    for name, (seed, size) in sorted(synthetic_names((preset,)).items()):
-        pair = make_pair(seed, size, with_reference=False)
-        captions[name] = cap.caption(pair["ir"][None], pair["vi"][None], names=[name], labels=["normal"])[0]
+    captions.update(_caption_synthetic(cap, synthetic_names((preset,))))  # synthetic validation scenes
     return write_caption_file(path, captions)

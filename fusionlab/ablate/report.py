@@ -195,16 +195,16 @@ def evidence_markdown(table: pd.DataFrame, digits: int = 3) -> str:
     """A Markdown table of :func:`evidence` (one line per row x condition x metric): mean ± std
     over seeds, Δ to the reference with its 95 % interval, the paper's Δ and the verdict. For
     docs and notes, so quoted numbers are pasted from one generator rather than retyped."""
-    def num(v, sign=False):
-        return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:{'+' if sign else ''}.{digits}f}"
+    def signed(v):
+        return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.{digits}f}"
 
     lines = ["| row | condition | metric | mean ± std | Δ to reference [95 % CI] | paper Δ | verdict |",
              "|---|---|---|---|---|---|---|"]
     for r in table.itertuples(index=False):
-        ci = "–" if math.isnan(r.delta) else f"{num(r.delta, True)} [{num(r.lo, True)}, {num(r.hi, True)}]"
+        ci = "–" if math.isnan(r.delta) else f"{signed(r.delta)} [{signed(r.lo)}, {signed(r.hi)}]"
         cond = "clean" if r.condition == "normal" else r.condition
-        lines.append(f"| {r.label} | {cond} | {r.metric} | {num(r.mean)} ± {num(r.std)} | {ci} | "
-                     f"{num(r.paper_delta, True)} | {r.verdict} |")
+        lines.append(f"| {r.label} | {cond} | {r.metric} | {_pm(r.mean, r.std, digits)} | {ci} | "
+                     f"{signed(r.paper_delta)} | {r.verdict} |")
     return "\n".join(lines) + "\n"
 
 

@@ -27,19 +27,17 @@ def run(args) -> int:
     from ..ablate import render_report
 
     if args.markdown:
-        from pathlib import Path
-
         from ..ablate import evidence, load_grid, read_pairs, read_results
+        from ..ablate.demo import locate_results
         from ..ablate.grid import resolve_grid
         from ..ablate.report import evidence_markdown
-        from ..errors import ConfigError
+        from ..ablate.results import RESULTS_FILE
+        from ..ablate.stats import PAIRS_FILE
 
         grid = load_grid(resolve_grid(args.grid))
-        folder = Path(args.runs) / grid.name
-        if not (folder / "results.csv").is_file():
-            raise ConfigError(f"{folder / 'results.csv'} not found: run 'fusionlab ablate {args.grid}' first")
-        pairs = read_pairs(folder / "pairs.csv") if (folder / "pairs.csv").is_file() else None
-        print(evidence_markdown(evidence(read_results(folder / "results.csv"), pairs, list(grid.metrics))), end="")
+        folder, _ = locate_results(grid.name, args.runs, example_fallback=False)
+        pairs = read_pairs(folder / PAIRS_FILE) if (folder / PAIRS_FILE).is_file() else None
+        print(evidence_markdown(evidence(read_results(folder / RESULTS_FILE), pairs, list(grid.metrics))), end="")
         return 0
     if args.example:
         from ..ablate.demo import make_example

@@ -111,4 +111,4 @@ def test_report_markdown_prints_the_evidence_of_the_shipped_example(tmp_path, ca
     first = table.iloc[0]
     assert f"{first['mean']:.3f} ± {first['std']:.3f}" in lines[2]
     assert main(["report", "text_guidance", "--runs", str(tmp_path / "none"), "--markdown"]) != 0
-    assert "not found" in capsys.readouterr().err
+    assert "no results" in capsys.readouterr().err
