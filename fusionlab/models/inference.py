@@ -28,6 +28,7 @@ import torch.nn as nn
 
 from ..color import merge_luma, split_luma, to_luma
 from ..errors import ConfigError, InvalidTensorError, MemoryBudgetError, ShapeMismatchError
+from .runtime import release_free_memory
 
 #: default budget of ``fusionlab fuse --max-memory`` (peak resident memory of the process)
 DEFAULT_MAX_MEMORY = "2GB"
@@ -156,8 +157,6 @@ def memory_model(model: nn.Module, text: torch.Tensor | None = None) -> MemoryMo
     t = text[:1] if text is not None else None
     use_rss = dev.type == "cpu" and _reset_peak_rss()
     if use_rss:
-        from .runtime import release_free_memory
-
         release_free_memory()  # free memory kept by the allocator would hide the growth
     before = current_rss()
     growth = []
@@ -208,6 +207,9 @@ def plan_tiles(model: nn.Module, size: tuple[int, int], max_memory: int | str, b
     dev = _model_device(model)
     mm = memory_model(model, text)
     avail = _available(dev, budget) - extra_bytes - int(BUDGET_RESERVE * budget)
+    if mm.bytes(batch * h * w) > avail and dev.type == "cpu" and release_free_memory():
+        # heap memory freed but kept by tune_cpu_allocator() is not in use: give it back first
+        avail = _available(dev, budget) - extra_bytes - int(BUDGET_RESERVE * budget)
     if mm.bytes(batch * h * w) <= avail:
         return None
     pixels = (avail - mm.fixed) / (mm.per_pixel * batch)

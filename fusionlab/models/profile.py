@@ -50,11 +50,49 @@ def _inputs(cfg, size, device):
     return ir.to(device), vi.to(device), (text.to(device) if text is not None else None)
 
 
+def _cpu_sdpa_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """``softmax(q k^T) v``: ``2 B H L S (d_qk + d_v)`` FLOPs (softmax and scaling not counted)."""
+    b, h, l, d_qk = query_shape
+    s, d_v = key_shape[-2], value_shape[-1]
+    return 2 * b * h * l * s * (d_qk + d_v)
+
+
+def _mkldnn_conv_flops(x_shape, w_shape, bias, padding, stride, dilation, groups, *args, out_shape=None,
+                       **kwargs) -> int:
+    """A direct ``aten.mkldnn_convolution`` call (the fast kernels' 1x1 convs): as a convolution.
+    Note its argument order (padding before stride) differs from ``aten.convolution``."""
+    from torch.utils.flop_counter import conv_flop_count
+
+    return conv_flop_count(x_shape, w_shape, out_shape, transposed=False)
+
+
+def _flop_formulas() -> dict:
+    """FLOP formulas that ``FlopCounterMode`` lacks: without them the CPU flash attention (the
+    window attention, ~half of the student's arithmetic) and the fast kernels' direct oneDNN
+    convolutions count as zero. (``FlopCounterMode`` passes them shapes, not tensors.)"""
+    aten = torch.ops.aten
+    formulas = {}
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        formulas[aten._scaled_dot_product_flash_attention_for_cpu] = _cpu_sdpa_flops
+    if hasattr(aten, "mkldnn_convolution"):
+        formulas[aten.mkldnn_convolution] = _mkldnn_conv_flops
+    return formulas
+
+
 def count_flops(model, ir, vi, text=None) -> int:
-    """FLOPs of one forward (multiply-add = 2), via ``FlopCounterMode``."""
+    """FLOPs of one forward (multiply-add = 2), via ``FlopCounterMode`` plus the formulas of
+    :func:`_flop_formulas` (CPU flash attention, direct oneDNN convolutions).
+
+    Counted on the literal block code (``kernels.use_fast_kernels(False)``): the FLOPs of
+    the model's definition, the same whichever kernels run it. (The fast CPU kernels do
+    ~20 % more arithmetic - e.g. the relative-position bias as a GEMM - to move less memory.)
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+    from . import kernels
+
+    with torch.no_grad(), kernels.use_fast_kernels(False), \
+            FlopCounterMode(display=False, custom_mapping=_flop_formulas()) as fc:
         model(ir, vi, text)
     return int(fc.get_total_flops())
 

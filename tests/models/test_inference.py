@@ -97,6 +97,7 @@ def test_fuse_pair_uint8_in_uint8_out():
 def test_plan_tiles_by_memory_budget():
     from fusionlab.errors import ConfigError, MemoryBudgetError
     from fusionlab.models.inference import BUDGET_RESERVE, current_rss, memory_model, parse_memory, plan_tiles
+    from fusionlab.models.runtime import release_free_memory
 
     assert parse_memory("2GB") == 2 * 2 ** 30 and parse_memory("512 MiB") == 2 ** 29 and parse_memory(1000) == 1000
     for bad in ("lots", "-1GB", "0", "2 parsecs"):
@@ -106,6 +107,7 @@ def test_plan_tiles_by_memory_budget():
     net = create_model("dtpf_student_tiny").eval()
     mm = memory_model(net)
     assert mm.per_pixel > 100 and memory_model(net) is mm  # measured once, then cached
+    release_free_memory()  # as plan_tiles does before it tiles: heap kept by the allocator is not in use
     now = current_rss()
     assert plan_tiles(net, (32, 48), now + 2 ** 20) is None  # small images are always fused whole
     assert plan_tiles(net, (600, 800), now + 64 * 2 ** 30) is None
@@ -161,3 +163,37 @@ def test_fuse_pair_stays_within_a_memory_budget():
     assert int(tiles) >= 6 and float(whole_vs_allowed) >= 2  # the whole image would need 2x the room
     assert int(peak) <= int(budget), f"peak RSS {int(peak) >> 20} MB > budget {int(budget) >> 20} MB ({res.stdout})"
     assert shape == "1x3x384x512" and "uint8" in dtype
+
+
+_KEPT_HEAP_SCRIPT = """
+import torch
+from fusionlab.models import create_model, inference, tune_cpu_allocator
+assert tune_cpu_allocator()
+torch.set_num_threads(1)
+torch.manual_seed(0)
+net = create_model("dtpf_student_tiny").eval()
+mm = inference.memory_model(net)
+base = inference.current_rss()
+budget = int((base + mm.bytes(600 * 800) + (64 << 20)) / (1 - inference.BUDGET_RESERVE))
+junk = torch.ones(100 << 20)  # 400 MB from the heap (below tune_cpu_allocator's mmap threshold)
+del junk  # freed, but kept by the allocator: the process still looks 400 MB bigger
+kept = inference.current_rss() - base
+print(kept >> 20, inference.plan_tiles(net, (600, 800), budget), (inference.current_rss() - base) >> 20)
+"""
+
+
+def test_plan_tiles_does_not_count_heap_kept_by_the_allocator():
+    """Memory freed by the model but kept by ``tune_cpu_allocator()`` is not "in use": the
+    planner returns it to the OS before deciding a pair needs tiles."""
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc allocator tuning and /proc are Linux-only")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", _KEPT_HEAP_SCRIPT], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    kept_mb, plan, after_mb = res.stdout.split()
+    assert int(kept_mb) >= 300, res.stdout  # the freed block really stayed resident
+    assert plan == "None" and int(after_mb) < 100, res.stdout  # fits whole once it is given back

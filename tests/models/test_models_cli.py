@@ -134,3 +134,37 @@ def test_shipped_student_beats_pixel_mean_on_real_pairs(shared_dir, tmp_path, ru
     assert student["VIF"] > mean["VIF"] + 0.1 and student["Qabf"] > mean["Qabf"] + 0.1, (student, mean)
     kept = torch.cat(kept)
     assert kept.numel() > 100 and kept.float().mean() > 0.9
+
+
+def test_count_flops_counts_cpu_attention_and_direct_onednn_convs():
+    """FlopCounterMode alone counts the CPU flash attention and a direct oneDNN convolution as
+    zero; count_flops adds their formulas, and a model's count is that of its literal code."""
+    from fusionlab.models import kernels
+    from fusionlab.models.profile import count_flops
+
+    class Attend(nn.Module):
+        def forward(self, q, k, v):
+            return nn.functional.scaled_dot_product_attention(q, k, v)
+
+    q, k, v = torch.rand(3, 2, 64, 16), torch.rand(3, 2, 144, 16), torch.rand(3, 2, 144, 8)
+    assert count_flops(Attend(), q, k, v) == 2 * 3 * 2 * 64 * 144 * (16 + 8)
+
+    class Direct1x1(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.rand(32, 16, 1, 1))
+
+        def forward(self, x, y=None, t=None):
+            return torch.ops.aten.mkldnn_convolution(x, self.w, None, [0, 0], [1, 1], [1, 1], 1)
+
+    if torch.backends.mkldnn.is_available():
+        x = torch.rand(1, 16, 10, 12).contiguous(memory_format=torch.channels_last)
+        assert count_flops(Direct1x1(), x, x) == 2 * 16 * 32 * 10 * 12
+    torch.manual_seed(0)
+    net = create_model("dtpf_student_tiny").eval()
+    ir = torch.rand(1, 1, 40, 48)
+    with kernels.use_fast_kernels(True):
+        fast = count_flops(net, ir, ir)
+    with kernels.use_fast_kernels(False):
+        literal = count_flops(net, ir, ir)
+    assert fast == literal > 0
