@@ -197,3 +197,37 @@ def test_plan_tiles_does_not_count_heap_kept_by_the_allocator():
     kept_mb, plan, after_mb = res.stdout.split()
     assert int(kept_mb) >= 300, res.stdout  # the freed block really stayed resident
     assert plan == "None" and int(after_mb) < 100, res.stdout  # fits whole once it is given back
+
+
+def test_memory_model_is_kept_on_disk(tmp_path, monkeypatch):
+    """A second process (here: a new model object of the same architecture) reads the
+    measured memory model from the cache instead of running the probe forwards again; a
+    corrupt cache file is measured again; another architecture gets its own entry."""
+    import sys
+
+    from fusionlab.models import inference
+
+    if not (sys.platform.startswith("linux") and inference._reset_peak_rss()):
+        pytest.skip("memory models are measured through Linux /proc")
+    monkeypatch.setenv("FUSIONLAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(inference, "_PROBES", ((64, 64), (96, 96)))  # quick probes
+
+    def fresh(name="dtpf_student_tiny", **kw):
+        torch.manual_seed(0)
+        net = create_model(name, **kw).eval()
+        calls = []
+        net.register_forward_hook(lambda *a: calls.append(1))
+        return net, calls
+
+    net, calls = fresh()
+    mm = inference.memory_model(net)
+    files = list((tmp_path / "memory").glob("*.json"))
+    assert len(calls) == 2 and len(files) == 1  # two probes, one cache entry
+    again, calls = fresh()
+    assert inference.memory_model(again) == mm and calls == []  # read from disk, no forward
+    files[0].write_text("{not json")
+    again, calls = fresh()
+    assert inference.memory_model(again).per_pixel > 0 and len(calls) == 2  # corrupt: measured again
+    other, calls = fresh(dim=16)
+    inference.memory_model(other)
+    assert len(calls) == 2 and len(list((tmp_path / "memory").glob("*.json"))) == 2
