@@ -59,9 +59,11 @@ table = pd.DataFrame({name: fusion_scores(ir, vi, img) for name, img in scored.i
 display(table.round(3))
 print(f"student: {count_parameters(student) / 1e6:.2f} M parameters")
 diff = table.loc["student"] - table.loc["max"]
-print(f"student vs pixel max on this pair: higher on {', '.join(diff.index[diff > 0]) or 'none'}; "
-      f"lower on {', '.join(diff.index[diff < 0]) or 'none'}; "
-      f"largest |difference| on VIF/Qabf/SSIM {diff[['VIF', 'Qabf', 'SSIM']].abs().max():.3f}")
+tie = 5e-4  # differences below the table's rounding count as ties
+print(f"student vs pixel max on this pair: higher on {', '.join(diff.index[diff > tie]) or 'none'}; "
+      f"lower on {', '.join(diff.index[diff < -tie]) or 'none'}; tied on "
+      f"{', '.join(diff.index[diff.abs() <= tie]) or 'none'}; largest |difference| on VIF/Qabf/SSIM "
+      f"{diff[['VIF', 'Qabf', 'SSIM']].abs().max():.3f}")
 vi_better = [m for m in table.columns if table.loc["VI alone (no fusion)", m] > table.loc["student", m]]
 print(f"the unfused visible image scores higher than the student on {len(vi_better)} of 9: {', '.join(vi_better) or '-'}")
 # the shipped student is a learnt refinement of the pixel max: close to it, far above the pixel mean
