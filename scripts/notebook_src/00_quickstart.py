@@ -28,7 +28,7 @@ from fusionlab.viz.walkthrough import choose_data, load_pairs, load_student, set
 setup()
 data = choose_data(data_root)
 print(data)
-pair = load_pairs(data, n=1, max_side=pick(ci=160, laptop=480, full=None, preset=preset), size=(120, 160))[0]
+pair = load_pairs(data, n=1, max_side=pick(ci=160, laptop=320, full=None, preset=preset), size=(120, 160))[0]
 ir, vi = pair["ir"][None], pair["vi"][None]  # (1, 1, H, W) and (1, 3, H, W) in [0, 1]
 student, note = load_student(checkpoint)
 

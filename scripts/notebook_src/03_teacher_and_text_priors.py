@@ -389,19 +389,16 @@ scores = score_with_bar(fusers, eval_items)
 vif = scores.pivot_table(index="label", columns="fuser", values="VIF", aggfunc="mean")[list(fusers)]
 per_pair = scores.pivot_table(index=["label", "pair"], columns="fuser", values="VIF")
 d = (per_pair["told truth"] - per_pair["no text"]).unstack("pair")  # (label, pair): the paired difference
-vif["truth - no text"] = d.mean(1)
-vif["min over pairs"], vif["max over pairs"] = d.min(1), d.max(1)
+vif["truth - no text"] = d.mean(axis=1)
+vif["min over pairs"], vif["max over pairs"] = d.min(axis=1), d.max(axis=1)
 print(f"VIF per degradation, mean of {len(pairs)} pair(s) of {data.dataset} at <= {pairs[0]['ir'].shape[-1]} px:")
 display(vif.round(4))
 gain = vif["truth - no text"]
-same_sign = int(((d > 0).all(1) | (d < 0).all(1)).sum()) if d.shape[1] > 1 else 0
-between_pairs = float(per_pair["told truth"].unstack("pair").std(1).mean()) if d.shape[1] > 1 else float("nan")
+same_sign = int(((d > 0).all(axis=1) | (d < 0).all(axis=1)).sum()) if d.shape[1] > 1 else 0
 print(f"truth - no text: from {gain.min():+.4f} to {gain.max():+.4f} (mean over pairs); positive on {(gain > 0).sum()} "
       f"of {len(gain)} degradations; the same sign on every pair for {same_sign} of {len(gain)}")
-clear = same_sign == len(gain) and float(gain.abs().min()) > between_pairs  # consistent AND larger than the spread
-print(f"for scale: the VIF of one fusion differs between the pairs by {between_pairs:.3f} (std, mean over "
-      f"degradations); verdict on {len(pairs)} pair(s): "
-      + ("a consistent effect larger than the pair-to-pair spread" if clear else "no evidence either way"))
+print(f"verdict: {len(pairs)} pair(s) and one trained teacher give no confidence interval - a consistent sign is a "
+      f"hint at most, and every difference here is <= {gain.abs().max():.3f} VIF (the grids below have intervals)")
 # the caption moves VIF by a few hundredths at most (measured at ci and laptop: |change| < 0.05)
 assert gain.abs().max() < 0.05
 

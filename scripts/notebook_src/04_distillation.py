@@ -128,8 +128,8 @@ assert fl.loc["pixel max", "int"] < 1e-6 and fl.loc["student", "int"] < fl.loc["
 # %% [markdown]
 # Reading the table (printed: the lowest value per loss, and how the trained models compare
 # with the pixel max). The pixel max has L_int = 0 by definition and is already close to the
-# best possible L_grad and L_ssim: the trained teacher and student differ from it in the
-# third or fourth decimal, better on one loss and worse on another depending on the pair
+# best possible L_grad and L_ssim: the trained teacher and student differ from it only in
+# the third or fourth decimal, in either direction depending on the model and the pair
 # (the printed signs). The pixel mean is far from the max-intensity target (it halves warm
 # targets) yet tends to have the **lowest** L_ssim: SSIM rewards staying between the two
 # sources, so the losses pull in different directions and their weights decide the
