@@ -3,7 +3,8 @@
 anything (``make docs-notebooks``).
 
 Each notebook is executed with papermill at a preset (default ``laptop``; ``-p preset`` and
-``FUSIONLAB_PRESET`` both set, working directory ``notebooks/``), then rendered by nbconvert
+``FUSIONLAB_PRESET`` both set, and ``FUSIONLAB_RENDER=1``, which makes cells that would link
+local files, such as 06's report, print their path; working directory ``notebooks/``), then rendered by nbconvert
 into one page ``docs/notebooks/<stem>.html``: figures embedded as base64 (nbconvert's
 stylesheet, ~250 kB and the same for every page, is shared as ``notebook.css`` unless
 ``--self-contained``), widgets shown as their static pictures (:mod:`fusionlab.viz.export`), PNGs downscaled to
@@ -55,6 +56,7 @@ def execute(nb_path: Path, out_path: Path, preset: str, timeout: int, kernel: st
     import papermill as pm
 
     os.environ["FUSIONLAB_PRESET"] = preset  # the kernel inherits it (cells reading the env agree)
+    os.environ["FUSIONLAB_RENDER"] = "1"  # cells that link local files (06's report) print a path instead
     t0 = time.perf_counter()
     try:
         pm.execute_notebook(str(nb_path), str(out_path), parameters={"preset": preset}, cwd=str(NOTEBOOKS),

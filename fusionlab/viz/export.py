@@ -6,8 +6,8 @@ exported page shows depends on the widget state stored in the notebook: papermil
 ``jupyter nbconvert --execute`` and JupyterLab ("save widget state") store it, and then
 nbconvert's HTML prefers the widget view, which needs JavaScript from a CDN (a blank area
 offline and on GitHub). :func:`static_widget_outputs` drops the widget view wherever a
-picture is attached, and the widget state once no view needs it, so every renderer shows
-the picture. :func:`shrink_images` keeps pages small (downscaled, re-compressed PNGs).
+picture is attached (a tqdm progress bar becomes its final line of text), and the widget
+state once no view needs it, so every renderer shows the picture. :func:`shrink_images` keeps pages small (downscaled, re-compressed PNGs).
 
 Stock nbconvert can use the same step::
 
@@ -37,20 +37,51 @@ def _outputs(nb):
             yield from cell.get("outputs", [])
 
 
+def progress_text(model_id: str, state: dict) -> str | None:
+    """The final line of a tqdm notebook progress bar from stored widget state, e.g.
+    ``"scoring: 100%|##########| 3/3 [02:26<00:00, 52.81s/it]"``; None for other widgets.
+
+    tqdm.auto shows an ``HBox(HTML, FloatProgress, HTML)``; the output's ``text/plain`` is
+    the bar as first displayed (``0%``), so an export without JavaScript would show every
+    bar stuck at 0 - the stored state holds where it ended.
+    """
+    import html
+
+    box = state.get(model_id, {})
+    if box.get("model_name") != "HBoxModel":
+        return None
+    kids = [state.get(str(c).replace("IPY_MODEL_", ""), {}) for c in box.get("state", {}).get("children", [])]
+    names = [k.get("model_name") for k in kids]
+    if len(kids) != 3 or names[1] not in ("FloatProgressModel", "IntProgressModel") or \
+            not all(n in ("HTMLModel", "LabelModel") for n in (names[0], names[2])):
+        return None
+    left, bar, right = (k.get("state", {}) for k in kids)
+    frac = min(max(float(bar.get("value", 0)) / float(bar.get("max") or 1), 0.0), 1.0)
+    drawn = "#" * round(10 * frac) + " " * (10 - round(10 * frac))
+    text = f"{left.get('value', '')}|{drawn}|{right.get('value', '')}"
+    return html.unescape(text).replace("\u2007", " ").strip()
+
+
 def static_widget_outputs(nb) -> int:
-    """Replace widget views that carry a static picture by that picture. In place.
+    """Replace widget views that carry a static picture by that picture, and tqdm progress
+    bars by their final line of text (:func:`progress_text`). In place.
 
     Returns the number of widget outputs changed. The notebook's stored widget state is
     removed when no widget view is left (it is only read to render views).
     """
     changed = 0
     views_left = 0
+    state = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     for out in _outputs(nb):
         data = out.get("data", {})
         if WIDGET_VIEW not in data:
             continue
         if any(m in data for m in STATIC_MIMETYPES):
             del data[WIDGET_VIEW]
+            changed += 1
+        elif (line := progress_text(data[WIDGET_VIEW].get("model_id", ""), state)) is not None:
+            del data[WIDGET_VIEW]
+            data["text/plain"] = line
             changed += 1
         else:
             views_left += 1

@@ -79,10 +79,11 @@ print(f"VI alone beats the max fusion on: {', '.join(vi_wins) or 'none'} (of EN,
       f"the mean fusion is worst on: {', '.join(mean_worst) or 'none'} (of EN, SD, SF, AG)")
 
 # %% [markdown]
-# Already a surprise (checked by the line printed under the table): on MSRS 00016N the
-# visible image alone scores higher than the max fusion on EN, MI, VIF and SSIM, and the
-# mean fusion has the worst EN, SD and AG (not SF: averaging two images with different
-# edges creates new small differences). The pictures below show why.
+# Already a surprise (the line printed under the table says what holds for this pair): on
+# MSRS 00016N (the pair used when the shared data are present) the visible image alone
+# scores higher than the max fusion on EN, MI, VIF and SSIM, although it ignores every warm
+# target of IR; and the mean fusion has the worst EN, SD and AG (not SF: averaging two
+# images with different edges creates new small differences). The pictures below show why.
 #
 # ## 1. EN and SD: the histogram of F
 #
@@ -132,6 +133,7 @@ for ax, (k, src, sname) in zip(axes, [("max", ir, "IR"), ("max", vi, "VI"), ("VI
     ax.imshow(np.log1p(jh), origin="lower", cmap="viridis")
     ax.set_xlabel(f"{sname} gray level"), ax.set_ylabel(f"F = {k}"), ax.set_xticks([]), ax.set_yticks([])
     ax.set_title(f"F={k} vs {sname}")
+fig.suptitle("joint histograms, colour = log(1 + pixel count); axes 0..255", fontsize=9)
 plt.show()
 
 # %% [markdown]
@@ -177,18 +179,23 @@ plt.show()
 # VIF(S, F) > 1: VIF rewards contrast enhancement.
 
 # %%
+from tqdm.auto import tqdm
+
 from fusionlab.viz.metric_maps import vif_scale_maps
 
-sm = vif_scale_maps(vi, fusions["max"])
+maps_by_source = {src: vif_scale_maps(s_img, fusions["max"])
+                  for src, s_img in tqdm({"IR": ir, "VI": vi}.items(), desc="VIF maps per source")}
+sm = maps_by_source["VI"]
 fig = image_grid([[s["ref"] for s in sm], [s["den"] for s in sm], [s["num"] for s in sm]],
                  row_titles=["VI at scale", "info in VI (den)", "survives in F (num)"],
                  col_titles=[f"scale {i + 1}: {s['ref'].shape[1]}x{s['ref'].shape[0]}" for i, s in enumerate(sm)],
                  size=2.0, cmap="viridis")
 plt.show()
-per_scale = pd.DataFrame({src: [s["num_sum"] / sum(t["den_sum"] for t in m) for s in m]
-                          for src, m in (("VIF(IR, F)", vif_scale_maps(ir, fusions["max"])), ("VIF(VI, F)", sm))},
+per_scale = pd.DataFrame({f"VIF({src}, F)": [s["num_sum"] / sum(t["den_sum"] for t in m) for s in m]
+                          for src, m in maps_by_source.items()},
                          index=[f"scale {i}" for i in range(1, 5)])
 ax = per_scale.plot.bar(figsize=(5, 2.4), title="share of VIF per scale (F = max)")
+ax.set_ylabel("VIF contribution (sums to VIF)")
 plt.show()
 print(per_scale.sum().round(3).to_dict(), "sum =", round(float(per_scale.sum().sum()), 3))
 
@@ -203,9 +210,13 @@ print(per_scale.sum().round(3).to_dict(), "sum =", round(float(per_scale.sum().s
 from fusionlab.viz.metric_maps import ssim_maps
 
 sm_max = ssim_maps(fusions["max"], ir, vi)
-image_grid([[sm_max["ir"], sm_max["vi"]]], col_titles=["SSIM(F=max, IR)", "SSIM(F=max, VI)"], size=2.6,
-           cmap="RdBu")
+image_grid([[sm_max["ir"], sm_max["vi"]]], col_titles=[f"SSIM(F=max, IR): mean {sm_max['ir'].mean():.3f}",
+                                                      f"SSIM(F=max, VI): mean {sm_max['vi'].mean():.3f}"],
+           size=2.6, cmap="RdBu")
 plt.show()
+ssim_sum = float(sm_max["ir"].mean() + sm_max["vi"].mean())
+print(f"the two map means add up to {ssim_sum:.3f} = the table's SSIM of the max fusion ({table.loc['max', 'SSIM']:.3f})")
+assert abs(ssim_sum - table.loc["max", "SSIM"]) < 1e-6
 
 # %% [markdown]
 # ## 8. MSE, CC and PSNR: closeness to each source
@@ -224,7 +235,7 @@ plt.show()
 # %%
 fmax = fusions["max"]
 sq = {"IR": ((fmax - ir) ** 2)[0, 0].numpy(), "VI": ((fmax - vi) ** 2)[0, 0].numpy()}
-fig, axes = plt.subplots(1, 4, figsize=(12, 2.7))
+fig, axes = plt.subplots(1, 4, figsize=(13, 2.9), layout="constrained")
 for ax, (src, m) in zip(axes[:2], sq.items()):
     im = ax.imshow(m, cmap="magma", vmin=0, vmax=float(np.percentile(np.concatenate([v.ravel() for v in sq.values()]), 99)))
     ax.set_title(f"(F=max - {src})^2: mean {m.mean():.0f}"), ax.axis("off")
@@ -258,16 +269,32 @@ assert abs(table.loc["mean", "MSE"] / table.loc["max", "MSE"] - 0.5) < 0.01
 # images, so only the metric switches show.
 
 # %%
-both = pd.concat({"cddfuse": table, "dtpf": scores(fusions, "dtpf"), "matlab": scores(fusions, "matlab")},
-                 axis=1).swaplevel(axis=1)
-both[["MI", "SF", "AG", "SSIM", "PSNR"]].round(3)
+from tqdm.auto import tqdm
+
+by_convention = {c: (table if c == "cddfuse" else scores(fusions, c))
+                 for c in tqdm(["cddfuse", "dtpf", "matlab"], desc="conventions")}
+both = pd.concat(by_convention, axis=1).swaplevel(axis=1)
+display(both[["MI", "SF", "AG", "SSIM", "PSNR"]].round(3))
+ratio = lambda m, a, b: float((both[m][a] / both[m][b]).mean())
+print(f"MI: cddfuse / dtpf = {ratio('MI', 'cddfuse', 'dtpf'):.4f} (ln 2 = 0.6931: nats vs bits)")
+print(f"SSIM: cddfuse / matlab = {ratio('SSIM', 'cddfuse', 'matlab'):.2f} (sum of two SSIMs vs their mean, "
+      f"but with different constants and windows)")
+print(f"PSNR: dtpf - cddfuse = {float((both['PSNR']['dtpf'] - both['PSNR']['cddfuse']).mean()):.2f} dB "
+      f"(20 log10 255 = 48.13: MSE on the [0, 1] scale, peak 255)")
+print(f"SF: cddfuse / matlab = {ratio('SF', 'cddfuse', 'matlab'):.4f}, AG: cddfuse / matlab = "
+      f"{ratio('AG', 'cddfuse', 'matlab'):.4f} (normalisation over all vs interior pixels)")
+assert abs(ratio("MI", "cddfuse", "dtpf") - 0.6931) < 1e-3
 
 # %% [markdown]
-# MI differs by a factor ln 2 (nats in `cddfuse`, bits in `dtpf` and `matlab`), SSIM by
-# almost a factor 2 (sum vs mean) and more (range, window), SF/AG by their normalisation,
-# and `dtpf`'s PSNR is 48.13 dB higher (its MSE is on the [0, 1] scale, its peak 255). When
-# you compare with a paper, check which evaluator it used: the DTPF tables need `dtpf`,
-# CDDFuse's need `cddfuse` (the default here).
+# The printed ratios name the switches. MI differs by exactly ln 2 (nats in `cddfuse`, bits
+# in `dtpf` and `matlab`); `dtpf`'s PSNR is 48.13 dB higher (its MSE is on the [0, 1]
+# scale, its peak 255); SF/AG move by their normalisation (here by less than 1 %). SSIM
+# differs by two switches pulling in opposite directions: `cddfuse` and `dtpf` *add*
+# SSIM(F, IR) and SSIM(F, VI) (up to 2), `matlab` averages them (up to 1) but uses the
+# 0..255 data range, whose stabilising constants raise each SSIM; the net ratio is the one
+# printed, not the factor 2 that the sum-vs-mean switch alone would give. When you compare
+# with a paper, check which evaluator it used: the DTPF tables need `dtpf`, CDDFuse's need
+# `cddfuse` (the default here).
 
 # %% [markdown]
 # ## 10. Gaming the no-reference metrics
@@ -297,6 +324,8 @@ assert up["SF"] and up["AG"] and down["Qabf"] and down["SSIM"]
 # %%
 import json
 
+from tqdm.auto import tqdm
+
 from fusionlab.metrics import evaluate_files
 
 ref_json = shared.parent / "reference" / "metrics_00016N.json" if shared is not None else None
@@ -307,12 +336,12 @@ if ref_json is not None and ref_json.is_file():
     if dtpf_json.is_file():
         expected["dtpf"] = json.loads(dtpf_json.read_text())[ref["pair"]]
     rows = {}
-    for convention, values in expected.items():
-        for method, rel in ref["fused"].items():
-            got = evaluate_files(shared.parent / ref["ir"], shared.parent / ref["vi"], shared.parent / rel,
-                                 "all", convention)
-            rows[(convention, method)] = {m: abs(got[m] - v) / max(abs(v), 1e-12)
-                                          for m, v in values[method].items() if v is not None}
+    jobs = [(c, v, m, rel) for c, v in expected.items() for m, rel in ref["fused"].items()]
+    for convention, values, method, rel in tqdm(jobs, desc="reference files"):
+        got = evaluate_files(shared.parent / ref["ir"], shared.parent / ref["vi"], shared.parent / rel,
+                             "all", convention)
+        rows[(convention, method)] = {m: abs(got[m] - v) / max(abs(v), 1e-12)
+                                      for m, v in values[method].items() if v is not None}
     err = pd.DataFrame(rows).T
     for convention in expected:
         e = err.loc[convention]

@@ -84,6 +84,26 @@ def test_static_widget_outputs_keeps_views_without_a_picture():
     assert WIDGET_VIEW in nb.cells[0].outputs[0].data and "widgets" in nb.metadata  # still renderable online
 
 
+def test_progress_bars_become_their_final_line():
+    """A tqdm.auto bar stored by papermill: an HBox(HTML, FloatProgress, HTML) view whose
+    text/plain is the bar at 0 %; the export shows where it ended, and drops the state."""
+    view = {"model_id": "box", "version_major": 2, "version_minor": 0}
+    nb = _executed_notebook({WIDGET_VIEW: view, "text/plain": "scoring:   0%|          | 0/3 [00:00<?, ?it/s]"})
+    state = nb.metadata["widgets"][WIDGET_STATE]["state"]
+    state["box"] = {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_l", "IPY_MODEL_p", "IPY_MODEL_r"]}}
+    state["l"] = {"model_name": "HTMLModel", "state": {"value": "scoring:\u2007100%"}}
+    state["p"] = {"model_name": "FloatProgressModel", "state": {"value": 3.0, "max": 3.0}}
+    state["r"] = {"model_name": "HTMLModel", "state": {"value": "\u20073/3\u2007[02:26&lt;00:00,\u200752.81s/it]"}}
+    assert static_widget_outputs(nb) == 1
+    assert nb.cells[0].outputs[0].data == {"text/plain": "scoring: 100%|##########| 3/3 [02:26<00:00, 52.81s/it]"}
+    assert "widgets" not in nb.metadata
+    state["p"]["state"]["value"] = 1.0  # an interrupted bar shows how far it got
+    from fusionlab.viz.export import progress_text
+
+    assert progress_text("box", state).startswith("scoring: 100%|###       |")
+    assert progress_text("l", state) is None and progress_text("missing", state) is None
+
+
 def test_shrink_images_downscales_big_pngs():
     rng = np.random.default_rng(0)
     big = rng.integers(0, 255, (600, 1200, 3), dtype=np.uint8)
