@@ -25,9 +25,29 @@ def rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
     return kornia.color.rgb_to_ycbcr(rgb)
 
 
+# kornia < 0.9 inverts YCbCr with rounded coefficients (1.403, 0.714, 0.344, 1.773): a round
+# trip drifts by up to 3e-4. kornia 0.9 has the exact inverse but needs Python >= 3.11, so on
+# Python 3.10 (every kornia it can install) the same exact formula is applied here instead.
+_KORNIA_EXACT_YCBCR = tuple(int(p) for p in kornia.__version__.split(".")[:2]) >= (0, 9)
+
+
+def _exact_ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
+    """kornia 0.9's ``ycbcr_to_rgb`` (the inverse of its ``rgb_to_ycbcr``), same operations."""
+    y, cb, cr = ycbcr[..., 0, :, :], ycbcr[..., 1, :, :] - 0.5, ycbcr[..., 2, :, :] - 0.5
+    r = y + 1.4025245442 * cr
+    g = y - 0.7144034731 * cr - 0.3443401356 * cb
+    b = y + 1.7730496454 * cb
+    return torch.stack([r, g, b], -3)
+
+
 def ycbcr_to_rgb(ycbcr: torch.Tensor) -> torch.Tensor:
-    """YCbCr ``(*, 3, H, W)`` -> RGB ``(*, 3, H, W)`` clamped to [0, 1]."""
-    return kornia.color.ycbcr_to_rgb(ycbcr).clamp(0.0, 1.0)
+    """YCbCr ``(*, 3, H, W)`` -> RGB ``(*, 3, H, W)`` clamped to [0, 1] (the exact inverse of
+    :func:`rgb_to_ycbcr` on every kornia version)."""
+    if _KORNIA_EXACT_YCBCR:
+        return kornia.color.ycbcr_to_rgb(ycbcr).clamp(0.0, 1.0)
+    if ycbcr.ndim < 3 or ycbcr.shape[-3] != 3:  # kornia's own check, same message
+        raise ValueError(f"Input size must have a shape of (*, 3, H, W). Got {ycbcr.shape}")
+    return _exact_ycbcr_to_rgb(ycbcr).clamp(0.0, 1.0)
 
 
 def _channels(img: torch.Tensor) -> int:
