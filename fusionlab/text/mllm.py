@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from ..device import default_device
-from ..errors import ConfigError, ModelUnavailableError
+from ..errors import ConfigError, ModelUnavailableError, UsageError
 from ..io import to_uint8
 from ..dirs import models_dir
 from .captioners import CAPTIONERS, Captioner
@@ -126,7 +126,13 @@ class MLLMCaptioner(Captioner):
         self.device = default_device(device)
         self.model_name = str(model)
         path = resolve_model(model)
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        try:
+            from transformers import AutoModelForImageTextToText, AutoProcessor
+        except ImportError:  # a core install may carry an older transformers (the text encoder needs less)
+            import transformers
+
+            raise UsageError(f"the mllm captioner needs transformers >= 4.56 (installed: "
+                             f"{getattr(transformers, '__version__', '?')}): pip install 'fusionlab[mllm]'") from None
 
         try:
             self.processor = AutoProcessor.from_pretrained(path)

@@ -154,3 +154,25 @@ def test_projector_trains_on_real_folder_with_caption_targets(tmp_path):
     proj, hist = train_projector(prior, data=PairedFolder(root), steps=3, batch_size=4, crop=32, log_every=1)
     assert len(hist) == 3 and proj.text_dim == 128
     assert proj.embed(torch.rand(1, 1, 40, 40), torch.rand(1, 3, 40, 40)).shape == (1, 128)
+
+
+def test_mllm_captioner_with_too_old_transformers_is_one_line(tmp_path, monkeypatch, run_cli):
+    """A core install may hold a transformers without the image-text-to-text classes: the
+    mllm captioner then says which extra to install, in one line, with exit code 2 (a usage error)."""
+    import sys
+    import types
+
+    old = types.ModuleType("transformers")
+    old.__version__ = "4.40.0"  # no AutoModelForImageTextToText
+    monkeypatch.setitem(sys.modules, "transformers", old)
+    from fusionlab.errors import UsageError
+    from fusionlab.text import build_captioner
+
+    (tmp_path / "vlm").mkdir()
+    (tmp_path / "vlm" / "config.json").write_text("{}")
+    with pytest.raises(UsageError, match=r"transformers >= 4.56 \(installed: 4.40.0\): pip install 'fusionlab\[mllm\]'"):
+        build_captioner({"type": "mllm", "model": str(tmp_path / "vlm"), "device": "cpu"})
+    root = write_synthetic_folder(tmp_path / "syn", n=1, size=40, with_reference=False)
+    code, _, err = run_cli("caption", "--root", root, "--captioner", "mllm", "--model", tmp_path / "vlm",
+                           "--device", "cpu", "--out", tmp_path / "caps.json")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "fusionlab[mllm]" in err, err  # usage error
