@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -77,43 +78,6 @@ def plain_cnn(target_flops: float, size=(480, 640), width: int = 64):
     return PlainCNN(depth).eval().to(memory_format=torch.channels_last)
 
 
-_BIG_SCRIPT = r"""
-import sys, time, torch
-from fusionlab.models import create_model, load_checkpoint, fuse_pair, tune_cpu_allocator, inference
-tune_cpu_allocator()
-torch.set_num_threads(int(sys.argv[1]))
-h, w = (int(v) for v in sys.argv[2].split("x"))
-if sys.argv[4].endswith(".pt"):
-    model, _ = load_checkpoint(sys.argv[4])
-else:
-    torch.manual_seed(0)
-    model = create_model(sys.argv[4]).eval()
-g = torch.Generator().manual_seed(0)
-# a smooth synthetic scene (random images would be all edges): low-frequency noise, upsampled
-small = torch.rand(1, 4, max(8, h // 64), max(8, w // 64), generator=g)
-scene = (torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear") * 255).to(torch.uint8)
-ir, vi = scene[:, :1].clone(), scene[:, 1:].clone()
-del scene
-inference._reset_peak_rss()
-t0 = time.perf_counter()
-tiles = []
-out = fuse_pair(model, ir, vi, max_memory=sys.argv[3], progress=lambda d, t: tiles.append(t))
-print(time.perf_counter() - t0, inference._peak_rss(), tiles[-1], inference.parse_memory(sys.argv[3]))
-"""
-
-
-def big_image(model: str, size: str, budget: str, threads: int) -> dict:
-    """Fuse one synthetic ``size`` pair under ``budget`` in a fresh process."""
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    res = subprocess.run([sys.executable, "-c", _BIG_SCRIPT, str(threads), size, budget, model],
-                         capture_output=True, text=True, env=env)
-    if res.returncode:
-        raise RuntimeError(res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "big-image run failed")
-    seconds, peak, tiles, limit = res.stdout.split()
-    return {"model": model, "size": size, "budget": budget, "seconds": round(float(seconds), 1),
-            "peak_rss_mb": round(int(peak) / 2 ** 20), "tiles": int(tiles), "budget_mb": round(int(limit) / 2 ** 20)}
-
-
 def _in_fresh_process(function: str, *args) -> dict:
     """Run ``function(*args)`` of this file in a new Python process and return its dict.
 
@@ -140,11 +104,42 @@ def _process_setup(threads: int):
     torch.set_num_threads(threads)
 
 
+def big_image(model: str, size: str, budget: str, threads: int) -> dict:
+    """Fuse one synthetic ``size`` pair under ``budget`` with ``model`` (a checkpoint or a
+    model name): time, peak resident memory, tiles (call it through :func:`_in_fresh_process`)."""
+    import torch
+
+    from fusionlab.models import create_model, fuse_pair, inference, load_checkpoint
+
+    _process_setup(threads)
+    h, w = (int(v) for v in size.split("x"))
+    if model.endswith(".pt"):
+        net, _ = load_checkpoint(model)
+    else:
+        torch.manual_seed(0)
+        net = create_model(model).eval()
+    g = torch.Generator().manual_seed(0)
+    # a smooth synthetic scene (random images would be all edges): low-frequency noise, upsampled
+    small = torch.rand(1, 4, max(8, h // 64), max(8, w // 64), generator=g)
+    scene = (torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear") * 255).to(torch.uint8)
+    ir, vi = scene[:, :1].clone(), scene[:, 1:].clone()
+    del scene
+    inference._reset_peak_rss()
+    t0 = time.perf_counter()
+    tiles = []
+    fuse_pair(net, ir, vi, max_memory=budget, progress=lambda d, t: tiles.append(t))
+    seconds = time.perf_counter() - t0
+    return {"model": model, "size": size, "budget": budget, "seconds": round(seconds, 1),
+            "peak_rss_mb": round(inference._peak_rss() / 2 ** 20), "tiles": tiles[-1] if tiles else 1,
+            "budget_mb": round(inference.parse_memory(budget) / 2 ** 20)}
+
+
 def folder_throughput(checkpoint: str, root: str | None, n: int, threads: int) -> dict:
     """``fusionlab fuse`` (read-ahead, write-behind, default 2GB budget) on ``n`` pairs vs one
     forward's latency, both in this process (call it through :func:`_in_fresh_process`)."""
     import torch
 
+    from fusionlab import models as fm
     from fusionlab.cli import fuse as fuse_cli
     from fusionlab.data import write_synthetic_folder
     from fusionlab.models import load_checkpoint
@@ -182,8 +177,6 @@ def folder_throughput(checkpoint: str, root: str | None, n: int, threads: int) -
             model(x, x)
         lat = latencies()
         done = []  # when each pair's fusion returned: the steady rate excludes one-off start-up
-        from fusionlab import models as fm
-
         original = fm.fuse_pair
 
         def timed_fuse_pair(*a, **k):
@@ -329,7 +322,8 @@ def main(argv=None) -> int:
     if args.big:
         args.big_model = args.big_model or str(fm.SHIPPED_STUDENT)
         log(f"big image {args.big} under {args.max_memory}")
-        results["big_image"] = big_image(args.big_model, args.big, args.max_memory, args.threads)
+        results["big_image"] = _in_fresh_process("big_image", args.big_model, args.big, args.max_memory,
+                                                 args.threads)
         b = results["big_image"]
         print(f"\nbig image: {b['size']} with {Path(b['model']).name}: {b['seconds']} s, {b['tiles']} tile(s), "
               f"peak resident memory {b['peak_rss_mb']} MB (budget {b['budget_mb']} MB)")
@@ -360,7 +354,7 @@ def main(argv=None) -> int:
             goals.append((f"student <= 1.5x {base} (GFLOPs {t_big[base].gflops:g} vs {S.gflops:g}) at 480x640",
                           S.latency_s / t_big[base].latency_s, 1.5))
     goals.append(("student peak memory at 480x640 <= 600 MB (resident growth of one forward, fresh process)",
-                  rss if rss == rss else S.peak_mem_mb, 600))
+                  S.peak_mem_mb if math.isnan(rss) else rss, 600))
     if "big_image" in results:
         b = results["big_image"]
         goals.append((f"{b['size']} pair within --max-memory {b['budget']} (peak resident MB)", b["peak_rss_mb"],

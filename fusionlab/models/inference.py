@@ -15,6 +15,7 @@ in and out as ``uint8``, so no full-size float copy of a colour image is ever ma
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -139,7 +140,6 @@ def _disk_key(model: nn.Module, key: tuple) -> str | None:
     measurement depends on - architecture (config, or parameter shapes), threads, kernel
     choice, text branch, probe sizes and margins, torch and fusionlab versions, CPU type."""
     import hashlib
-    import json
     import platform
 
     from .. import __version__
@@ -163,8 +163,6 @@ def _disk_path(name: str):
 
 
 def _read_disk(name: str | None) -> MemoryModel | None:
-    import json
-
     if name is None:
         return None
     try:
@@ -176,8 +174,6 @@ def _read_disk(name: str | None) -> MemoryModel | None:
 
 
 def _write_disk(name: str | None, mm: MemoryModel) -> None:
-    import json
-
     from ..io import atomic_write_text
 
     if name is None:
@@ -270,10 +266,12 @@ def plan_tiles(model: nn.Module, size: tuple[int, int], max_memory: int | str, b
         return None
     dev = _model_device(model)
     mm = memory_model(model, text)
-    avail = _available(dev, budget) - extra_bytes - int(BUDGET_RESERVE * budget)
+    def room() -> int:
+        return _available(dev, budget) - extra_bytes - int(BUDGET_RESERVE * budget)
+
+    avail = room()
     if mm.bytes(batch * h * w) > avail and dev.type == "cpu" and release_free_memory():
-        # heap memory freed but kept by tune_cpu_allocator() is not in use: give it back first
-        avail = _available(dev, budget) - extra_bytes - int(BUDGET_RESERVE * budget)
+        avail = room()  # heap memory freed but kept by tune_cpu_allocator() is not in use: given back first
     if mm.bytes(batch * h * w) <= avail:
         return None
     pixels = (avail - mm.fixed) / (mm.per_pixel * batch)

@@ -67,9 +67,11 @@ def _mkldnn_conv_flops(x_shape, w_shape, bias, padding, stride, dilation, groups
 
 
 def _flop_formulas() -> dict:
-    """FLOP formulas that ``FlopCounterMode`` lacks: without them the CPU flash attention (the
-    window attention, ~half of the student's arithmetic) and the fast kernels' direct oneDNN
-    convolutions count as zero. (``FlopCounterMode`` passes them shapes, not tensors.)"""
+    """FLOP formulas that ``FlopCounterMode`` lacks: without them a model that calls
+    ``F.scaled_dot_product_attention`` on CPU (the flash kernel) or ``aten.mkldnn_convolution``
+    directly (as the fast kernels do) counts those ops as zero - the earlier, too low counts
+    of the student. :func:`count_flops` also runs the literal block code, which uses neither;
+    these keep any other model honest. (``FlopCounterMode`` passes them shapes, not tensors.)"""
     aten = torch.ops.aten
     formulas = {}
     if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):

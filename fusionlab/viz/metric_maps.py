@@ -68,8 +68,7 @@ def vif_scale_maps(ref: torch.Tensor, dist: torch.Tensor) -> list[dict[str, np.n
         and ``den`` (per-pixel information maps, valid-filtered) and their sums ``num_sum``,
         ``den_sum``. ``sum(num_sum) / sum(den_sum)`` equals :func:`fusionlab.metrics.vif`.
     """
-    from ..metrics._common import gaussian_filter
-    from ..metrics.vif import SCALE_WINDOWS, SIGMA_N_SQ, _vif_pixel_terms
+    from ..metrics.vif import SCALE_WINDOWS, SIGMA_N_SQ, _vif_pixel_terms, window_filter
 
     x = torch.cat([_one(ref), _one(dist)], 1)  # (1, 2, H, W)
     dev = str(x.device)
@@ -77,8 +76,8 @@ def vif_scale_maps(ref: torch.Tensor, dist: torch.Tensor) -> list[dict[str, np.n
     for s, n in enumerate(SCALE_WINDOWS):
         # the metric's own float64 FFT filters: a direct 17x17 conv2d took ~20 s at 640x480 on one core
         if s > 0:  # low-pass with this scale's window, then subsample by 2 (as vifp_mscale)
-            x = gaussian_filter(n, n / 5.0, tuple(x.shape[-2:]), dev)(x, stride=2)
-        filt = gaussian_filter(n, n / 5.0, tuple(x.shape[-2:]), dev)
+            x = window_filter(n, x.shape[-2:], dev)(x, stride=2)
+        filt = window_filter(n, x.shape[-2:], dev)
         mu = filt(x)
         sq = filt(torch.cat([x * x, x[:, :1] * x[:, 1:]], 1))
         s1 = sq[:, 0:1] - mu[:, 0:1] ** 2
