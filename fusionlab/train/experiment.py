@@ -220,6 +220,12 @@ def cached_vlv_encoder(teacher_cfg: TrainConfig, teacher_path: str | os.PathLike
     return path, {**{k: info[k] for k in VLV_INFO_KEYS}, "cached": False, "checkpoint": str(path)}
 
 
+def _teacher_info(path: Path, summary: dict) -> dict:
+    """What ``metrics.json``'s ``train.teacher`` records of a cached teacher."""
+    return {**{k: v for k, v in summary.items() if k in ("steps", "seconds", "cached", "key", "val")},
+            "checkpoint": str(path)}
+
+
 def frozen_teacher_with_vlv(params: dict | RunParams, out_dir: str | os.PathLike):
     """A ``text_prior: vlv`` run's network and prior: the cached oracle teacher (trained on
     first use), frozen, and the VLV-style encoder trained through it (or ``text_checkpoint``).
@@ -235,8 +241,7 @@ def frozen_teacher_with_vlv(params: dict | RunParams, out_dir: str | os.PathLike
     p = _run_params(params)
     tcfg = experiment_config(p, out_dir, stage="teacher")  # the oracle teacher's config
     teacher_path, tsum = cached_teacher(tcfg)
-    info = {"teacher": {k: v for k, v in tsum.items() if k in ("steps", "seconds", "cached", "key", "val")}}
-    info["teacher"]["checkpoint"] = str(teacher_path)
+    info = {"teacher": _teacher_info(teacher_path, tsum)}
     if p.text_checkpoint:
         enc_path, info["vlv"] = Path(p.text_checkpoint), {"cached": True, "checkpoint": p.text_checkpoint}
     else:
@@ -304,10 +309,12 @@ def run_experiment(params: dict | RunParams, out_dir: str | os.PathLike) -> dict
     See the module docstring for the params and the files written. Re-running into the same
     ``out_dir`` resumes an interrupted run when the config matches, else starts over.
     """
-    from ..metrics import METRIC_NAMES
-    from .evaluation import evaluate_fuser, model_fuser
     import torch
 
+    from ..metrics import METRIC_NAMES
+    from ..metrics.evaluate import HEADLINE_METRICS
+    from ..models import count_parameters
+    from .evaluation import evaluate_fuser, model_fuser
     from .trainer import Trainer, torch_threads
 
     t_start = time.perf_counter()
@@ -319,11 +326,10 @@ def run_experiment(params: dict | RunParams, out_dir: str | os.PathLike) -> dict
     if p.text_prior == "vlv":  # no training of the teacher: the frozen oracle teacher + the VLV encoder
         model, prior, train_info = frozen_teacher_with_vlv(p, out)
         device, checkpoint = torch.device("cpu"), train_info["teacher"]["checkpoint"]
-    elif p.stage == "distill":
-        teacher_path, tsum = cached_teacher(experiment_config(p, out, stage="teacher"))
-        train_info["teacher"] = {k: v for k, v in tsum.items() if k in ("steps", "seconds", "cached", "key", "val")}
-        train_info["teacher"]["checkpoint"] = str(teacher_path)
-    if p.text_prior != "vlv":
+    else:
+        if p.stage == "distill":
+            teacher_path, tsum = cached_teacher(experiment_config(p, out, stage="teacher"))
+            train_info["teacher"] = _teacher_info(teacher_path, tsum)
         cfg = experiment_config(p, out)
         if teacher_path is not None:
             cfg = cfg.replace(teacher=str(teacher_path))
@@ -346,12 +352,10 @@ def run_experiment(params: dict | RunParams, out_dir: str | os.PathLike) -> dict
     by_condition = condition_means(per_image, METRIC_NAMES)
     # the headline numbers are the clean test pairs (the paper's setting); every condition and
     # the mean over the degraded ones are reported beside them (headline metrics only)
-    from ..metrics.evaluate import HEADLINE_METRICS
-
     conditions = {lab: {m: v[m] for m in HEADLINE_METRICS if m in v} for lab, v in by_condition.items()}
     result = {"metrics": by_condition.get("normal", next(iter(by_condition.values()))), "conditions": conditions,
               "per_image": per_image, "params": p.to_dict(), "stage": p.stage, "model": model.name,
-              "parameters": sum(q.numel() for q in model.parameters()),
+              "parameters": count_parameters(model),
               "eval": {"data": p.eval_data, "pairs": len({r.get("pair", r["name"]) for r in per_image}),
                        "items": len(items)},
               "train": train_info, "checkpoint": checkpoint,
