@@ -193,18 +193,17 @@ def evidence(df: pd.DataFrame, pairs: pd.DataFrame | None, metrics: list[str], r
 
 def evidence_markdown(table: pd.DataFrame, digits: int = 3) -> str:
     """A Markdown table of :func:`evidence` (one line per row x condition x metric): mean ± std
-    over seeds, Δ to the reference with its 95 % interval, the paper's Δ and the verdict. For
-    docs and notes, so quoted numbers are pasted from one generator rather than retyped."""
-    def signed(v):
-        return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:+.{digits}f}"
+    over seeds, Δ to the reference with its 95 % interval, the paper's Δ and the verdict - the
+    cells of :func:`fusionlab.ablate.stats.format_evidence`. For docs and notes, so quoted
+    numbers are pasted from one generator rather than retyped."""
+    from .stats import format_evidence
 
+    cells = format_evidence(table, digits)
+    cells["condition"] = cells["condition"].replace({"normal": "clean"})
+    cols = ["variant", "condition", "metric", "mean ± std", "Δ to reference [95 % CI]", "paper Δ", "verdict"]
     lines = ["| row | condition | metric | mean ± std | Δ to reference [95 % CI] | paper Δ | verdict |",
              "|---|---|---|---|---|---|---|"]
-    for r in table.itertuples(index=False):
-        ci = "–" if math.isnan(r.delta) else f"{signed(r.delta)} [{signed(r.lo)}, {signed(r.hi)}]"
-        cond = "clean" if r.condition == "normal" else r.condition
-        lines.append(f"| {r.label} | {cond} | {r.metric} | {_pm(r.mean, r.std, digits)} | {ci} | "
-                     f"{signed(r.paper_delta)} | {r.verdict} |")
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in cells[cols].itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
