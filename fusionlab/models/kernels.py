@@ -367,6 +367,54 @@ def _key_codes(ow: int, dtype, device) -> torch.Tensor:
     return torch.cat([eye.repeat_interleave(ow, 0), eye.repeat(ow, 1)], dim=1)
 
 
+@functools.lru_cache(maxsize=1)
+def _native_attention():
+    """The C window attention (:mod:`fusionlab.native`), or None when unavailable."""
+    import ctypes
+
+    from .. import native
+
+    i64, i32 = ctypes.c_int64, ctypes.c_int
+    ptr = ctypes.c_void_p
+    return native.function("window_attention", "window_attention_f32",
+                           [ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, ptr, ctypes.c_float,
+                            i64, i64, i32, i32, i32, i32, i32, i64, ctypes.POINTER(i64), i64],
+                           restype=ctypes.c_int)
+
+
+def _attend_native(attn, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor | None:
+    """:func:`_attend_chunked` by the C kernel (one window-head per step, nothing gathered:
+    keys and values are read in place), or None where it does not apply (no compiler,
+    ``FUSIONLAB_NATIVE=0``, not float32 on CPU, channels not contiguous)."""
+    import ctypes
+
+    from .. import native
+
+    if not native.enabled() or q.device.type != "cpu" or q.dtype != torch.float32 or kv.dtype != torch.float32:
+        return None
+    if q.stride(-1) != 1 or kv.stride(-1) != 1:
+        return None
+    fn = _native_attention()
+    if fn is None:
+        return None
+    ws, ow, nh, d, p = attn.window, attn.ow, attn.heads, attn.head_dim, attn.pad
+    b, H, W, inner = q.shape
+    gh, gw = H // ws, W // ws
+    out = q.new_empty(b, H, W, inner)
+    rel_h = attn.rel_h.detach().to(torch.float32).contiguous()
+    rel_w = attn.rel_w.detach().to(torch.float32).contiguous()
+    args = (native.ptr(q), *q.stride()[:3], native.ptr(kv), *kv.stride()[:3], native.ptr(out), *out.stride()[:3],
+            native.ptr(rel_h), native.ptr(rel_w), d ** -0.5, gh, gw, ws, ow, p, nh, d)
+    n, next_task, failed = b * gh * gw * nh, ctypes.c_int64(0), []
+
+    def run() -> None:
+        if fn(*args, n, ctypes.byref(next_task), 8) != 0:
+            failed.append(True)
+
+    native.run_threads(run, min(torch.get_num_threads(), max(1, n // 64)))
+    return None if failed else out
+
+
 def _attend_chunked(attn, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
     """Inference: ``q (B, H, W, inner)``, padded ``kv`` -> ``(B, H, W, inner)``.
 
@@ -376,6 +424,8 @@ def _attend_chunked(attn, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
     the fused SDPA kernel uses them at once; the result is written straight into the output
     map. Nothing of size ``windows x 64 x 144`` exists beyond one chunk.
     """
+    if (out := _attend_native(attn, q, kv)) is not None:
+        return out
     ws, ow, nh, d = attn.window, attn.ow, attn.heads, attn.head_dim
     b, H, W, inner = q.shape
     gh, gw = H // ws, W // ws

@@ -21,10 +21,13 @@ from fusionlab.models.profile import format_table, peak_memory_bytes, profile_mo
 @pytest.mark.parametrize("chunk", [1, 64])  # pieces of window rows / several whole rows per chunk
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("hw", [(16, 24), (13, 21)])
-def test_window_attention_matches_literal_definition(monkeypatch, channels_last, hw, chunk):
+@pytest.mark.parametrize("native", ["1", "0"])  # the C kernel (fusionlab.native) or torch's SDPA
+@pytest.mark.parametrize("head_dim", [8, 16])  # 16: the networks' setting, the C kernel's fixed-size path
+def test_window_attention_matches_literal_definition(monkeypatch, channels_last, hw, chunk, native, head_dim):
     monkeypatch.setattr(kernels, "ATTENTION_CHUNK", chunk)  # also the band height at inference
+    monkeypatch.setenv("FUSIONLAB_NATIVE", native)
     torch.manual_seed(0)
-    attn = blocks.OverlapWindowAttention(12, heads=2, head_dim=8, window=8, overlap=0.5)
+    attn = blocks.OverlapWindowAttention(12, heads=2, head_dim=head_dim, window=8, overlap=0.5)
     x = torch.randn(2, 12, *hw)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)

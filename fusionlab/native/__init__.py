@@ -1,0 +1,182 @@
+"""Optional native CPU kernels: small C files compiled on first use, loaded with ctypes.
+
+Some hot loops have no fused implementation in torch at the sizes fusionlab runs them
+(the student's 8x8-window attention with 16-channel heads, the float64 local statistics of
+the metrics): torch runs them as many small ops that each sweep memory. The C files next to
+this module do the same arithmetic in one pass per window or row band. They are
+
+* compiled once per machine with the system C compiler (``$CC``, else ``cc``/``gcc``/``clang``)
+  at ``-O3 -march=native`` into ``<cache_dir>/native/`` (:func:`fusionlab.dirs.cache_dir`),
+  under a name hashing the source, flags, compiler and CPU, so a changed file or another CPU
+  never loads a stale binary (about a second per file; no torch headers, no ninja);
+* called through ``ctypes`` with raw tensor pointers; a ctypes call releases the GIL, so
+  :func:`run_threads` runs a kernel in a few Python threads at once, each taking its
+  share of the work taken from a counter (no static split and no OpenMP barrier per op, both
+  of which stall on a shared machine);
+* optional: without a compiler, on a build error, on a non-float32 / non-CPU tensor, or with
+  ``FUSIONLAB_NATIVE=0``, callers run their torch code instead (:func:`load` returns None and
+  warns once why). Tests check each kernel against its torch path.
+
+No ``-ffast-math``: results must match the torch code (the kernels' own tolerances are in
+their docstrings), so only FMA contraction is allowed; ``-fno-strict-aliasing`` lets the C
+build floats from their bits (the softmax's exponential) through a pointer cast.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import warnings
+from pathlib import Path
+from typing import Callable
+
+SOURCE_DIR = Path(__file__).resolve().parent
+CFLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared", "-std=c99", "-fno-math-errno",
+          "-fno-strict-aliasing")
+
+_lock = threading.Lock()
+_warned: set[str] = set()
+
+
+def enabled() -> bool:
+    """False when ``FUSIONLAB_NATIVE`` is ``0``/``false``/``no``/``off`` (read at every call)."""
+    return os.environ.get("FUSIONLAB_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC", "").strip()
+    if cc:
+        return cc if shutil.which(cc.split()[0]) else None
+    for name in ("cc", "gcc", "clang"):
+        if shutil.which(name):
+            return name
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_id(cc: str) -> str:
+    try:
+        out = subprocess.run([*cc.split(), "--version"], capture_output=True, text=True, timeout=30)
+        return out.stdout.splitlines()[0] if out.stdout else cc
+    except (OSError, subprocess.SubprocessError):
+        return cc
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_id() -> str:
+    """What ``-march=native`` depends on: the CPU's feature flags (Linux) or its name."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return f"{platform.machine()} {platform.processor()}"
+
+
+def library_path(name: str, cc: str) -> Path:
+    """Where the compiled ``name`` lives: ``<cache_dir>/native/<name>-<hash>.so``."""
+    from ..dirs import cache_dir
+
+    h = hashlib.sha256()
+    for part in ((SOURCE_DIR / f"{name}.c").read_bytes(), " ".join(CFLAGS).encode(), _compiler_id(cc).encode(),
+                 _cpu_id().encode(), sys.platform.encode()):
+        h.update(part)
+        h.update(b"\0")
+    return cache_dir() / "native" / f"{name}-{h.hexdigest()[:16]}.so"
+
+
+def _warn_once(name: str, why: str) -> None:
+    if name not in _warned:
+        _warned.add(name)
+        warnings.warn(f"fusionlab native kernel {name!r} unavailable ({why}); using the torch code, "
+                      "which gives the same results more slowly", RuntimeWarning, stacklevel=3)
+
+
+def build(name: str, cc: str | None = None) -> Path:
+    """Compile ``<name>.c`` for this machine (if not cached) and return the library's path.
+
+    Raises:
+        RuntimeError: no compiler, or the compiler failed (its first error line is quoted).
+    """
+    cc = cc or _compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found (set CC or install cc/gcc/clang)")
+    out = library_path(name, cc)
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
+    cmd = [*cc.split(), *CFLAGS, str(SOURCE_DIR / f"{name}.c"), "-o", str(tmp), "-lm"]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise RuntimeError(f"{cc} could not run: {e}") from None
+    if res.returncode != 0 or not tmp.exists():
+        tmp.unlink(missing_ok=True)
+        first = next((ln for ln in res.stderr.splitlines() if "error" in ln), res.stderr.strip()[:200])
+        raise RuntimeError(f"{cc} failed on {name}.c: {first}")
+    os.replace(tmp, out)  # atomic: a concurrent process sees no library or a whole one
+    return out
+
+
+_libraries: dict[str, ctypes.CDLL | None] = {}
+
+
+def load(name: str) -> ctypes.CDLL | None:
+    """The compiled library ``name`` (built on first use), or None (disabled or cannot build;
+    a RuntimeWarning says why, once per process)."""
+    if not enabled():
+        return None
+    with _lock:
+        if name not in _libraries:
+            try:
+                _libraries[name] = ctypes.CDLL(str(build(name)))
+            except (RuntimeError, OSError) as e:
+                _warn_once(name, str(e))
+                _libraries[name] = None
+        return _libraries[name]
+
+
+def function(name: str, symbol: str, argtypes: list, restype=None) -> Callable | None:
+    """``symbol`` of library ``name`` with its ctypes signature set, or None (see :func:`load`)."""
+    lib = load(name)
+    if lib is None:
+        return None
+    fn = getattr(lib, symbol)
+    fn.argtypes, fn.restype = argtypes, restype
+    return fn
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(threads: int) -> concurrent.futures.ThreadPoolExecutor:
+    return concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="fusionlab-native")
+
+
+def run_threads(fn: Callable[[], None], threads: int) -> None:
+    """Call ``fn()`` in ``threads`` threads at once (the calling thread is one of them) and wait.
+
+    ``fn`` must release the GIL (a ctypes call does) and share its work through a counter
+    (the kernels take the next few tasks until none are left), so a thread that loses its
+    core to another process delays nobody.
+    """
+    threads = max(1, int(threads))
+    futures = [_pool(threads - 1).submit(fn) for _ in range(threads - 1)] if threads > 1 else []
+    fn()
+    for f in futures:
+        f.result()
+
+
+def ptr(t) -> ctypes.c_void_p:
+    """Raw data pointer of a tensor for a ctypes call (the tensor must stay alive)."""
+    return ctypes.c_void_p(t.data_ptr())
+
+
+__all__ = ["enabled", "build", "load", "function", "run_threads", "ptr", "library_path", "CFLAGS"]

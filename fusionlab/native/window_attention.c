@@ -1,0 +1,238 @@
+/* Overlapping-window attention with HaloNet relative-position bias, one window-head at a time.
+ *
+ * The arithmetic of fusionlab.models.blocks.OverlapWindowAttention (literal definition) for
+ * float32 channels-last maps: for query (x, y) of a ws x ws window and key (i, j) of the
+ * enclosing ow x ow window (zero-padded map, pad p),
+ *
+ *     logit = qs.k + qs.rel_h[i - p - x + ow - 1] + qs.rel_w[j - p - y + ow - 1],   qs = q * scale
+ *     out   = softmax over the ow*ow keys of logit, times v
+ *
+ * Everything of one window-head (64 x 144 logits for ws = 8, ow = 12) stays in L1/L2: queries
+ * are kept transposed (channel-major), so every inner loop runs over the ws*ws queries of the
+ * window and vectorises; keys and values are read in place from the padded map. The softmax
+ * exponential is Cephes' expf polynomial (relative error ~1e-7), written branch-free so the
+ * compiler vectorises it.
+ *
+ * Strides are in elements; channels are contiguous. q: (B, gh*ws, gw*ws, nh*d); kv: (B,
+ * gh*ws + 2p, gw*ws + 2p, 2*nh*d) with keys in channels [0, nh*d) and values after them;
+ * out: (B, gh*ws, gw*ws, nh*d). Tasks are window-heads numbered ((b*gh + gy)*gw + gx)*nh + h.
+ * Several threads may call with the same counter *next: each takes the next `grain` tasks
+ * until all n_tasks are done (dynamic scheduling: a thread that loses its core to another
+ * process delays nobody, unlike a static split).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* exp(s[j][r] - m[r]) in place for rows j < rows, and their column sums added to sum[r]. */
+static inline void softmax_exp(float *restrict s, const float *restrict m, float *restrict sum, int n, int rows) {
+    int32_t two_k[n];  /* 2^k as float bits (type punned: compiled with -fno-strict-aliasing) */
+    const float *restrict two_k_f = (const float *)two_k;
+    for (int j = 0; j < rows; ++j) {
+        float *restrict row = s + (int64_t)j * n;
+        for (int r = 0; r < n; ++r) {  /* its own loop: a clamp beside the int conversion stops gcc 12 vectorising */
+            const float x = row[r] - m[r];
+            row[r] = x < -87.0f ? -87.0f : x;
+        }
+        for (int r = 0; r < n; ++r) {
+            const float x = row[r];
+            /* nearest integer of x log2(e) <= 0 (truncation of v - 0.5 rounds a non-positive v) */
+            const int32_t ki = (int32_t)(x * 1.44269504088896341f - 0.5f);
+            const float k = (float)ki;
+            float t = x - k * 0.693359375f;
+            t = t + k * 2.12194440e-4f;
+            float p = 1.9875691500e-4f;
+            p = p * t + 1.3981999507e-3f;
+            p = p * t + 8.3334519073e-3f;
+            p = p * t + 4.1665795894e-2f;
+            p = p * t + 1.6666665459e-1f;
+            p = p * t + 5.0000001201e-1f;
+            row[r] = p * t * t + t + 1.0f;
+            two_k[r] = (ki + 127) << 23;
+        }
+        for (int r = 0; r < n; ++r) {
+            const float e = row[r] * two_k_f[r];
+            row[r] = e;
+            sum[r] += e;
+        }
+    }
+}
+
+/* Any window size: plain loops. */
+static void attend(
+    const float *restrict q, int64_t qsh, int64_t qsw,
+    const float *restrict kv, int64_t ksh, int64_t ksw,
+    float *restrict out, int64_t osh, int64_t osw,
+    const float *restrict rel_h, const float *restrict rel_w, float scale,
+    const int ws, const int ow, const int p, const int d, const int inner,
+    float *restrict qt, float *restrict bh, float *restrict bw, float *restrict s,
+    float *restrict m, float *restrict sum, float *restrict acc)
+{
+    const int L = ws * ws, S = ow * ow;
+    /* queries, scaled, channel-major: qt[c][x*ws + y] */
+    for (int x = 0; x < ws; ++x)
+        for (int y = 0; y < ws; ++y) {
+            const float *restrict src = q + x * qsh + y * qsw;
+            for (int c = 0; c < d; ++c) qt[c * L + x * ws + y] = src[c] * scale;
+        }
+    /* relative logits: bh[i][x*ws + y] = qs . rel_h[i - p - x + ow - 1], bw[j][...] likewise with y */
+    memset(bh, 0, sizeof(float) * ow * L);
+    memset(bw, 0, sizeof(float) * ow * L);
+    for (int i = 0; i < ow; ++i)
+        for (int c = 0; c < d; ++c)
+            for (int x = 0; x < ws; ++x) {
+                const float w = rel_h[(i - p - x + ow - 1) * d + c];
+                for (int y = 0; y < ws; ++y) bh[i * L + x * ws + y] += w * qt[c * L + x * ws + y];
+            }
+    for (int j = 0; j < ow; ++j)
+        for (int c = 0; c < d; ++c) {
+            float w[256];  /* ws <= 256 */
+            for (int y = 0; y < ws; ++y) w[y] = rel_w[(j - p - y + ow - 1) * d + c];
+            for (int x = 0; x < ws; ++x)
+                for (int y = 0; y < ws; ++y) bw[j * L + x * ws + y] += w[y] * qt[c * L + x * ws + y];
+        }
+    /* logits s[key][query] and their running max */
+    for (int r = 0; r < L; ++r) { m[r] = -INFINITY; sum[r] = 0.0f; }
+    for (int i = 0; i < ow; ++i)
+        for (int j = 0; j < ow; ++j) {
+            const float *restrict k = kv + i * ksh + j * ksw;
+            float *restrict row = s + (int64_t)(i * ow + j) * L;
+            float *restrict a = acc;
+            for (int r = 0; r < L; ++r) a[r] = bh[i * L + r] + bw[j * L + r];
+            for (int c = 0; c < d; ++c) {
+                const float kc = k[c];
+                for (int r = 0; r < L; ++r) a[r] += kc * qt[c * L + r];
+            }
+            for (int r = 0; r < L; ++r) {
+                row[r] = a[r];
+                m[r] = a[r] > m[r] ? a[r] : m[r];
+            }
+        }
+    softmax_exp(s, m, sum, L, S);
+    for (int r = 0; r < L; ++r) sum[r] = 1.0f / sum[r];
+    /* out[query][c] = sum_key p[key][query] v[key][c] / sum */
+    for (int c = 0; c < d; ++c) {
+        for (int r = 0; r < L; ++r) acc[r] = 0.0f;
+        for (int i = 0; i < ow; ++i)
+            for (int j = 0; j < ow; ++j) {
+                const float vc = kv[i * ksh + j * ksw + inner + c];
+                const float *restrict row = s + (int64_t)(i * ow + j) * L;
+                for (int r = 0; r < L; ++r) acc[r] += vc * row[r];
+            }
+        for (int x = 0; x < ws; ++x)
+            for (int y = 0; y < ws; ++y) out[x * osh + y * osw + c] = acc[x * ws + y] * sum[x * ws + y];
+    }
+}
+
+/* ws = 8, ow = 12, d = 16 (every network of fusionlab): the same steps with explicit vectors of
+ * 16 floats (GCC/Clang vector extensions; lowered to AVX-512, AVX2 or NEON registers): 64
+ * queries are 4 vectors, one value row is 1 vector, and the accumulators stay in registers. */
+typedef float v16 __attribute__((vector_size(64)));
+typedef float v16u __attribute__((vector_size(64), aligned(4)));  /* unaligned loads/stores */
+
+static void attend_8_12_16(
+    const float *restrict q, int64_t qsh, int64_t qsw,
+    const float *restrict kv, int64_t ksh, int64_t ksw,
+    float *restrict out, int64_t osh, int64_t osw,
+    const float *restrict rel_h, const float *restrict rel_w, float scale, const int inner,
+    v16 *restrict qt, v16 *restrict bh, v16 *restrict bw, v16 *restrict s)
+{
+    enum { WS = 8, OW = 12, P = 2, D = 16, NV = 4 };  /* NV vectors of 16 = 64 queries */
+    float *qf = (float *)qt;
+    for (int x = 0; x < WS; ++x)
+        for (int y = 0; y < WS; ++y) {
+            const float *restrict src = q + x * qsh + y * qsw;
+            for (int c = 0; c < D; ++c) qf[c * 64 + x * WS + y] = src[c] * scale;
+        }
+    float *bhf = (float *)bh, *bwf = (float *)bw;
+    for (int i = 0; i < OW; ++i) {
+        float t[64] = {0};
+        for (int c = 0; c < D; ++c)
+            for (int x = 0; x < WS; ++x) {
+                const float w = rel_h[(i - P - x + OW - 1) * D + c];
+                for (int y = 0; y < WS; ++y) t[x * WS + y] += w * qf[c * 64 + x * WS + y];
+            }
+        for (int r = 0; r < 64; ++r) bhf[i * 64 + r] = t[r];
+    }
+    for (int j = 0; j < OW; ++j) {
+        float t[64] = {0};
+        for (int c = 0; c < D; ++c) {
+            float w[WS];
+            for (int y = 0; y < WS; ++y) w[y] = rel_w[(j - P - y + OW - 1) * D + c];
+            for (int x = 0; x < WS; ++x)
+                for (int y = 0; y < WS; ++y) t[x * WS + y] += w[y] * qf[c * 64 + x * WS + y];
+        }
+        for (int r = 0; r < 64; ++r) bwf[j * 64 + r] = t[r];
+    }
+    float m[64];
+    for (int r = 0; r < 64; ++r) m[r] = -INFINITY;
+    for (int i = 0; i < OW; ++i)
+        for (int j = 0; j < OW; ++j) {
+            const float *restrict k = kv + i * ksh + j * ksw;
+            v16 a[NV];
+            for (int b = 0; b < NV; ++b) a[b] = bh[i * NV + b] + bw[j * NV + b];
+            for (int c = 0; c < D; ++c) {
+                const float kc = k[c];
+                for (int b = 0; b < NV; ++b) a[b] += kc * qt[c * NV + b];
+            }
+            for (int b = 0; b < NV; ++b) s[(i * OW + j) * NV + b] = a[b];
+            const float *restrict row = (const float *)(s + (i * OW + j) * NV);
+            for (int r = 0; r < 64; ++r) m[r] = row[r] > m[r] ? row[r] : m[r];
+        }
+    float sum[64] = {0};
+    softmax_exp((float *)s, m, sum, 64, OW * OW);
+    for (int r0 = 0; r0 < 64; r0 += 8) {
+        v16 a[8];
+        for (int rr = 0; rr < 8; ++rr) a[rr] = (v16){0};
+        for (int key = 0; key < OW * OW; ++key) {
+            const v16 v = *(const v16u *)(kv + (key / OW) * ksh + (key % OW) * ksw + inner);
+            const float *restrict prob = (const float *)s + key * 64 + r0;
+            for (int rr = 0; rr < 8; ++rr) a[rr] += prob[rr] * v;
+        }
+        for (int rr = 0; rr < 8; ++rr) {
+            const int r = r0 + rr;
+            *(v16u *)(out + (r / WS) * osh + (r % WS) * osw) = a[rr] * (1.0f / sum[r]);
+        }
+    }
+}
+
+/* Returns 0, or -1 (nothing done) if a window-head's scratch would not fit the stack. */
+int window_attention_f32(
+    const float *q, int64_t qsb, int64_t qsh, int64_t qsw,
+    const float *kv, int64_t ksb, int64_t ksh, int64_t ksw,
+    float *out, int64_t osb, int64_t osh, int64_t osw,
+    const float *rel_h, const float *rel_w, float scale,
+    int64_t gh, int64_t gw, int ws, int ow, int p, int nh, int d,
+    int64_t n_tasks, int64_t *next, int64_t grain)
+{
+    const int inner = nh * d;
+    const int64_t L = (int64_t)ws * ws, S = (int64_t)ow * ow;
+    if (ws > 256 || (S + d + 2 * ow + 3) * L > 262144) return -1;  /* <= 1 MB of stack */
+    /* scratch of one window-head: 40 KB for ws = 8, ow = 12, d = 16 */
+    float qt[d * L], bh[ow * L], bw[ow * L], s[S * L], m[L], sum[L], acc[L];
+    /* the specialised kernel's scratch, aligned for its vectors */
+    v16 spec_qt[16 * 4], spec_bh[12 * 4], spec_bw[12 * 4], spec_s[144 * 4];
+    for (;;) {
+    const int64_t begin = __atomic_fetch_add(next, grain, __ATOMIC_RELAXED);
+    if (begin >= n_tasks) break;
+    const int64_t end = begin + grain < n_tasks ? begin + grain : n_tasks;
+    for (int64_t t = begin; t < end; ++t) {
+        const int h = (int)(t % nh);
+        int64_t w = t / nh;
+        const int64_t gx = w % gw;
+        w /= gw;
+        const int64_t gy = w % gh;
+        const int64_t b = w / gh;
+        const float *qw = q + b * qsb + gy * ws * qsh + gx * ws * qsw + h * d;
+        const float *kw = kv + b * ksb + gy * ws * ksh + gx * ws * ksw + h * d;
+        float *dst = out + b * osb + gy * ws * osh + gx * ws * osw + h * d;
+        if (ws == 8 && ow == 12 && d == 16 && p == 2)  /* the networks' setting */
+            attend_8_12_16(qw, qsh, qsw, kw, ksh, ksw, dst, osh, osw, rel_h, rel_w, scale, inner,
+                           (v16 *)spec_qt, (v16 *)spec_bh, (v16 *)spec_bw, (v16 *)spec_s);
+        else
+            attend(qw, qsh, qsw, kw, ksh, ksw, dst, osh, osw, rel_h, rel_w, scale, ws, ow, p, d, inner,
+                   qt, bh, bw, s, m, sum, acc);
+    }
+    }
+    return 0;
+}

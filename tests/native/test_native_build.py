@@ -1,0 +1,108 @@
+"""fusionlab.native: C kernels compiled on first use, cached per machine, optional.
+
+The kernels' numbers are checked where they are used (``tests/models/test_blocks.py``
+compares the native window attention with the literal definition); here: the build, its
+cache, the fallback when there is no compiler, and the dynamic work sharing.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+
+import pytest
+import torch
+
+from fusionlab import native
+from fusionlab.models import blocks, kernels
+
+needs_compiler = pytest.mark.skipif(native._compiler() is None, reason="no C compiler (cc/gcc/clang) on PATH")
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty cache folder and no library loaded yet in this process."""
+    monkeypatch.setenv("FUSIONLAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(native, "_libraries", {})
+    monkeypatch.setattr(native, "_warned", set())
+    kernels._native_attention.cache_clear()
+    yield tmp_path
+    kernels._native_attention.cache_clear()
+
+
+@needs_compiler
+def test_build_is_cached_and_keyed_by_source(fresh_cache, monkeypatch):
+    path = native.build("window_attention")
+    assert path.parent == fresh_cache / "native" and path.suffix == ".so"
+    stamp = path.stat().st_mtime_ns
+    assert native.build("window_attention") == path and path.stat().st_mtime_ns == stamp  # not rebuilt
+    # another CPU (or compiler, flags, source) -> another file: a stale binary is never loaded
+    monkeypatch.setattr(native, "_cpu_id", lambda: "flags : some other cpu")
+    assert native.library_path("window_attention", native._compiler()) != path
+    assert not list((fresh_cache / "native").glob("*.tmp"))  # the atomic rename left nothing behind
+
+
+def test_no_compiler_falls_back_to_torch_with_one_warning(fresh_cache, monkeypatch):
+    monkeypatch.setenv("CC", "no-such-compiler-fusionlab")
+    with pytest.raises(RuntimeError, match="no C compiler"):
+        native.build("window_attention")
+    with pytest.warns(RuntimeWarning, match="unavailable .*no C compiler.*torch code"):
+        assert native.load("window_attention") is None
+    assert native.load("window_attention") is None  # cached: no second warning, no second try
+    attn = blocks.OverlapWindowAttention(16, heads=2).eval()
+    x = torch.randn(1, 16, 24, 24)
+    with torch.no_grad():
+        got = attn(x)  # runs the torch kernels instead
+        with kernels.use_fast_kernels(False):
+            want = attn(x)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_compiler_error_is_reported_in_one_line(fresh_cache, monkeypatch):
+    monkeypatch.setenv("CC", "false")  # exists, always fails
+    with pytest.raises(RuntimeError, match=r"^false failed on window_attention\.c"):
+        native.build("window_attention")
+    assert not list((fresh_cache / "native").glob("*"))  # no half-written library
+
+
+def test_disabled_by_environment(monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_NATIVE", "0")
+    assert not native.enabled() and native.load("window_attention") is None
+    attn = blocks.OverlapWindowAttention(16, heads=2).eval()
+    assert kernels._attend_native(attn, torch.zeros(1, 8, 8, 32), torch.zeros(1, 12, 12, 64)) is None
+
+
+@needs_compiler
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_native_attention_matches_torch_kernel(monkeypatch, threads):
+    """Same output as the torch inference kernel on every window-head, whatever the thread
+    count (the work is shared through a counter), on strided q views like the band's."""
+    torch.manual_seed(threads)
+    attn = blocks.OverlapWindowAttention(16, heads=3).eval()
+    qkv = torch.randn(2, 24, 40, 3 * 48)
+    q = qkv[..., :48]  # a strided view, as window_attention passes it
+    kv = torch.randn(2, 24 + 4, 40 + 4, 96)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    with torch.no_grad():
+        got = kernels._attend_native(attn, q, kv)
+        monkeypatch.setenv("FUSIONLAB_NATIVE", "0")
+        want = kernels._attend_chunked(attn, q, kv)
+    assert got is not None
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_run_threads_shares_one_counter():
+    """Every task runs exactly once however the threads interleave."""
+    counter, done, lock = [0], [], threading.Lock()
+
+    def work():
+        while True:
+            with lock:
+                t = counter[0]
+                counter[0] += 3
+            if t >= 100:
+                return
+            done.extend(range(t, min(100, t + 3)))
+
+    native.run_threads(work, 3)
+    assert sorted(done) == list(range(100))
