@@ -155,6 +155,8 @@ def gated_ffn(ffn, x: torch.Tensor, norm=None, residual: bool = False) -> torch.
         y = norm(x) if norm is not None else x
         a, b = ffn.dwconv(pointwise(y, ffn.project_in)).chunk(2, dim=1)
         return pointwise(F.gelu(a) * b, ffn.project_out, x if residual else None)
+    if (out := _ffn_native(ffn, x, norm, residual)) is not None:
+        return out
     # inference: strip by strip (1 halo row for the 3x3 conv), residual added in the GEMM
     b, c, h, w = x.shape
     xr = _nhwc(x)
@@ -170,6 +172,159 @@ def gated_ffn(ffn, x: torch.Tensor, norm=None, residual: bool = False) -> torch.
             _project_out(out[bi, r0:r1].view(-1, c), gate, w_out_t, ffn.project_out.bias,
                          xr[bi, r0:r1].view(-1, c) if residual else None)
     return out.permute(0, 3, 1, 2)
+
+
+#: widest input the C row kernels take: at 128 channels (FFN hidden 256) the projections are
+#: GEMMs big enough for torch's BLAS to win (FFN at 60x80, 2 threads: 9.3 ms torch, 14.5 ms C),
+#: while at 16-64 channels the fused FFN pass is 1.9-2.9x faster (student levels 1-3, 2 threads)
+NATIVE_MAX_DIM = 64
+
+
+@functools.lru_cache(maxsize=1)
+def _native_ffn():
+    """The C gated FFN (:mod:`fusionlab.native`), or None when unavailable."""
+    import ctypes
+
+    from .. import native
+
+    i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
+    return native.function("restormer", "gated_ffn_f32",
+                           [ptr, ptr, i64, i64, i32, i32, ptr, ptr, ctypes.c_float, ptr, ptr, ptr, ptr, ptr, ptr,
+                            i32, i64, ctypes.POINTER(i64)], restype=ctypes.c_int)
+
+
+def _native_rows_args(conv_in: nn.Conv2d, dwconv: nn.Conv2d, norm, c: int) -> tuple | None:
+    """Weights of ``DWConv3x3(W_in LN(x))`` as the C row kernels take them (float32, transposed:
+    ``w_in_t (C, T)``, ``w_dw (9, T)``; LayerNorm weight/bias/eps, biases or None), or None
+    if the layers are not a 1x1 conv followed by a 3x3 depth-wise conv with padding 1."""
+    t = conv_in.weight.shape[0]
+    if (conv_in.weight.shape[1:] != (c, 1, 1) or dwconv.kernel_size != (3, 3) or dwconv.padding != (1, 1)
+            or dwconv.stride != (1, 1) or dwconv.dilation != (1, 1) or dwconv.groups != t
+            or dwconv.weight.shape[0] != t or t % 16):
+        return None
+    f32 = lambda w: None if w is None else w.detach().to(torch.float32).contiguous()  # noqa: E731
+    ln = (f32(norm.weight), f32(norm.bias), float(norm.eps)) if norm is not None else (None, None, 0.0)
+    return (*ln, f32(conv_in.weight.view(t, c).t()), f32(conv_in.bias), f32(dwconv.weight.view(t, 9).t()),
+            f32(dwconv.bias))
+
+
+def _native_ok(x: torch.Tensor) -> bool:
+    """The C kernels apply: enabled, float32 on CPU, channels a multiple of 16 and at most
+    :data:`NATIVE_MAX_DIM`."""
+    from .. import native
+
+    c = x.shape[1]
+    return (native.enabled() and x.device.type == "cpu" and x.dtype == torch.float32 and c % 16 == 0
+            and c <= NATIVE_MAX_DIM)
+
+
+def _row_tasks(h: int) -> tuple[int, int]:
+    """Rows per task (a few tasks per thread, few recomputed halo rows) and threads to use."""
+    rows = max(4, min(32, h // 8))
+    return rows, min(torch.get_num_threads(), max(1, -(-h // rows)))
+
+
+def _ffn_native(ffn, x: torch.Tensor, norm, residual: bool) -> torch.Tensor | None:
+    """:func:`gated_ffn` at inference by the C kernel (LayerNorm, both projections, the
+    depth-wise conv and the gate in one pass per row), or None where it does not apply
+    (:func:`_native_ok`; a hidden width not a multiple of 16, like the teacher's 127; no
+    compiler)."""
+    import ctypes
+
+    from .. import native
+
+    b, c, h, w = x.shape
+    hidden = ffn.project_out.weight.shape[1]
+    if not _native_ok(x) or hidden % 16 or ffn.project_in.weight.shape[0] != 2 * hidden:
+        return None
+    prep = _native_rows_args(ffn.project_in, ffn.dwconv, norm, c)
+    fn = _native_ffn() if prep is not None else None
+    if fn is None:
+        return None
+    w_out_t = ffn.project_out.weight.detach().view(c, hidden).t().to(torch.float32).contiguous()
+    b_out = None if ffn.project_out.bias is None else ffn.project_out.bias.detach().to(torch.float32).contiguous()
+    p = lambda t: t if isinstance(t, float) else None if t is None else native.ptr(t)  # noqa: E731
+    xr = _nhwc(x)
+    out = torch.empty_like(xr)
+    rows, threads = _row_tasks(h)
+    for bi in range(b):
+        next_row, failed = ctypes.c_int64(0), []
+
+        def run() -> None:
+            if fn(native.ptr(xr[bi]), native.ptr(out[bi]), h, w, c, hidden, *map(p, prep), p(w_out_t), p(b_out),
+                  int(residual), rows, ctypes.byref(next_row)) != 0:
+                failed.append(True)
+
+        native.run_threads(run, threads)
+        if failed:  # out of memory for the row buffers: the torch kernel needs less of it
+            return None
+    return out.permute(0, 3, 1, 2)
+
+
+def _channel_stats(ca, xr: torch.Tensor, norm) -> tuple:
+    """First pass of :func:`channel_attention` at inference, strip by strip: q, k, v of each
+    strip, the Gram matrix ``q^T k`` and the squared norms of q and k summed, only v kept.
+    ``xr (B, H, W, C)`` -> ``v (B, H, W, C)``, ``gram (B, C, C)``, ``q_sq``, ``k_sq`` ``(B, C)``."""
+    b, h, w, c = xr.shape
+    w_qkv = ca.qkv.weight.view(3 * c, c)
+    v_map = torch.empty_like(xr)
+    gram = xr.new_zeros(b, c, c)
+    q_sq, k_sq = xr.new_zeros(b, c), xr.new_zeros(b, c)
+    for bi in range(b):
+        for r0, r1, h0, h1 in _strips(h, w, halo=1):
+            t = F.linear(_normed(xr[bi, h0:h1], norm), w_qkv, ca.qkv.bias)
+            t = _depthwise(t, ca.qkv_dwconv, slice(r0 - h0, r1 - h0)).reshape(-1, 3 * c)
+            q, k = t[:, :c], t[:, c:2 * c]
+            gram[bi].addmm_(q.t(), k)
+            q_sq[bi] += q.square().sum(0)
+            k_sq[bi] += k.square().sum(0)
+            v_map[bi, r0:r1].view(-1, c).copy_(t[:, 2 * c:])
+    return v_map, gram, q_sq, k_sq
+
+
+@functools.lru_cache(maxsize=1)
+def _native_channel_stats():
+    """The C first pass of the channel attention (:mod:`fusionlab.native`), or None."""
+    import ctypes
+
+    from .. import native
+
+    i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
+    return native.function("restormer", "channel_attention_stats_f32",
+                           [ptr, ptr, i64, i64, i32, ptr, ptr, ctypes.c_float, ptr, ptr, ptr, ptr, ptr, ptr, ptr,
+                            i64, ctypes.POINTER(i64)], restype=ctypes.c_int)
+
+
+def _channel_stats_native(ca, xr: torch.Tensor, norm) -> tuple | None:
+    """First pass of :func:`channel_attention` at inference by the C kernel: ``v`` map
+    ``(B, H, W, C)``, Gram matrices ``(B, C, C)`` and squared norms of q and k ``(B, C)``
+    (summed in float64, returned as float32 like the torch pass), or None."""
+    import ctypes
+
+    from .. import native
+
+    b, h, w, c = xr.shape
+    prep = _native_rows_args(ca.qkv, ca.qkv_dwconv, norm, c)
+    fn = _native_channel_stats() if prep is not None else None
+    if fn is None:
+        return None
+    p = lambda t: t if isinstance(t, float) else None if t is None else native.ptr(t)  # noqa: E731
+    v_map = torch.empty_like(xr)
+    gram = torch.zeros(b, c, c, dtype=torch.float64)
+    q_sq, k_sq = torch.zeros(b, c, dtype=torch.float64), torch.zeros(b, c, dtype=torch.float64)
+    rows, threads = _row_tasks(h)
+    for bi in range(b):
+        next_row, failed = ctypes.c_int64(0), []
+
+        def run() -> None:
+            if fn(native.ptr(xr[bi]), native.ptr(v_map[bi]), h, w, c, *map(p, prep), native.ptr(gram[bi]),
+                  native.ptr(q_sq[bi]), native.ptr(k_sq[bi]), rows, ctypes.byref(next_row)) != 0:
+                failed.append(True)
+
+        native.run_threads(run, threads)
+        if failed:
+            return None
+    return v_map, gram.float(), q_sq.float(), k_sq.float()
 
 
 def _project_out(dst: torch.Tensor, h: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor | None,
@@ -228,19 +383,11 @@ def channel_attention(ca, x: torch.Tensor, norm=None, residual: bool = False) ->
         out = out.view(b, h, w, c).permute(0, 3, 1, 2)
         return out + x if residual and res is None else out
     xr = _nhwc(x)
-    w_qkv = ca.qkv.weight.view(3 * c, c)
-    v_map = torch.empty_like(xr)
-    gram = x.new_zeros(b, c, c)
-    q_sq, k_sq = x.new_zeros(b, c), x.new_zeros(b, c)
-    for bi in range(b):
-        for r0, r1, h0, h1 in _strips(h, w, halo=1):
-            t = F.linear(_normed(xr[bi, h0:h1], norm), w_qkv, ca.qkv.bias)
-            t = _depthwise(t, ca.qkv_dwconv, slice(r0 - h0, r1 - h0)).reshape(-1, 3 * c)
-            q, k = t[:, :c], t[:, c:2 * c]
-            gram[bi].addmm_(q.t(), k)
-            q_sq[bi] += q.square().sum(0)
-            k_sq[bi] += k.square().sum(0)
-            v_map[bi, r0:r1].view(-1, c).copy_(t[:, 2 * c:])
+    stats = _channel_stats_native(ca, xr, norm) if _native_ok(x) else None
+    if stats is not None:
+        v_map, gram, q_sq, k_sq = stats
+    else:
+        v_map, gram, q_sq, k_sq = _channel_stats(ca, xr, norm)
     proj_t = _channel_mix(ca, gram, q_sq, k_sq).transpose(1, 2)
     out = v_map if not residual else torch.empty_like(xr)
     for bi in range(b):

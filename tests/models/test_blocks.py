@@ -65,10 +65,15 @@ def test_layernorm_definition():
     torch.testing.assert_close(ln(x.contiguous(memory_format=torch.channels_last)), ref)
 
 
-@pytest.mark.parametrize("dim,heads", [(12, 3), (16, 1), (72, 8)])  # joint-Gram and wide (norm) paths
+# (16, 1) and (48, 3) with FFN factor 2: widths the C row kernels take (fusionlab.native)
+@pytest.mark.parametrize("dim,heads,ffn_factor", [(12, 3, 2.66), (16, 1, 2.0), (16, 1, 2.66), (48, 3, 2.0),
+                                                  (72, 8, 2.66)])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_channel_attention_and_ffn_match_literal_definitions(monkeypatch, dim, heads, channels_last):
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_channel_attention_and_ffn_match_literal_definitions(monkeypatch, dim, heads, ffn_factor, channels_last,
+                                                             native):
     monkeypatch.setattr(kernels, "STRIP_PIXELS", 14)  # several strips of 2 rows at inference
+    monkeypatch.setenv("FUSIONLAB_NATIVE", native)
     torch.manual_seed(0)
     x = torch.randn(2, dim, 5, 7)
     if channels_last:
@@ -94,7 +99,7 @@ def test_channel_attention_and_ffn_match_literal_definitions(monkeypatch, dim, h
         torch.testing.assert_close(ca(y), want, atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(kernels.channel_attention(ca, x, norm, residual=True), want + x,
                                    atol=1e-5, rtol=1e-4)
-    ffn = blocks.GatedDconvFFN(dim, 2.66)
+    ffn = blocks.GatedDconvFFN(dim, ffn_factor)
     h1, h2 = ffn.dwconv(ffn.project_in(y)).chunk(2, dim=1)
     want = ffn.project_out(nn.functional.gelu(h1) * h2)
     with kernels.use_fast_kernels(False):

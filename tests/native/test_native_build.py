@@ -25,9 +25,9 @@ def fresh_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSIONLAB_CACHE", str(tmp_path))
     monkeypatch.setattr(native, "_libraries", {})
     monkeypatch.setattr(native, "_warned", set())
-    kernels._native_attention.cache_clear()
+    kernels._native_attention.cache_clear(); kernels._native_ffn.cache_clear(); kernels._native_channel_stats.cache_clear()
     yield tmp_path
-    kernels._native_attention.cache_clear()
+    kernels._native_attention.cache_clear(); kernels._native_ffn.cache_clear(); kernels._native_channel_stats.cache_clear()
 
 
 @needs_compiler
