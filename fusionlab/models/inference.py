@@ -27,6 +27,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from .. import native
 from ..color import merge_luma, split_luma, to_luma
 from ..errors import ConfigError, InvalidTensorError, MemoryBudgetError, ShapeMismatchError
 from .runtime import release_free_memory
@@ -201,7 +202,7 @@ def memory_model(model: nn.Module, text: torch.Tensor | None = None) -> MemoryMo
     from . import kernels
     from .profile import peak_memory_bytes
 
-    key = (torch.get_num_threads(), kernels.enabled(), text is not None)
+    key = (torch.get_num_threads(), kernels.enabled(), native.enabled(), text is not None)
     with _lock:
         cached = _models.setdefault(model, {}).get(key)
     if cached is not None:

@@ -34,11 +34,22 @@ typedef float v16u __attribute__((vector_size(64), aligned(4)));
 #define LOADU(p) (*(const v16u *)(p))
 #define STOREU(p, v) (*(v16u *)(p) = (v))
 
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+/* sum of the 16 lanes by halving (4 dependent adds instead of 16) */
 static inline float hsum(v16 v)
 {
-    float s = 0.0f;
-    for (int i = 0; i < 16; ++i) s += v[i];
-    return s;
+#if defined(__clang__)
+#define SHUFFLE(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#else
+#define SHUFFLE(v, ...) __builtin_shuffle(v, (v16i){__VA_ARGS__})
+#endif
+    v += SHUFFLE(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v += SHUFFLE(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    v += SHUFFLE(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    v += SHUFFLE(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+#undef SHUFFLE
+    return v[0];
 }
 
 /* LayerNorm (torch's: biased variance, eps inside the root) of one pixel's C values, C a
@@ -67,39 +78,50 @@ static inline void layer_norm(const float *restrict px, float *restrict xn, int 
     }
 }
 
-/* y = LN(x) W_in^T + b_in for one row of W pixels: x (W, C) -> t (W, 2h). Four pixels at a
-   time share each weight vector load; their four accumulators stay in registers. */
-static void project_in(const float *restrict x, float *restrict t, int64_t W, int C, int h2,
+/* NB output vectors of 4 pixels: 4 x NB accumulators in registers, so each weight load and
+   each broadcast pixel value feeds several FMAs (NB is a constant after inlining) */
+static inline __attribute__((always_inline)) void project_block(
+    const float *restrict xn, int C, int T, int o, const int NB,
+    const float *restrict w_in_t, const float *restrict b_in, float *restrict t)
+{
+    v16 a[4][4];
+    for (int k = 0; k < NB; ++k) {
+        const v16 bias = b_in ? LOADU(b_in + (o + k) * 16) : (v16){0};
+        for (int q = 0; q < 4; ++q) a[q][k] = bias;
+    }
+    for (int c = 0; c < C; ++c) {
+        v16 wv[4];
+        for (int k = 0; k < NB; ++k) wv[k] = LOADU(w_in_t + (int64_t)c * T + (o + k) * 16);
+        for (int q = 0; q < 4; ++q) {
+            const float xq = xn[q * C + c];
+            for (int k = 0; k < NB; ++k) a[q][k] += xq * wv[k];
+        }
+    }
+    for (int q = 0; q < 4; ++q)
+        for (int k = 0; k < NB; ++k) STOREU(t + q * T + (o + k) * 16, a[q][k]);
+}
+
+/* y = LN(x) W_in^T + b_in for one row of W pixels: x (W, C) -> t (W, T), 4 pixels at a time */
+static void project_in(const float *restrict x, float *restrict t, int64_t W, int C, int T,
                        const float *restrict ln_w, const float *restrict ln_b, float eps,
                        const float *restrict w_in_t, const float *restrict b_in)
 {
-    const int nv = h2 / 16;
-    float xn[4][C];
+    const int nv = T / 16;
+    float xn[4 * C];
     int64_t p = 0;
     for (; p + 4 <= W; p += 4) {
-        for (int q = 0; q < 4; ++q) layer_norm(x + (p + q) * C, xn[q], C, ln_w, ln_b, eps);
-        for (int o = 0; o < nv; ++o) {
-            const v16 bias = b_in ? LOADU(b_in + o * 16) : (v16){0};
-            v16 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
-            for (int c = 0; c < C; ++c) {
-                const v16 wv = LOADU(w_in_t + (int64_t)c * h2 + o * 16);
-                a0 += xn[0][c] * wv;
-                a1 += xn[1][c] * wv;
-                a2 += xn[2][c] * wv;
-                a3 += xn[3][c] * wv;
-            }
-            STOREU(t + (p + 0) * h2 + o * 16, a0);
-            STOREU(t + (p + 1) * h2 + o * 16, a1);
-            STOREU(t + (p + 2) * h2 + o * 16, a2);
-            STOREU(t + (p + 3) * h2 + o * 16, a3);
-        }
+        for (int q = 0; q < 4; ++q) layer_norm(x + (p + q) * C, xn + q * C, C, ln_w, ln_b, eps);
+        int o = 0;
+        for (; o + 4 <= nv; o += 4) project_block(xn, C, T, o, 4, w_in_t, b_in, t + p * T);
+        for (; o + 3 <= nv; o += 3) project_block(xn, C, T, o, 3, w_in_t, b_in, t + p * T);
+        for (; o < nv; ++o) project_block(xn, C, T, o, 1, w_in_t, b_in, t + p * T);
     }
     for (; p < W; ++p) {
-        layer_norm(x + p * C, xn[0], C, ln_w, ln_b, eps);
+        layer_norm(x + p * C, xn, C, ln_w, ln_b, eps);
         for (int o = 0; o < nv; ++o) {
             v16 a = b_in ? LOADU(b_in + o * 16) : (v16){0};
-            for (int c = 0; c < C; ++c) a += xn[0][c] * LOADU(w_in_t + (int64_t)c * h2 + o * 16);
-            STOREU(t + p * h2 + o * 16, a);
+            for (int c = 0; c < C; ++c) a += xn[c] * LOADU(w_in_t + (int64_t)c * T + o * 16);
+            STOREU(t + p * T + o * 16, a);
         }
     }
 }
