@@ -31,7 +31,7 @@ _SIGNATURES = {
     "fl_histogram": ([_P, _I64, _P], None),
     "fl_joint_histograms": ([_P, _P, _P, _I64, _P], None),
     "fl_centered_moments": ([_P, _P, _P, _I64, _P], None),
-    "fl_image_stats": ([_P, _I64, _I64, _P], None),
+    "fl_image_stats": ([_P, _I64, _I64, _P], ctypes.c_int),
     "fl_squared_errors": ([_P, _P, _P, _I64, _P], None),
 }
 
@@ -163,7 +163,8 @@ def image_stats(x: torch.Tensor):
     b, _, h, w = x.shape
     out = torch.empty(b, 5, dtype=torch.float64)
     for i in range(b):
-        fn(_ptr(x, i), h, w, _ptr(out, i))
+        if fn(_ptr(x, i), h, w, _ptr(out, i)) != 0:
+            return None
     return out
 
 

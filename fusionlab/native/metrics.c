@@ -428,9 +428,23 @@ static inline float exp_f32(float x) {  /* for x in [-87, 88] */
     return p * two_k.f;
 }
 
+/* No FMA contraction in this function: sqrt(sx^2 + sy^2) rounded twice, like torch; a fused
+ * multiply-add changes g by an ulp, which for non-integer images moved Qabf by 7e-7. */
+#if defined(__clang__)
+#define NO_CONTRACT
+#define NO_CONTRACT_BODY _Pragma("clang fp contract(off)")
+#elif defined(__GNUC__)
+#define NO_CONTRACT __attribute__((optimize("fp-contract=off")))
+#define NO_CONTRACT_BODY
+#else
+#define NO_CONTRACT
+#define NO_CONTRACT_BODY
+#endif
+
 /* strength g and orientation a of row i of img (zero padding), via pad: 3 * (w + 2) floats */
-static void qabf_row(const float *restrict img, int64_t h, int64_t w, int64_t i, float *restrict g, float *restrict a,
-                     float *restrict pad) {
+NO_CONTRACT static void qabf_row(const float *restrict img, int64_t h, int64_t w, int64_t i, float *restrict g,
+                                 float *restrict a, float *restrict pad) {
+    NO_CONTRACT_BODY
     for (int r = 0; r < 3; ++r) {
         float *restrict pr = pad + r * (w + 2);
         const int64_t ii = i - 1 + r;
@@ -521,68 +535,128 @@ void fl_joint_histograms(const double *f, const double *a, const double *b, int6
     }
 }
 
+/* Reductions below keep 4 vector accumulators (16 partial sums): fewer roundings than one
+ * running sum and no add-latency chain. */
+static inline double hsum(v4d a) { return (a[0] + a[1]) + (a[2] + a[3]); }
+
 /* Centred second moments of u = x and v = y - z (z may be NULL: v = y), two passes like
  * correlation.pearson: out = [sum (u - mu)(v - mv), sum (u - mu)^2, sum (v - mv)^2]. */
 void fl_centered_moments(const double *x, const double *y, const double *z, int64_t n, double *out) {
-    double su = 0, sv = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        su += x[i];
-        sv += z ? y[i] - z[i] : y[i];
+    const v4d zero = {0, 0, 0, 0};
+    v4d su = zero, sv = zero;
+    int64_t i = 0;
+    for (; i + CB <= n; i += CB) {
+        su += LOAD(x + i);
+        sv += z ? LOAD(y + i) - LOAD(z + i) : LOAD(y + i);
     }
-    const double mu = su / n, mv = sv / n;
-    double suv = 0, suu = 0, svv = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        const double du = x[i] - mu, dv = (z ? y[i] - z[i] : y[i]) - mv;
+    double su_s = hsum(su), sv_s = hsum(sv);
+    for (; i < n; ++i) {
+        su_s += x[i];
+        sv_s += z ? y[i] - z[i] : y[i];
+    }
+    const double mu = su_s / n, mv = sv_s / n;
+    v4d suv = zero, suu = zero, svv = zero;
+    for (i = 0; i + CB <= n; i += CB) {
+        const v4d du = LOAD(x + i) - mu, dv = (z ? LOAD(y + i) - LOAD(z + i) : LOAD(y + i)) - mv;
         suv += du * dv;
         suu += du * du;
         svv += dv * dv;
     }
-    out[0] = suv;
-    out[1] = suu;
-    out[2] = svv;
+    double a = hsum(suv), b = hsum(suu), c = hsum(svv);
+    for (; i < n; ++i) {
+        const double du = x[i] - mu, dv = (z ? y[i] - z[i] : y[i]) - mv;
+        a += du * dv;
+        b += du * du;
+        c += dv * dv;
+    }
+    out[0] = a;
+    out[1] = b;
+    out[2] = c;
 }
 
 /* Statistics of one (h, w) image: out = [sum (x - mean)^2, sum of squared horizontal first
  * differences, sum of squared vertical ones, sum of sqrt((gx^2 + gy^2) / 2) with np.gradient's
- * central differences (one-sided at the borders), max]. h, w >= 2. */
-void fl_image_stats(const double *x, int64_t h, int64_t w, double *out) {
+ * central differences (one-sided at the borders), max]. h, w >= 2. Returns -1 if out of memory. */
+int fl_image_stats(const double *x, int64_t h, int64_t w, double *out) {
     const int64_t n = h * w;
-    double s = 0, mx = x[0];
-    for (int64_t i = 0; i < n; ++i) {
+    const v4d zero = {0, 0, 0, 0};
+    double *ag = malloc(sizeof(double) * (size_t)w);
+    if (!ag) return -1;
+    v4d s4 = zero, m4 = zero + x[0];
+    int64_t i = 0;
+    for (; i + CB <= n; i += CB) {
+        const v4d v = LOAD(x + i);
+        s4 += v;
+        m4 = SELECT(v > m4, v, m4);
+    }
+    double s = hsum(s4), mx = m4[0];
+    for (int l = 1; l < 4; ++l) mx = m4[l] > mx ? m4[l] : mx;
+    for (; i < n; ++i) {
         s += x[i];
         mx = x[i] > mx ? x[i] : mx;
     }
     const double mean = s / n;
-    double ss = 0, sdx = 0, sdy = 0, sag = 0;
-    for (int64_t i = 0; i < n; ++i) ss += (x[i] - mean) * (x[i] - mean);
+    v4d ss4 = zero;
+    for (i = 0; i + CB <= n; i += CB) {
+        const v4d d = LOAD(x + i) - mean;
+        ss4 += d * d;
+    }
+    double ss = hsum(ss4);
+    for (; i < n; ++i) ss += (x[i] - mean) * (x[i] - mean);
+    v4d dx4 = zero, dy4 = zero, ag4 = zero;
+    double sdx = 0, sdy = 0, sag = 0;
     for (int64_t r = 0; r < h; ++r) {
         const double *restrict row = x + r * w;
-        for (int64_t c = 0; c + 1 < w; ++c) sdx += (row[c + 1] - row[c]) * (row[c + 1] - row[c]);
-        if (r + 1 < h)
-            for (int64_t c = 0; c < w; ++c) sdy += (row[c + w] - row[c]) * (row[c + w] - row[c]);
         const double *restrict up = r > 0 ? row - w : row, *restrict dn = r + 1 < h ? row + w : row;
-        const double dy_div = (r > 0 && r + 1 < h) ? 2.0 : 1.0;
-        for (int64_t c = 0; c < w; ++c) {
-            const int64_t cl = c > 0 ? c - 1 : c, cr = c + 1 < w ? c + 1 : c;
-            const double gx = (row[cr] - row[cl]) / ((c > 0 && c + 1 < w) ? 2.0 : 1.0);
-            const double gy = (dn[c] - up[c]) / dy_div;
-            sag += sqrt((gx * gx + gy * gy) / 2);
+        const double ydiv = (r > 0 && r + 1 < h) ? 2.0 : 1.0;
+        int64_t c = 0;
+        for (; c + CB <= w - 1; c += CB) {
+            const v4d d = LOAD(row + c + 1) - LOAD(row + c);
+            dx4 += d * d;
         }
+        for (; c < w - 1; ++c) sdx += (row[c + 1] - row[c]) * (row[c + 1] - row[c]);
+        if (r + 1 < h) {
+            for (c = 0; c + CB <= w; c += CB) {
+                const v4d d = LOAD(row + c + w) - LOAD(row + c);
+                dy4 += d * d;
+            }
+            for (; c < w; ++c) sdy += (row[c + w] - row[c]) * (row[c + w] - row[c]);
+        }
+        for (c = 1; c + 1 < w; ++c) {  /* interior columns (vectorised by the compiler) */
+            const double gx = (row[c + 1] - row[c - 1]) / 2.0, gy = (dn[c] - up[c]) / ydiv;
+            ag[c] = sqrt((gx * gx + gy * gy) / 2);
+        }
+        for (int64_t e = 0; e < 2; ++e) {  /* first and last column: one-sided differences */
+            const int64_t cc = e ? w - 1 : 0;
+            const double gx = e ? row[w - 1] - row[w - 2] : row[1] - row[0], gy = (dn[cc] - up[cc]) / ydiv;
+            ag[cc] = sqrt((gx * gx + gy * gy) / 2);
+        }
+        for (c = 0; c + CB <= w; c += CB) ag4 += LOAD(ag + c);
+        for (; c < w; ++c) sag += ag[c];
     }
+    free(ag);
     out[0] = ss;
-    out[1] = sdx;
-    out[2] = sdy;
-    out[3] = sag;
+    out[1] = sdx + hsum(dx4);
+    out[2] = sdy + hsum(dy4);
+    out[3] = sag + hsum(ag4);
     out[4] = mx;
+    return 0;
 }
 
 /* Sums of squared differences sum (a - f)^2 and sum (b - f)^2 of n pixels (MSE, PSNR). */
 void fl_squared_errors(const double *f, const double *a, const double *b, int64_t n, double *out) {
-    double sa = 0, sb = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        sa += (a[i] - f[i]) * (a[i] - f[i]);
-        sb += (b[i] - f[i]) * (b[i] - f[i]);
+    v4d sa = {0, 0, 0, 0}, sb = sa;
+    int64_t i = 0;
+    for (; i + CB <= n; i += CB) {
+        const v4d fv = LOAD(f + i), da = LOAD(a + i) - fv, db = LOAD(b + i) - fv;
+        sa += da * da;
+        sb += db * db;
     }
-    out[0] = sa;
-    out[1] = sb;
+    double ra = hsum(sa), rb = hsum(sb);
+    for (; i < n; ++i) {
+        ra += (a[i] - f[i]) * (a[i] - f[i]);
+        rb += (b[i] - f[i]) * (b[i] - f[i]);
+    }
+    out[0] = ra;
+    out[1] = rb;
 }
