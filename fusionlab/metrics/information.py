@@ -14,6 +14,7 @@ import math
 
 import torch
 
+from . import _native
 from ._common import check_images, levels
 from .registry import register_metric
 
@@ -71,7 +72,10 @@ def entropy(x: torch.Tensor, base: float = 2.0, eps: float = 0.0) -> torch.Tenso
     Returns:
         ``(B,)`` float64.
     """
-    counts = histogram(x)
+    (x,) = check_images(x, names=("image",), min_size=1)
+    counts = _native.histogram(x)
+    if counts is None:
+        counts = histogram(x)
     if not eps:
         return _entropy_of_counts(counts, (1,), base)
     p = counts.to(torch.float64) / counts.sum(1, keepdim=True)
@@ -108,11 +112,13 @@ def fusion_mi(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor, base: flo
     """
     fused, ir, vi = check_images(fused, ir, vi, names=("fused", "ir", "vi"), min_size=1)
     b = fused.shape[0]
-    # both joint histograms of the batch in one bincount: bin = (pair, image, f, source)
-    lf = levels(fused).view(b, -1) * BINS
-    off = torch.arange(2 * b, device=fused.device).view(2 * b, 1) * (BINS * BINS)
-    idx = torch.cat([lf + levels(ir).view(b, -1), lf + levels(vi).view(b, -1)]) + off
-    j = torch.bincount(idx.view(-1), minlength=2 * b * BINS * BINS).view(2 * b, BINS, BINS)
+    j = _native.joint_histograms(fused, ir, vi)  # C, on the CPU
+    if j is None:
+        # both joint histograms of the batch in one bincount: bin = (pair, image, f, source)
+        lf = levels(fused).view(b, -1) * BINS
+        off = torch.arange(2 * b, device=fused.device).view(2 * b, 1) * (BINS * BINS)
+        idx = torch.cat([lf + levels(ir).view(b, -1), lf + levels(vi).view(b, -1)]) + off
+        j = torch.bincount(idx.view(-1), minlength=2 * b * BINS * BINS).view(2 * b, BINS, BINS)
     h_f = _entropy_of_counts(j[:b].sum(2), (1,), base)  # H(F), the same for both pairs
     h_s = _entropy_of_counts(j.sum(1), (1,), base)      # H(IR) then H(VI)
     h_joint = _entropy_of_counts(j, (1, 2), base)

@@ -33,6 +33,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from . import _native
 from ._common import check_images, row_bands
 from .registry import register_metric
 
@@ -120,6 +121,8 @@ def qabf(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tenso
         ``(B,)`` float64 in [0, 1] (NaN if both sources are flat). Symmetric in (ir, vi).
     """
     fused, ir, vi = check_images(fused, ir, vi, names=("fused", "ir", "vi"))
+    if (q := _native.qabf(fused, ir, vi)) is not None:  # C, on the CPU: the same float32 maps
+        return q
     # float32 like the reference evaluator (Sobel of 8-bit data is exact); zero padding as
     # conv2 'same'; then cache-sized row bands, all three images as channels of one tensor
     x = F.pad(torch.cat([fused, ir, vi], 1).to(torch.float32), (1, 1, 1, 1))

@@ -32,6 +32,7 @@ import math
 
 import torch
 
+from . import _native
 from ._common import check_images, gaussian_filter, gaussian_kernel
 from .registry import register_metric
 
@@ -72,6 +73,8 @@ def _vif_terms(refs: torch.Tensor, dist: torch.Tensor, sigma_n_sq: float = SIGMA
     Returns:
         ``(num, den)``, each ``(B, R, 4)`` float64.
     """
+    if (terms := _native.vif_terms(refs, dist, sigma_n_sq)) is not None:  # C, on the CPU
+        return terms
     r = refs.shape[1]
     x = torch.cat([refs, dist], 1).to(torch.float64)  # (B, R+1, H, W): R refs then dist
     sizes = _scale_sizes(*x.shape[-2:])
