@@ -8,7 +8,9 @@ they follow the platform's conventions: ``~/.cache/fusionlab`` on Linux,
 function               variable               holds
 =====================  =====================  ==============================================
 :func:`cache_dir`      ``FUSIONLAB_CACHE``    text embeddings (``text/``), cached teachers
-                                              (``teachers/``) and projectors (``projectors/``)
+                                              (``teachers/``) and projectors (``projectors/``),
+                                              memory models (``memory/``), compiled C kernels
+                                              (``native/``)
 :func:`models_dir`     ``FUSIONLAB_MODELS``   local model weights (default ``<cache>/models``)
 :func:`data_dir`       ``FUSIONLAB_DATA``     datasets named by grid files (``$FUSIONLAB_DATA/MSRS``)
 :func:`shared_dir`     ``FUSIONLAB_SHARED``   the read-only reference folder beside a checkout

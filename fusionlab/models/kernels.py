@@ -25,6 +25,14 @@ not arithmetic, is what costs time, so the kernels avoid passes over full-size m
   folded into the first GEMM (the queries get their relative logits appended, the keys
   one-hot row/column codes), so no ``windows x 64 x 144`` bias tensor is ever built. With
   autograd the same folding feeds the fused ``scaled_dot_product_attention`` kernel.
+
+At inference on the CPU three steps go one level further, into C (:mod:`fusionlab.native`,
+compiled on first use; without a compiler or with ``FUSIONLAB_NATIVE=0`` the torch code
+above runs): the window attention (one window-head at a time, nothing gathered, the bias
+added from the two tables directly), and for 16-64 channels the gated FFN and the channel
+attention's first pass (LayerNorm, 1x1 projection, depth-wise 3x3 conv and the gate / Gram
+sums in one pass per row, :data:`NATIVE_MAX_DIM`). Measured numbers: docs/models.md,
+"Native kernels".
 """
 from __future__ import annotations
 
@@ -261,6 +269,48 @@ def _ffn_native(ffn, x: torch.Tensor, norm, residual: bool) -> torch.Tensor | No
     return out.permute(0, 3, 1, 2)
 
 
+@functools.lru_cache(maxsize=1)
+def _native_ln_linear():
+    """The C ``W LN(x) + b`` of :mod:`fusionlab.native` (restormer.c), or None."""
+    import ctypes
+
+    from .. import native
+
+    i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
+    return native.function("restormer", "ln_linear_f32",
+                           [ptr, ptr, i64, i64, i32, i32, ptr, ptr, ctypes.c_float, ptr, ptr, i64,
+                            ctypes.POINTER(i64)], restype=ctypes.c_int)
+
+
+def _ln_linear(rows: torch.Tensor, norm, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv`` (a 1x1 conv) of ``norm(rows)`` for an ``(H, W, C)`` channels-last block ->
+    ``(H, W, T)``: one C pass (LayerNorm fused into the projection) where it applies, else
+    torch's ``layer_norm`` + ``linear``."""
+    import ctypes
+
+    from .. import native
+
+    h, w, c = rows.shape
+    t = conv.weight.shape[0]
+    fn = None
+    if (native.enabled() and rows.dtype == torch.float32 and rows.device.type == "cpu" and c % 16 == 0
+            and t % 16 == 0 and c <= NATIVE_MAX_DIM and rows.is_contiguous()):
+        fn = _native_ln_linear()
+    if fn is None:
+        return F.linear(_normed(rows, norm), conv.weight.view(t, c), conv.bias)
+    f32 = lambda v: None if v is None else v.detach().to(torch.float32).contiguous()  # noqa: E731
+    ln_w, ln_b = (f32(norm.weight), f32(norm.bias)) if norm is not None else (None, None)
+    w_t, bias = f32(conv.weight.view(t, c).t()), f32(conv.bias)
+    p = lambda v: None if v is None else native.ptr(v)  # noqa: E731
+    out = rows.new_empty(h, w, t)
+    per_task, threads = _row_tasks(h)
+    next_row = ctypes.c_int64(0)
+    native.run_threads(lambda: fn(native.ptr(rows), native.ptr(out), h, w, c, t, p(ln_w), p(ln_b),
+                                  float(norm.eps) if norm is not None else 0.0, p(w_t), p(bias), per_task,
+                                  ctypes.byref(next_row)), threads)
+    return out
+
+
 def _channel_stats(ca, xr: torch.Tensor, norm) -> tuple:
     """First pass of :func:`channel_attention` at inference, strip by strip: q, k, v of each
     strip, the Gram matrix ``q^T k`` and the squared norms of q and k summed, only v kept.
@@ -433,7 +483,6 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool = False) -
         return pointwise(out.permute(0, 3, 1, 2), attn.project_out, x if residual else None)
     xr = _nhwc(x)
     gh, gw = (h + ph) // ws, (w + pw) // ws
-    w_qkv = attn.qkv.weight.view(3 * inner, c)
     w_out_t = attn.project_out.weight.view(c, inner).t()
     out = torch.empty(b, h, w, c, dtype=x.dtype, device=x.device)
     band = max(1, _chunk_windows() // gw)  # window rows per band: about one attention chunk
@@ -442,7 +491,7 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool = False) -
             g1 = min(gh, g0 + band)
             y0, y1 = g0 * ws, min(h, g1 * ws)  # image rows of the band's queries
             k0, k1 = max(0, y0 - p), min(h, g1 * ws + p)  # image rows its keys come from
-            qkv = F.linear(_normed(xr[bi, k0:k1], norm), w_qkv, attn.qkv.bias)  # (k1-k0, W, 3 inner)
+            qkv = _ln_linear(xr[bi, k0:k1], norm, attn.qkv)  # (k1-k0, W, 3 inner)
             rows = (g1 - g0) * ws
             # q of the band and its padded k/v, zero beyond the image (as in the definition)
             q = qkv.new_zeros(rows, gw * ws, inner) if (y1 - y0 < rows or pw) else None

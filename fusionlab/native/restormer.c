@@ -15,7 +15,8 @@
  *   1.5e-7, the polynomial of torch's own vectorised CPU erf), exp by the Cephes polynomial;
  * - channel_attention_stats_f32: with (q, k, v) the thirds of t, the Gram matrix q^T k and
  *   the squared norms of q and k summed over all pixels (float per row, double in total),
- *   and v written out; kernels.channel_attention applies the attention from these.
+ *   and v written out; kernels.channel_attention applies the attention from these;
+ * - ln_linear_f32: only W_in LN(x) [+ b_in] (the window attention's q/k/v projection).
  *
  * Vectors are 16 floats (GCC/Clang vector extensions), so C and the widths of t must be
  * multiples of 16 (the Python side checks). Weights are passed transposed/reordered:
@@ -321,5 +322,19 @@ int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t
         }
     }
     free(ring);
+    return 0;
+}
+
+int ln_linear_f32(const float *x, float *out, int64_t H, int64_t W, int C, int T,
+                  const float *ln_w, const float *ln_b, float eps, const float *w_t, const float *b,
+                  int64_t rows_per_task, int64_t *next)
+{
+    for (;;) {
+        const int64_t r0 = __atomic_fetch_add(next, rows_per_task, __ATOMIC_RELAXED);
+        if (r0 >= H) break;
+        const int64_t r1 = r0 + rows_per_task < H ? r0 + rows_per_task : H;
+        for (int64_t r = r0; r < r1; ++r)
+            project_in(x + r * W * C, out + r * W * T, W, C, T, ln_w, ln_b, eps, w_t, b);
+    }
     return 0;
 }
