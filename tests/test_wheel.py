@@ -104,9 +104,10 @@ def test_wheel_runs_demo_and_a_ci_grid_from_a_clean_venv(tmp_path):
                      dict(os.environ)).strip())
     with zipfile.ZipFile(wheel) as z:
         meta = email.parser.Parser().parsestr(z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode())
-        shipped_c = {n for n in z.namelist() if n.startswith("fusionlab/native/") and n.endswith(".c")}
+        shipped_c = {n for n in z.namelist() if n.startswith("fusionlab/native/") and n.endswith((".c", ".h"))}
     # the native kernels' sources ship (without them fusionlab silently runs its slower torch code)
-    assert shipped_c == {f"fusionlab/native/{p.name}" for p in (REPO / "fusionlab" / "native").glob("*.c")}, shipped_c
+    sources = [p for p in (REPO / "fusionlab" / "native").iterdir() if p.suffix in (".c", ".h")]
+    assert shipped_c == {f"fusionlab/native/{p.name}" for p in sources}, shipped_c
     deps = _closure(meta.get_all("Requires-Dist") or [], ("notebooks",))
     names = {d.metadata["Name"].lower() for d in deps}
     assert "torch" in names and "papermill" in names and not names & {"fusionlab", "ray", "open-clip-torch", "tensorboard"}

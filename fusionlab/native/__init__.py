@@ -7,7 +7,8 @@ this module do the same arithmetic in one pass per window or row band. They are
 
 * compiled once per machine with the system C compiler (``$CC``, else ``cc``/``gcc``/``clang``)
   at ``-O3 -march=native`` into ``<cache_dir>/native/`` (:func:`fusionlab.dirs.cache_dir`),
-  under a name hashing the source, flags, compiler and CPU, so a changed file or another CPU
+  under a name hashing the source (with the shared ``*.h``), flags, compiler and CPU, so a
+  changed file or another CPU
   never loads a stale binary (about a second per file; no torch headers, no ninja);
 * called through ``ctypes`` with raw tensor pointers; a ctypes call releases the GIL, so
   :func:`run_threads` runs a kernel in a few Python threads at once, each taking its
@@ -86,8 +87,9 @@ def library_path(name: str, cc: str) -> Path:
     from ..dirs import cache_dir
 
     h = hashlib.sha256()
-    for part in ((SOURCE_DIR / f"{name}.c").read_bytes(), " ".join(CFLAGS).encode(), _compiler_id(cc).encode(),
-                 _cpu_id().encode(), sys.platform.encode()):
+    headers = [p.read_bytes() for p in sorted(SOURCE_DIR.glob("*.h"))]  # included by the .c files
+    for part in ((SOURCE_DIR / f"{name}.c").read_bytes(), *headers, " ".join(CFLAGS).encode(),
+                 _compiler_id(cc).encode(), _cpu_id().encode(), sys.platform.encode()):
         h.update(part)
         h.update(b"\0")
     return cache_dir() / "native" / f"{name}-{h.hexdigest()[:16]}.so"
@@ -156,7 +158,9 @@ def function(name: str, symbol: str, argtypes: list, restype=None) -> Callable |
 
 
 @functools.lru_cache(maxsize=None)
-def _pool(threads: int) -> concurrent.futures.ThreadPoolExecutor:
+def _pool(threads: int, pid: int) -> concurrent.futures.ThreadPoolExecutor:
+    """Worker threads, per process: a forked child (e.g. a DataLoader worker) inherits the
+    parent's executor object without its threads, so it must not reuse it."""
     return concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="fusionlab-native")
 
 
@@ -168,7 +172,7 @@ def run_threads(fn: Callable[[], None], threads: int) -> None:
     core to another process delays nobody.
     """
     threads = max(1, int(threads))
-    futures = [_pool(threads - 1).submit(fn) for _ in range(threads - 1)] if threads > 1 else []
+    futures = [_pool(threads - 1, os.getpid()).submit(fn) for _ in range(threads - 1)] if threads > 1 else []
     fn()
     for f in futures:
         f.result()

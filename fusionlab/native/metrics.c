@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vecmath.h"
+
 /* ------------------------------------------------------------------ sum of log10 of many terms
  * sum_i log10(t_i) = log10(prod_i t_i): one log10 per image instead of one per pixel. The
  * running product is renormalised (frexp: exact) before it can overflow or underflow, so any
@@ -413,19 +415,9 @@ static inline float atan_f32(float v) {
 }
 
 static inline float exp_f32(float x) {  /* for x in [-87, 88] */
-    const float kf = floorf(x * 1.44269504088896341f + 0.5f);
-    const int32_t ki = (int32_t)kf;
-    float t = x - kf * 0.693359375f;
-    t = t + kf * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * t + 1.3981999507e-3f;
-    p = p * t + 8.3334519073e-3f;
-    p = p * t + 4.1665795894e-2f;
-    p = p * t + 1.6666665459e-1f;
-    p = p * t + 5.0000001201e-1f;
-    p = p * t * t + t + 1.0f;
-    union { int32_t i; float f; } two_k = {.i = (ki + 127) << 23};
-    return p * two_k.f;
+    const float kf = floorf(x * FL_LOG2E + 0.5f);
+    union { int32_t i; float f; } two_k = {.i = exp2_bits((int32_t)kf)};
+    return exp_poly(exp_reduce(x, kf)) * two_k.f;
 }
 
 /* No FMA contraction in this function: sqrt(sx^2 + sy^2) rounded twice, like torch; a fused

@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vecmath.h"
+
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));
 
@@ -201,6 +203,14 @@ static void conv_row(const float *restrict x, int64_t H, int64_t W, int C, int T
     }
 }
 
+/* The next chunk [r0, r1) of the H rows from the shared counter; 0 when none is left. */
+static int next_rows(int64_t *next, int64_t rows_per_task, int64_t H, int64_t *r0, int64_t *r1)
+{
+    *r0 = __atomic_fetch_add(next, rows_per_task, __ATOMIC_RELAXED);
+    *r1 = *r0 + rows_per_task < H ? *r0 + rows_per_task : H;
+    return *r0 < H;
+}
+
 /* One allocation per call: the 3-row ring of t, a zero row and `extra` more floats. */
 static float *ring_alloc(int64_t W, int T, int64_t extra)
 {
@@ -223,10 +233,8 @@ int gated_ffn_f32(const float *x, float *out, int64_t H, int64_t W, int C, int h
     float *gate = dw + W * h2;              /* (W, h) GELU(a) * b */
     float *ebuf = gate + W * h;             /* (W, h) staging of erf's exp */
     float *abuf = ebuf + W * h;             /* (W, h) a / sqrt 2 magnitudes */
-    for (;;) {
-        const int64_t r0 = __atomic_fetch_add(next, rows_per_task, __ATOMIC_RELAXED);
-        if (r0 >= H) break;
-        const int64_t r1 = r0 + rows_per_task < H ? r0 + rows_per_task : H;
+    int64_t r0, r1;
+    while (next_rows(next, rows_per_task, H, &r0, &r1)) {
         for (int64_t y = r0; y < r1; ++y) {
             conv_row(x, H, W, C, h2, y, y == r0, ln_w, ln_b, eps, w_in_t, b_in, w_dw, b_dw, ring, zeros, dw);
             /* gate = GELU(a) * b with GELU(a) = 0.5 a (1 + erf(a / sqrt 2)), in three loops that
@@ -242,19 +250,9 @@ int gated_ffn_f32(const float *x, float *out, int64_t H, int64_t W, int C, int h
                 }
             for (int64_t i = 0; i < n; ++i) {
                 const float z = ebuf[i];
-                const int32_t ki = (int32_t)(z * 1.44269504088896341f - 0.5f);
-                const float k = (float)ki;
-                float r = z - k * 0.693359375f;
-                r = r + k * 2.12194440e-4f;
-                float pp = 1.9875691500e-4f;
-                pp = pp * r + 1.3981999507e-3f;
-                pp = pp * r + 8.3334519073e-3f;
-                pp = pp * r + 4.1665795894e-2f;
-                pp = pp * r + 1.6666665459e-1f;
-                pp = pp * r + 5.0000001201e-1f;
-                pp = pp * r * r + r + 1.0f;
-                ebuf[i] = pp;
-                ((int32_t *)gate)[i] = (ki + 127) << 23;  /* 2^k as float bits (-fno-strict-aliasing) */
+                const int32_t ki = (int32_t)(z * FL_LOG2E - 0.5f);  /* z <= 0: see window_attention.c */
+                ebuf[i] = exp_poly(exp_reduce(z, (float)ki));
+                ((int32_t *)gate)[i] = exp2_bits(ki);  /* 2^k as float bits (-fno-strict-aliasing) */
             }
             for (int64_t p = 0; p < W; ++p)
                 for (int k = 0; k < h; ++k) {
@@ -288,10 +286,8 @@ int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t
     float *dw = ring + 4 * W * T;           /* (W, 3C): q | k | v of the row */
     float *g = dw + W * T;                  /* (C, C) this row's Gram matrix */
     float *qs = g + C * C, *ks = qs + C;    /* this row's squared norms */
-    for (;;) {
-        const int64_t r0 = __atomic_fetch_add(next, rows_per_task, __ATOMIC_RELAXED);
-        if (r0 >= H) break;
-        const int64_t r1 = r0 + rows_per_task < H ? r0 + rows_per_task : H;
+    int64_t r0, r1;
+    while (next_rows(next, rows_per_task, H, &r0, &r1)) {
         for (int64_t y = r0; y < r1; ++y) {
             conv_row(x, H, W, C, T, y, y == r0, ln_w, ln_b, eps, w_in_t, b_in, w_dw, b_dw, ring, zeros, dw);
             memset(g, 0, sizeof(float) * (size_t)(C * C + 2 * C));
@@ -329,10 +325,8 @@ int ln_linear_f32(const float *x, float *out, int64_t H, int64_t W, int C, int T
                   const float *ln_w, const float *ln_b, float eps, const float *w_t, const float *b,
                   int64_t rows_per_task, int64_t *next)
 {
-    for (;;) {
-        const int64_t r0 = __atomic_fetch_add(next, rows_per_task, __ATOMIC_RELAXED);
-        if (r0 >= H) break;
-        const int64_t r1 = r0 + rows_per_task < H ? r0 + rows_per_task : H;
+    int64_t r0, r1;
+    while (next_rows(next, rows_per_task, H, &r0, &r1)) {
         for (int64_t r = r0; r < r1; ++r)
             project_in(x + r * W * C, out + r * W * T, W, C, T, ln_w, ln_b, eps, w_t, b);
     }

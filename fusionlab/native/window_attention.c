@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "vecmath.h"
+
 /* exp(s[j][r] - m[r]) in place for rows j < rows, and their column sums added to sum[r]. */
 static inline void softmax_exp(float *restrict s, const float *restrict m, float *restrict sum, int n, int rows) {
     int32_t two_k[n];  /* 2^k as float bits (type punned: compiled with -fno-strict-aliasing) */
@@ -37,18 +39,9 @@ static inline void softmax_exp(float *restrict s, const float *restrict m, float
         for (int r = 0; r < n; ++r) {
             const float x = row[r];
             /* nearest integer of x log2(e) <= 0 (truncation of v - 0.5 rounds a non-positive v) */
-            const int32_t ki = (int32_t)(x * 1.44269504088896341f - 0.5f);
-            const float k = (float)ki;
-            float t = x - k * 0.693359375f;
-            t = t + k * 2.12194440e-4f;
-            float p = 1.9875691500e-4f;
-            p = p * t + 1.3981999507e-3f;
-            p = p * t + 8.3334519073e-3f;
-            p = p * t + 4.1665795894e-2f;
-            p = p * t + 1.6666665459e-1f;
-            p = p * t + 5.0000001201e-1f;
-            row[r] = p * t * t + t + 1.0f;
-            two_k[r] = (ki + 127) << 23;
+            const int32_t ki = (int32_t)(x * FL_LOG2E - 0.5f);
+            row[r] = exp_poly(exp_reduce(x, (float)ki));
+            two_k[r] = exp2_bits(ki);
         }
         for (int r = 0; r < n; ++r) {
             const float e = row[r] * two_k_f[r];

@@ -6,8 +6,7 @@ cache, the fallback when there is no compiler, and the dynamic work sharing.
 """
 from __future__ import annotations
 
-import ctypes
-import os
+import shutil
 import threading
 
 import pytest
@@ -37,8 +36,17 @@ def test_build_is_cached_and_keyed_by_source(fresh_cache, monkeypatch):
     stamp = path.stat().st_mtime_ns
     assert native.build("window_attention") == path and path.stat().st_mtime_ns == stamp  # not rebuilt
     # another CPU (or compiler, flags, source) -> another file: a stale binary is never loaded
+    real_cpu_id = native._cpu_id
     monkeypatch.setattr(native, "_cpu_id", lambda: "flags : some other cpu")
     assert native.library_path("window_attention", native._compiler()) != path
+    monkeypatch.setattr(native, "_cpu_id", real_cpu_id)
+    # a changed shared header (included by the .c files) -> another file as well
+    src = fresh_cache / "src"
+    shutil.copytree(native.SOURCE_DIR, src, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    monkeypatch.setattr(native, "SOURCE_DIR", src)
+    before = native.library_path("window_attention", "cc")
+    (src / "vecmath.h").write_text((src / "vecmath.h").read_text() + "\n/* changed */\n")
+    assert native.library_path("window_attention", "cc") != before
     assert not list((fresh_cache / "native").glob("*.tmp"))  # the atomic rename left nothing behind
 
 
@@ -51,8 +59,8 @@ def test_no_compiler_falls_back_to_torch_with_one_warning(fresh_cache, monkeypat
     assert native.load("window_attention") is None  # cached: no second warning, no second try
     attn = blocks.OverlapWindowAttention(16, heads=2).eval()
     x = torch.randn(1, 16, 24, 24)
-    with torch.no_grad():
-        got = attn(x)  # runs the torch kernels instead
+    with torch.no_grad(), pytest.warns(RuntimeWarning, match="'restormer' unavailable"):
+        got = attn(x)  # runs the torch kernels instead (the q/k/v projection asks for restormer.c)
         with kernels.use_fast_kernels(False):
             want = attn(x)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
@@ -106,3 +114,26 @@ def test_run_threads_shares_one_counter():
 
     native.run_threads(work, 3)
     assert sorted(done) == list(range(100))
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_run_threads_works_in_a_forked_child():
+    """A child forked after the pool exists (a DataLoader worker) gets threads of its own
+    instead of the parent's executor, whose threads it does not have (it would hang)."""
+    import multiprocessing as mp
+
+    native.run_threads(lambda: None, 2)  # the parent's pool exists now
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        assert pool.apply_async(_threads_in_child).get(timeout=60) == 2
+
+
+def _threads_in_child() -> int:
+    seen, lock = set(), threading.Lock()
+
+    def work():
+        with lock:
+            seen.add(threading.get_ident())
+
+    native.run_threads(work, 2)
+    return len(seen)
