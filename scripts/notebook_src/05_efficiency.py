@@ -118,7 +118,10 @@ plt.show()
 # teacher's parameters, as in the paper). Latency usually shrinks less on a CPU: a small
 # network is limited by memory traffic and per-layer overheads (window partitioning, layer
 # norms, many small kernels), not by arithmetic - compare the printed FLOPs and latency
-# ratios. Read the latency lines with their ranges: with a few repeats on a shared machine
+# ratios. fusionlab fuses the worst of these passes in C for inference
+# (`fusionlab.native`: the window attention, and LayerNorm, projections, depth-wise conv and
+# gate in one pass per row at 16-64 channels); start Jupyter with `FUSIONLAB_NATIVE=0` in the
+# environment to see what the student costs with torch's kernels alone. Read the latency lines with their ranges: with a few repeats on a shared machine
 # one slow repeat moves a median a lot. `dtpf_student_w48` is a built-in control: it is the
 # teacher's network without the text branch, so it should take the teacher's time; the
 # printed control line shows how far this machine's noise alone moves a ratio. The CPU time
