@@ -60,6 +60,16 @@ def _ptr(x: torch.Tensor, index: int = 0) -> int:
     return x.data_ptr() + index * x.stride(0) * x.element_size()
 
 
+def _per_image(fn, b: int, *args) -> bool:
+    """Call the C function ``fn`` once per image ``i < b``: tensor arguments are passed as
+    the address of their image ``i`` (:func:`_ptr`), the others as they are. False if a call
+    reported an error (a non-zero return; functions without a result return None)."""
+    for i in range(b):
+        if fn(*(_ptr(a, i) if isinstance(a, torch.Tensor) else a for a in args)):
+            return False
+    return True
+
+
 def vif_terms(refs: torch.Tensor, dist: torch.Tensor, sigma_n_sq: float):
     """``refs (B, R, H, W)``, ``dist (B, 1, H, W)`` -> per-scale ``(num, den)``, each
     ``(B, R, 4)`` float64 (as :func:`.vif._vif_terms`), or None. H, W >= 41."""
@@ -71,9 +81,8 @@ def vif_terms(refs: torch.Tensor, dist: torch.Tensor, sigma_n_sq: float):
     h, w = x.shape[-2:]
     num = torch.empty(b, r, 4, dtype=torch.float64)
     den = torch.empty(b, r, 4, dtype=torch.float64)
-    for i in range(b):
-        if fn(_ptr(x, i), r, h, w, float(sigma_n_sq), _ptr(num, i), _ptr(den, i)) != 0:
-            return None
+    if not _per_image(fn, b, x, r, h, w, float(sigma_n_sq), num, den):
+        return None
     return num, den
 
 
@@ -87,9 +96,8 @@ def ssim_uniform_sums(x: torch.Tensor, ys: torch.Tensor, k: int, c1: float, c2: 
     x, ys = _f64(x), _f64(ys)
     b, r, h, w = ys.shape
     out = torch.empty(b, r, dtype=torch.float64)
-    for i in range(b):
-        if fn(_ptr(x, i), _ptr(ys, i), r, h, w, k, float(c1), float(c2), float(cn), _ptr(out, i)) != 0:
-            return None
+    if not _per_image(fn, b, x, ys, r, h, w, k, float(c1), float(c2), float(cn), out):
+        return None
     return out
 
 
@@ -101,9 +109,8 @@ def qabf(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor):
     x = torch.cat([fused, ir, vi], 1).to(torch.float32).contiguous()
     b, _, h, w = x.shape
     sums = torch.empty(b, 2, dtype=torch.float64)
-    for i in range(b):
-        if fn(_ptr(x, i), h, w, _ptr(sums, i)) != 0:
-            return None
+    if not _per_image(fn, b, x, h, w, sums):
+        return None
     return sums[:, 0] / sums[:, 1]
 
 
@@ -116,8 +123,7 @@ def histogram(x: torch.Tensor):
     b = x.shape[0]
     n = x[0].numel()
     out = torch.zeros(b, 256, dtype=torch.int64)
-    for i in range(b):
-        fn(_ptr(x, i), n, _ptr(out, i))
+    _per_image(fn, b, x, n, out)
     return out
 
 
@@ -131,8 +137,7 @@ def joint_histograms(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor):
     b = f.shape[0]
     n = f[0].numel()
     pairs = torch.zeros(b, 2, 256, 256, dtype=torch.int64)
-    for i in range(b):
-        fn(_ptr(f, i), _ptr(a, i), _ptr(v, i), n, _ptr(pairs, i))
+    _per_image(fn, b, f, a, v, n, pairs)
     return pairs.transpose(0, 1).reshape(2 * b, 256, 256)
 
 
@@ -147,8 +152,7 @@ def pearson(x: torch.Tensor, y: torch.Tensor, minus: torch.Tensor | None = None)
     b = x.shape[0]
     n = x[0].numel()
     m = torch.empty(b, 3, dtype=torch.float64)
-    for i in range(b):
-        fn(_ptr(x, i), _ptr(y, i), None if z is None else _ptr(z, i), n, _ptr(m, i))
+    _per_image(fn, b, x, y, z, n, m)
     return m[:, 0] / torch.sqrt(m[:, 1] * m[:, 2])
 
 
@@ -162,9 +166,8 @@ def image_stats(x: torch.Tensor):
     x = _f64(x)
     b, _, h, w = x.shape
     out = torch.empty(b, 5, dtype=torch.float64)
-    for i in range(b):
-        if fn(_ptr(x, i), h, w, _ptr(out, i)) != 0:
-            return None
+    if not _per_image(fn, b, x, h, w, out):
+        return None
     return out
 
 
@@ -177,6 +180,5 @@ def squared_errors(fused: torch.Tensor, ir: torch.Tensor, vi: torch.Tensor):
     b = f.shape[0]
     n = f[0].numel()
     out = torch.empty(b, 2, dtype=torch.float64)
-    for i in range(b):
-        fn(_ptr(f, i), _ptr(a, i), _ptr(v, i), n, _ptr(out, i))
+    _per_image(fn, b, f, a, v, n, out)
     return out

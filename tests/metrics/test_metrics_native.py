@@ -145,3 +145,23 @@ def test_separable_window_reproduces_the_2d_kernel():
         g = torch.exp(-r * r / (2 * (n / 5.0) ** 2))
         g = g / g.sum()
         torch.testing.assert_close(torch.outer(g, g), gaussian_window(n), rtol=1e-14, atol=0)
+
+
+def test_every_kernel_runs_on_cpu_tensors():
+    """The comparisons above are C against torch only if the C path runs: every wrapper gives
+    a result on CPU float tensors (None is its fall-back signal to the torch code)."""
+    ir, vi, fused = _triplet(0)
+    both = torch.cat([ir, vi], 1)
+    results = {
+        "vif_terms": _native.vif_terms(both, fused, 2.0),
+        "ssim_uniform_sums": _native.ssim_uniform_sums(fused, both, 7, 4e-4, 3.6e-3, 49 / 48),
+        "qabf": _native.qabf(fused, ir, vi),
+        "histogram": _native.histogram(fused),
+        "joint_histograms": _native.joint_histograms(fused, ir, vi),
+        "pearson": _native.pearson(ir, fused),
+        "pearson minus": _native.pearson(ir, fused, vi),
+        "image_stats": _native.image_stats(fused),
+        "squared_errors": _native.squared_errors(fused, ir, vi),
+    }
+    assert not [name for name, r in results.items() if r is None]
+    assert int(results["histogram"].sum()) == fused.numel()  # every pixel counted once
