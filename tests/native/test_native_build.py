@@ -18,15 +18,22 @@ from fusionlab.models import blocks, kernels
 needs_compiler = pytest.mark.skipif(native._compiler() is None, reason="no C compiler (cc/gcc/clang) on PATH")
 
 
+def _clear_kernel_caches():
+    """Forget the C functions kernels.py looked up (each ``_native_*`` getter is lru-cached)."""
+    for name in dir(kernels):
+        if name.startswith("_native_") and hasattr(getattr(kernels, name), "cache_clear"):
+            getattr(kernels, name).cache_clear()
+
+
 @pytest.fixture
 def fresh_cache(tmp_path, monkeypatch):
     """An empty cache folder and no library loaded yet in this process."""
     monkeypatch.setenv("FUSIONLAB_CACHE", str(tmp_path))
     monkeypatch.setattr(native, "_libraries", {})
     monkeypatch.setattr(native, "_warned", set())
-    kernels._native_attention.cache_clear(); kernels._native_ffn.cache_clear(); kernels._native_channel_stats.cache_clear()
+    _clear_kernel_caches()
     yield tmp_path
-    kernels._native_attention.cache_clear(); kernels._native_ffn.cache_clear(); kernels._native_channel_stats.cache_clear()
+    _clear_kernel_caches()
 
 
 @needs_compiler
