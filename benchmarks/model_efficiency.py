@@ -8,6 +8,8 @@ Rows (all timed interleaved in one process, same thread count and allocator sett
   ``fusionlab.models`` registers it;
 * ``dtpf_student [literal]``: the readable block code of ``models/blocks.py`` without the
   CPU kernels of ``models/kernels.py`` (same weights; outputs equal within 1e-5);
+* ``dtpf_student [torch kernels]``: those kernels without the C code of ``fusionlab.native``
+  (what runs without a C compiler or with ``FUSIONLAB_NATIVE=0``);
 * ``dtpf_student [onnxruntime]`` / ``[torchscript]`` / ``[compiled]``: the exported student
   run by onnxruntime / torch.jit, and ``torch.compile`` (CPU inductor, ``--compile``).
 
@@ -245,6 +247,7 @@ def main(argv=None) -> int:
     import torch
 
     from fusionlab import models as fm
+    from fusionlab import native
     from fusionlab.io import atomic_write_text
     from fusionlab.models import create_model, kernels, tune_cpu_allocator
     from fusionlab.models.profile import format_table, profile_models, rows_to_dicts
@@ -290,7 +293,13 @@ def main(argv=None) -> int:
             with kernels.use_fast_kernels(False):
                 return self.model(ir, vi, text)
 
+    class TorchKernels(Literal):  # the fast torch kernels without fusionlab.native's C code
+        def forward(self, ir, vi, text=None):
+            with native.use_native(False):
+                return self.model(ir, vi, text)
+
     extra["dtpf_student [literal]"] = Literal(student)
+    extra["dtpf_student [torch kernels]"] = TorchKernels(student)
     checks = {}
     if not args.no_export:
         from fusionlab.models.export import export_model, load_exported

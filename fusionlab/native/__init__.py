@@ -46,9 +46,34 @@ _lock = threading.Lock()
 _warned: set[str] = set()
 
 
+_override: bool | None = None
+
+
 def enabled() -> bool:
-    """False when ``FUSIONLAB_NATIVE`` is ``0``/``false``/``no``/``off`` (read at every call)."""
+    """Whether callers should use the C kernels: the :class:`use_native` setting if one is
+    active, else False when ``FUSIONLAB_NATIVE`` is ``0``/``false``/``no``/``off`` (read at
+    every call)."""
+    if _override is not None:
+        return _override
     return os.environ.get("FUSIONLAB_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class use_native:
+    """Use the C kernels (True) or the torch code (False), process-wide, over the environment
+    variable; as a context manager the previous setting comes back on exit (benchmarks time
+    both in one process this way)."""
+
+    def __init__(self, enabled: bool = True):
+        global _override
+        self._previous, _override = _override, bool(enabled)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        global _override
+        _override = self._previous
+        return False
 
 
 def _compiler() -> str | None:
@@ -183,4 +208,4 @@ def ptr(t) -> ctypes.c_void_p:
     return ctypes.c_void_p(t.data_ptr())
 
 
-__all__ = ["enabled", "build", "load", "function", "run_threads", "ptr", "library_path", "CFLAGS"]
+__all__ = ["enabled", "use_native", "build", "load", "function", "run_threads", "ptr", "library_path", "CFLAGS"]

@@ -144,3 +144,15 @@ def _threads_in_child() -> int:
 
     native.run_threads(work, 2)
     return len(seen)
+
+
+def test_use_native_overrides_the_environment(monkeypatch):
+    monkeypatch.setenv("FUSIONLAB_NATIVE", "1")
+    with native.use_native(False):
+        assert not native.enabled()
+        with native.use_native(True):
+            assert native.enabled()
+        assert not native.enabled()
+    assert native.enabled()
+    monkeypatch.setenv("FUSIONLAB_NATIVE", "0")
+    assert not native.enabled()
