@@ -16,7 +16,6 @@ float64 metrics within 1e-12 relative (only the summation order differs), Qabf w
 from __future__ import annotations
 
 import ctypes
-import functools
 
 import torch
 
@@ -36,10 +35,9 @@ _SIGNATURES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
 def _function(symbol: str):
     args, res = _SIGNATURES[symbol]
-    return native.function("metrics", symbol, args, res)
+    return native.function("metrics", symbol, args, res)  # looked up once, then cached there
 
 
 def _kernel(symbol: str, *xs: torch.Tensor):

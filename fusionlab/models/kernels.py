@@ -43,6 +43,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import native
+
 _FAST = os.environ.get("FUSIONLAB_FAST_KERNELS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
@@ -188,17 +190,32 @@ def gated_ffn(ffn, x: torch.Tensor, norm=None, residual: bool = False) -> torch.
 NATIVE_MAX_DIM = 64
 
 
-@functools.lru_cache(maxsize=1)
-def _native_ffn():
-    """The C gated FFN (:mod:`fusionlab.native`), or None when unavailable."""
+def _c_function(symbol: str):
+    """The C function ``symbol`` of :mod:`fusionlab.native` (library and argument types from
+    the table below), or None when unavailable. Every kernel takes its task counter last."""
     import ctypes
 
-    from .. import native
+    i64, i32, ptr, f32 = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p, ctypes.c_float
+    rows_in = [ptr, ptr, f32, ptr, ptr, ptr, ptr]  # LayerNorm w, b, eps; W_in^T, b_in; W_dw, b_dw
+    signatures = {
+        "gated_ffn_f32": ("restormer", [ptr, ptr, i64, i64, i32, i32, *rows_in, ptr, ptr, i32, i64]),
+        "channel_attention_stats_f32": ("restormer", [ptr, ptr, i64, i64, i32, *rows_in, ptr, ptr, ptr, i64]),
+        "ln_linear_f32": ("restormer", [ptr, ptr, i64, i64, i32, i32, ptr, ptr, f32, ptr, ptr, i64]),
+        "window_attention_f32": ("window_attention", [ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, i64, i64, i64,
+                                                      ptr, ptr, f32, i64, i64, i32, i32, i32, i32, i32, i64, i64]),
+    }
+    library, args = signatures[symbol]
+    return native.function(library, symbol, [*args, ctypes.POINTER(i64)], restype=ctypes.c_int)
 
-    i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-    return native.function("restormer", "gated_ffn_f32",
-                           [ptr, ptr, i64, i64, i32, i32, ptr, ptr, ctypes.c_float, ptr, ptr, ptr, ptr, ptr, ptr,
-                            i32, i64, ctypes.POINTER(i64)], restype=ctypes.c_int)
+
+def _f32(t: torch.Tensor | None) -> torch.Tensor | None:
+    """A weight as the C kernels read it: detached, float32, contiguous (None stays None)."""
+    return None if t is None else t.detach().to(torch.float32).contiguous()
+
+
+def _arg(v):
+    """A C argument: a tensor's data pointer, None (NULL) or the number itself."""
+    return native.ptr(v) if isinstance(v, torch.Tensor) else v
 
 
 def _native_rows_args(conv_in: nn.Conv2d, dwconv: nn.Conv2d, norm, c: int) -> tuple | None:
@@ -210,20 +227,25 @@ def _native_rows_args(conv_in: nn.Conv2d, dwconv: nn.Conv2d, norm, c: int) -> tu
             or dwconv.stride != (1, 1) or dwconv.dilation != (1, 1) or dwconv.groups != t
             or dwconv.weight.shape[0] != t or t % 16):
         return None
-    f32 = lambda w: None if w is None else w.detach().to(torch.float32).contiguous()  # noqa: E731
-    ln = (f32(norm.weight), f32(norm.bias), float(norm.eps)) if norm is not None else (None, None, 0.0)
-    return (*ln, f32(conv_in.weight.view(t, c).t()), f32(conv_in.bias), f32(dwconv.weight.view(t, 9).t()),
-            f32(dwconv.bias))
+    return (*_ln_args(norm), _f32(conv_in.weight.view(t, c).t()), _f32(conv_in.bias),
+            _f32(dwconv.weight.view(t, 9).t()), _f32(dwconv.bias))
+
+
+def _ln_args(norm) -> tuple:
+    """LayerNorm weight, bias, eps for the C kernels; ``(None, None, 0.0)`` without a norm."""
+    return (_f32(norm.weight), _f32(norm.bias), float(norm.eps)) if norm is not None else (None, None, 0.0)
+
+
+def _native_tensors(*ts: torch.Tensor) -> bool:
+    """The C kernels may run on these tensors: enabled, all float32 on the CPU."""
+    return native.enabled() and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in ts)
 
 
 def _native_ok(x: torch.Tensor) -> bool:
-    """The C kernels apply: enabled, float32 on CPU, channels a multiple of 16 and at most
-    :data:`NATIVE_MAX_DIM`."""
-    from .. import native
-
+    """The C row kernels apply to the ``(B, C, H, W)`` map ``x``: :func:`_native_tensors`, and
+    C a multiple of 16 and at most :data:`NATIVE_MAX_DIM`."""
     c = x.shape[1]
-    return (native.enabled() and x.device.type == "cpu" and x.dtype == torch.float32 and c % 16 == 0
-            and c <= NATIVE_MAX_DIM)
+    return _native_tensors(x) and c % 16 == 0 and c <= NATIVE_MAX_DIM
 
 
 def _row_tasks(h: int) -> tuple[int, int]:
@@ -237,78 +259,45 @@ def _ffn_native(ffn, x: torch.Tensor, norm, residual: bool) -> torch.Tensor | No
     depth-wise conv and the gate in one pass per row), or None where it does not apply
     (:func:`_native_ok`; a hidden width not a multiple of 16, like the teacher's 127; no
     compiler)."""
-    import ctypes
-
-    from .. import native
-
     b, c, h, w = x.shape
     hidden = ffn.project_out.weight.shape[1]
     if not _native_ok(x) or hidden % 16 or ffn.project_in.weight.shape[0] != 2 * hidden:
         return None
     prep = _native_rows_args(ffn.project_in, ffn.dwconv, norm, c)
-    fn = _native_ffn() if prep is not None else None
+    fn = _c_function("gated_ffn_f32") if prep is not None else None
     if fn is None:
         return None
-    w_out_t = ffn.project_out.weight.detach().view(c, hidden).t().to(torch.float32).contiguous()
-    b_out = None if ffn.project_out.bias is None else ffn.project_out.bias.detach().to(torch.float32).contiguous()
-    p = lambda t: t if isinstance(t, float) else None if t is None else native.ptr(t)  # noqa: E731
+    weights = (*prep, _f32(ffn.project_out.weight.view(c, hidden).t()), _f32(ffn.project_out.bias))
     xr = _nhwc(x)
     out = torch.empty_like(xr)
     rows, threads = _row_tasks(h)
     for bi in range(b):
-        next_row, failed = ctypes.c_int64(0), []
-
-        def run() -> None:
-            if fn(native.ptr(xr[bi]), native.ptr(out[bi]), h, w, c, hidden, *map(p, prep), p(w_out_t), p(b_out),
-                  int(residual), rows, ctypes.byref(next_row)) != 0:
-                failed.append(True)
-
-        native.run_threads(run, threads)
-        if failed:  # out of memory for the row buffers: the torch kernel needs less of it
-            return None
+        args = (xr[bi], out[bi], h, w, c, hidden, *weights, int(residual), rows)
+        if not native.run_shared(fn, *map(_arg, args), threads=threads):
+            return None  # out of memory for the row buffers: the torch kernel needs less of it
     return out.permute(0, 3, 1, 2)
 
 
-@functools.lru_cache(maxsize=1)
-def _native_ln_linear():
-    """The C ``W LN(x) + b`` of :mod:`fusionlab.native` (restormer.c), or None."""
-    import ctypes
-
-    from .. import native
-
-    i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-    return native.function("restormer", "ln_linear_f32",
-                           [ptr, ptr, i64, i64, i32, i32, ptr, ptr, ctypes.c_float, ptr, ptr, i64,
-                            ctypes.POINTER(i64)], restype=ctypes.c_int)
-
-
-def _ln_linear(rows: torch.Tensor, norm, conv: nn.Conv2d) -> torch.Tensor:
-    """``conv`` (a 1x1 conv) of ``norm(rows)`` for an ``(H, W, C)`` channels-last block ->
-    ``(H, W, T)``: one C pass (LayerNorm fused into the projection) where it applies, else
-    torch's ``layer_norm`` + ``linear``."""
-    import ctypes
-
-    from .. import native
-
-    h, w, c = rows.shape
-    t = conv.weight.shape[0]
-    fn = None
-    if (native.enabled() and rows.dtype == torch.float32 and rows.device.type == "cpu" and c % 16 == 0
-            and t % 16 == 0 and c <= NATIVE_MAX_DIM and rows.is_contiguous()):
-        fn = _native_ln_linear()
+def _qkv_projection(norm, conv: nn.Conv2d, x: torch.Tensor):
+    """``rows -> conv(norm(rows))`` for ``(H, W, C)`` channels-last blocks of ``x`` (``conv`` a
+    1x1 conv to T channels): one C pass with the LayerNorm fused into the projection where it
+    applies, else torch's ``layer_norm`` + ``linear``. The weights are prepared here, once
+    per layer, not once per band."""
+    t, c = conv.weight.shape[:2]
+    weight = conv.weight.view(t, c)
+    fn = _c_function("ln_linear_f32") if _native_ok(x) and t % 16 == 0 else None
     if fn is None:
-        return F.linear(_normed(rows, norm), conv.weight.view(t, c), conv.bias)
-    f32 = lambda v: None if v is None else v.detach().to(torch.float32).contiguous()  # noqa: E731
-    ln_w, ln_b = (f32(norm.weight), f32(norm.bias)) if norm is not None else (None, None)
-    w_t, bias = f32(conv.weight.view(t, c).t()), f32(conv.bias)
-    p = lambda v: None if v is None else native.ptr(v)  # noqa: E731
-    out = rows.new_empty(h, w, t)
-    per_task, threads = _row_tasks(h)
-    next_row = ctypes.c_int64(0)
-    native.run_threads(lambda: fn(native.ptr(rows), native.ptr(out), h, w, c, t, p(ln_w), p(ln_b),
-                                  float(norm.eps) if norm is not None else 0.0, p(w_t), p(bias), per_task,
-                                  ctypes.byref(next_row)), threads)
-    return out
+        return lambda rows: F.linear(_normed(rows, norm), weight, conv.bias)
+    weights = (*_ln_args(norm), _f32(weight.t()), _f32(conv.bias))
+
+    def project(rows: torch.Tensor) -> torch.Tensor:
+        h, w, _ = rows.shape
+        out = rows.new_empty(h, w, t)
+        per_task, threads = _row_tasks(h)
+        native.run_shared(fn, *map(_arg, (rows, out, h, w, c, t, *weights, per_task)), threads=threads)
+        return out
+
+    return project
 
 
 def _channel_stats(ca, xr: torch.Tensor, norm) -> tuple:
@@ -332,47 +321,22 @@ def _channel_stats(ca, xr: torch.Tensor, norm) -> tuple:
     return v_map, gram, q_sq, k_sq
 
 
-@functools.lru_cache(maxsize=1)
-def _native_channel_stats():
-    """The C first pass of the channel attention (:mod:`fusionlab.native`), or None."""
-    import ctypes
-
-    from .. import native
-
-    i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-    return native.function("restormer", "channel_attention_stats_f32",
-                           [ptr, ptr, i64, i64, i32, ptr, ptr, ctypes.c_float, ptr, ptr, ptr, ptr, ptr, ptr, ptr,
-                            i64, ctypes.POINTER(i64)], restype=ctypes.c_int)
-
-
 def _channel_stats_native(ca, xr: torch.Tensor, norm) -> tuple | None:
     """First pass of :func:`channel_attention` at inference by the C kernel: ``v`` map
     ``(B, H, W, C)``, Gram matrices ``(B, C, C)`` and squared norms of q and k ``(B, C)``
     (summed in float64, returned as float32 like the torch pass), or None."""
-    import ctypes
-
-    from .. import native
-
     b, h, w, c = xr.shape
     prep = _native_rows_args(ca.qkv, ca.qkv_dwconv, norm, c)
-    fn = _native_channel_stats() if prep is not None else None
+    fn = _c_function("channel_attention_stats_f32") if prep is not None else None
     if fn is None:
         return None
-    p = lambda t: t if isinstance(t, float) else None if t is None else native.ptr(t)  # noqa: E731
     v_map = torch.empty_like(xr)
     gram = torch.zeros(b, c, c, dtype=torch.float64)
     q_sq, k_sq = torch.zeros(b, c, dtype=torch.float64), torch.zeros(b, c, dtype=torch.float64)
     rows, threads = _row_tasks(h)
     for bi in range(b):
-        next_row, failed = ctypes.c_int64(0), []
-
-        def run() -> None:
-            if fn(native.ptr(xr[bi]), native.ptr(v_map[bi]), h, w, c, *map(p, prep), native.ptr(gram[bi]),
-                  native.ptr(q_sq[bi]), native.ptr(k_sq[bi]), rows, ctypes.byref(next_row)) != 0:
-                failed.append(True)
-
-        native.run_threads(run, threads)
-        if failed:
+        args = (xr[bi], v_map[bi], h, w, c, *prep, gram[bi], q_sq[bi], k_sq[bi], rows)
+        if not native.run_shared(fn, *map(_arg, args), threads=threads):
             return None
     return v_map, gram.float(), q_sq.float(), k_sq.float()
 
@@ -484,6 +448,7 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool = False) -
     xr = _nhwc(x)
     gh, gw = (h + ph) // ws, (w + pw) // ws
     w_out_t = attn.project_out.weight.view(c, inner).t()
+    project_qkv = _qkv_projection(norm, attn.qkv, x)
     out = torch.empty(b, h, w, c, dtype=x.dtype, device=x.device)
     band = max(1, _chunk_windows() // gw)  # window rows per band: about one attention chunk
     for bi in range(b):
@@ -491,7 +456,7 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool = False) -
             g1 = min(gh, g0 + band)
             y0, y1 = g0 * ws, min(h, g1 * ws)  # image rows of the band's queries
             k0, k1 = max(0, y0 - p), min(h, g1 * ws + p)  # image rows its keys come from
-            qkv = _ln_linear(xr[bi, k0:k1], norm, attn.qkv)  # (k1-k0, W, 3 inner)
+            qkv = project_qkv(xr[bi, k0:k1])  # (k1-k0, W, 3 inner)
             rows = (g1 - g0) * ws
             # q of the band and its padded k/v, zero beyond the image (as in the definition)
             q = qkv.new_zeros(rows, gw * ws, inner) if (y1 - y0 < rows or pw) else None
@@ -563,52 +528,24 @@ def _key_codes(ow: int, dtype, device) -> torch.Tensor:
     return torch.cat([eye.repeat_interleave(ow, 0), eye.repeat(ow, 1)], dim=1)
 
 
-@functools.lru_cache(maxsize=1)
-def _native_attention():
-    """The C window attention (:mod:`fusionlab.native`), or None when unavailable."""
-    import ctypes
-
-    from .. import native
-
-    i64, i32 = ctypes.c_int64, ctypes.c_int
-    ptr = ctypes.c_void_p
-    return native.function("window_attention", "window_attention_f32",
-                           [ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, ptr, ctypes.c_float,
-                            i64, i64, i32, i32, i32, i32, i32, i64, ctypes.POINTER(i64), i64],
-                           restype=ctypes.c_int)
-
-
 def _attend_native(attn, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor | None:
     """:func:`_attend_chunked` by the C kernel (one window-head per step, nothing gathered:
     keys and values are read in place), or None where it does not apply (no compiler,
     ``FUSIONLAB_NATIVE=0``, not float32 on CPU, channels not contiguous)."""
-    import ctypes
-
-    from .. import native
-
-    if not native.enabled() or q.device.type != "cpu" or q.dtype != torch.float32 or kv.dtype != torch.float32:
+    if not _native_tensors(q, kv) or q.stride(-1) != 1 or kv.stride(-1) != 1:
         return None
-    if q.stride(-1) != 1 or kv.stride(-1) != 1:
-        return None
-    fn = _native_attention()
+    fn = _c_function("window_attention_f32")
     if fn is None:
         return None
     ws, ow, nh, d, p = attn.window, attn.ow, attn.heads, attn.head_dim, attn.pad
     b, H, W, inner = q.shape
     gh, gw = H // ws, W // ws
     out = q.new_empty(b, H, W, inner)
-    rel_h = attn.rel_h.detach().to(torch.float32).contiguous()
-    rel_w = attn.rel_w.detach().to(torch.float32).contiguous()
-    args = (native.ptr(q), *q.stride()[:3], native.ptr(kv), *kv.stride()[:3], native.ptr(out), *out.stride()[:3],
-            native.ptr(rel_h), native.ptr(rel_w), d ** -0.5, gh, gw, ws, ow, p, nh, d)
-    n, next_task, failed = b * gh * gw * nh, ctypes.c_int64(0), []
-
-    def run() -> None:
-        if fn(*args, n, ctypes.byref(next_task), 8) != 0:
-            failed.append(True)
-
-    native.run_threads(run, min(torch.get_num_threads(), max(1, n // 64)))
-    return None if failed else out
+    n = b * gh * gw * nh  # window-heads, taken 8 at a time
+    args = (q, *q.stride()[:3], kv, *kv.stride()[:3], out, *out.stride()[:3], _f32(attn.rel_h), _f32(attn.rel_w),
+            d ** -0.5, gh, gw, ws, ow, p, nh, d, n, 8)
+    ok = native.run_shared(fn, *map(_arg, args), threads=min(torch.get_num_threads(), max(1, n // 64)))
+    return out if ok else None
 
 
 def _attend_chunked(attn, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:

@@ -172,13 +172,20 @@ def load(name: str) -> ctypes.CDLL | None:
         return _libraries[name]
 
 
+_functions: dict[tuple[str, str], Callable] = {}
+
+
 def function(name: str, symbol: str, argtypes: list, restype=None) -> Callable | None:
-    """``symbol`` of library ``name`` with its ctypes signature set, or None (see :func:`load`)."""
+    """``symbol`` of library ``name`` with its ctypes signature set, or None (see :func:`load`).
+    Looked up once per process: callers may ask on every call."""
     lib = load(name)
     if lib is None:
         return None
-    fn = getattr(lib, symbol)
-    fn.argtypes, fn.restype = argtypes, restype
+    fn = _functions.get((name, symbol))
+    if fn is None:
+        fn = getattr(lib, symbol)
+        fn.argtypes, fn.restype = argtypes, restype
+        _functions[(name, symbol)] = fn
     return fn
 
 
@@ -203,9 +210,24 @@ def run_threads(fn: Callable[[], None], threads: int) -> None:
         f.result()
 
 
+def run_shared(fn: Callable, *args, threads: int) -> bool:
+    """Run a kernel that takes its tasks from a counter: ``fn(*args, &counter)`` in
+    ``threads`` threads (:func:`run_threads`) with one fresh counter. False if a call returned
+    non-zero (the kernels' "could not allocate / does not apply" answer: callers then run
+    their torch code)."""
+    counter, failed = ctypes.c_int64(0), []
+
+    def call() -> None:
+        if fn(*args, ctypes.byref(counter)):
+            failed.append(True)
+
+    run_threads(call, threads)
+    return not failed
+
+
 def ptr(t) -> ctypes.c_void_p:
     """Raw data pointer of a tensor for a ctypes call (the tensor must stay alive)."""
     return ctypes.c_void_p(t.data_ptr())
 
 
-__all__ = ["enabled", "use_native", "build", "load", "function", "run_threads", "ptr", "library_path", "CFLAGS"]
+__all__ = ["enabled", "use_native", "build", "load", "function", "run_threads", "run_shared", "ptr", "library_path", "CFLAGS"]

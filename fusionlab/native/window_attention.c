@@ -196,7 +196,7 @@ int window_attention_f32(
     float *out, int64_t osb, int64_t osh, int64_t osw,
     const float *rel_h, const float *rel_w, float scale,
     int64_t gh, int64_t gw, int ws, int ow, int p, int nh, int d,
-    int64_t n_tasks, int64_t *next, int64_t grain)
+    int64_t n_tasks, int64_t grain, int64_t *next)
 {
     const int inner = nh * d;
     const int64_t L = (int64_t)ws * ws, S = (int64_t)ow * ow;

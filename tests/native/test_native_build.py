@@ -18,22 +18,14 @@ from fusionlab.models import blocks, kernels
 needs_compiler = pytest.mark.skipif(native._compiler() is None, reason="no C compiler (cc/gcc/clang) on PATH")
 
 
-def _clear_kernel_caches():
-    """Forget the C functions kernels.py looked up (each ``_native_*`` getter is lru-cached)."""
-    for name in dir(kernels):
-        if name.startswith("_native_") and hasattr(getattr(kernels, name), "cache_clear"):
-            getattr(kernels, name).cache_clear()
-
-
 @pytest.fixture
 def fresh_cache(tmp_path, monkeypatch):
-    """An empty cache folder and no library loaded yet in this process."""
+    """An empty cache folder and no library or function loaded yet in this process."""
     monkeypatch.setenv("FUSIONLAB_CACHE", str(tmp_path))
     monkeypatch.setattr(native, "_libraries", {})
+    monkeypatch.setattr(native, "_functions", {})
     monkeypatch.setattr(native, "_warned", set())
-    _clear_kernel_caches()
-    yield tmp_path
-    _clear_kernel_caches()
+    return tmp_path
 
 
 @needs_compiler
