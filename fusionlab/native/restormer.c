@@ -31,14 +31,6 @@
 
 #include "vecmath.h"
 
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v16u __attribute__((vector_size(64), aligned(4)));
-
-#define LOADU(p) (*(const v16u *)(p))
-#define STOREU(p, v) (*(v16u *)(p) = (v))
-
-typedef int32_t v16i __attribute__((vector_size(64)));
-
 /* sum of the 16 lanes by halving (4 dependent adds instead of 16) */
 static inline float hsum(v16 v)
 {
@@ -129,76 +121,107 @@ static void project_in(const float *restrict x, float *restrict t, int64_t W, in
     }
 }
 
-/* out = [x +] gate W_out^T [+ b_out] for one row: gate (W, h) -> out (W, C), 4 pixels at a time */
-static void project_out(const float *restrict gate, const float *restrict x, float *restrict out, int64_t W,
+/* PB pixels x NB output vectors of out = [x +] gate W_out^T [+ b_out], accumulators in
+   registers (PB, NB constants after inlining: enough independent FMA chains to hide latency) */
+static inline __attribute__((always_inline)) void project_out_block(
+    const float *restrict gate, const float *restrict x, float *restrict out, int C, int h, int o,
+    const int PB, const int NB, const float *restrict w_out_t, const float *restrict b_out, int residual)
+{
+    v16 a[8][4];
+    for (int k = 0; k < NB; ++k) {
+        const v16 bias = b_out ? LOADU(b_out + (o + k) * 16) : (v16){0};
+        for (int q = 0; q < PB; ++q) a[q][k] = residual ? bias + LOADU(x + q * C + (o + k) * 16) : bias;
+    }
+    for (int j = 0; j < h; ++j) {
+        v16 wv[4];
+        for (int k = 0; k < NB; ++k) wv[k] = LOADU(w_out_t + (int64_t)j * C + (o + k) * 16);
+        for (int q = 0; q < PB; ++q) {
+            const float g = gate[q * h + j];
+            for (int k = 0; k < NB; ++k) a[q][k] += g * wv[k];
+        }
+    }
+    for (int q = 0; q < PB; ++q)
+        for (int k = 0; k < NB; ++k) STOREU(out + q * C + (o + k) * 16, a[q][k]);
+}
+
+/* out = [x +] gate W_out^T [+ b_out] for n pixels: gate (n, h) -> out (n, C) */
+static void project_out(const float *restrict gate, const float *restrict x, float *restrict out, int64_t n,
                         int C, int h, const float *restrict w_out_t, const float *restrict b_out, int residual)
 {
     const int nv = C / 16;
     int64_t p = 0;
-    for (; p + 4 <= W; p += 4) {
-        const float *restrict g0 = gate + p * h, *restrict g1 = g0 + h, *restrict g2 = g1 + h, *restrict g3 = g2 + h;
-        for (int o = 0; o < nv; ++o) {
-            const v16 bias = b_out ? LOADU(b_out + o * 16) : (v16){0};
-            v16 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
-            if (residual) {
-                a0 += LOADU(x + (p + 0) * C + o * 16);
-                a1 += LOADU(x + (p + 1) * C + o * 16);
-                a2 += LOADU(x + (p + 2) * C + o * 16);
-                a3 += LOADU(x + (p + 3) * C + o * 16);
-            }
-            for (int j = 0; j < h; ++j) {
-                const v16 wv = LOADU(w_out_t + (int64_t)j * C + o * 16);
-                a0 += g0[j] * wv;
-                a1 += g1[j] * wv;
-                a2 += g2[j] * wv;
-                a3 += g3[j] * wv;
-            }
-            STOREU(out + (p + 0) * C + o * 16, a0);
-            STOREU(out + (p + 1) * C + o * 16, a1);
-            STOREU(out + (p + 2) * C + o * 16, a2);
-            STOREU(out + (p + 3) * C + o * 16, a3);
-        }
-    }
-    for (; p < W; ++p)
-        for (int o = 0; o < nv; ++o) {
-            v16 a = b_out ? LOADU(b_out + o * 16) : (v16){0};
-            if (residual) a += LOADU(x + p * C + o * 16);
-            for (int j = 0; j < h; ++j) a += gate[p * h + j] * LOADU(w_out_t + (int64_t)j * C + o * 16);
-            STOREU(out + p * C + o * 16, a);
-        }
+#define BLOCKS(PB, NB)                                                                                     \
+    for (; p + PB <= n; p += PB)                                                                           \
+        for (int o = 0; o + NB <= nv; o += NB)                                                             \
+            project_out_block(gate + p * h, x + p * C, out + p * C, C, h, o, PB, NB, w_out_t, b_out, residual);
+    if (nv % 4 == 0) { BLOCKS(4, 4) }
+    else if (nv % 3 == 0) { BLOCKS(4, 3) }
+    else if (nv % 2 == 0) { BLOCKS(8, 2) }
+    else { BLOCKS(8, 1) }
+    BLOCKS(1, 1)
+#undef BLOCKS
 }
 
-/* Row y of t into dw (W, T): projects the rows it needs into the ring (all three at the
-   first row of a chunk, else only row y+1), then the 3x3 depth-wise conv with zero padding
-   (rows outside the image read the zero row; per 16 channels the 9 tap weights stay in
-   registers along the row). */
-static void conv_row(const float *restrict x, int64_t H, int64_t W, int C, int T, int64_t y, int first,
-                     const float *ln_w, const float *ln_b, float eps, const float *w_in_t, const float *b_in,
-                     const float *restrict w_dw, const float *restrict b_dw,
-                     float *ring, const float *zeros, float *restrict dw)
+/* GELU(a) * b with GELU(a) = 0.5 a (1 + erf(a / sqrt 2)) (torch's F.gelu, erf form), erf by
+   Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7, the polynomial of torch's vectorised CPU erf) */
+static inline v16 gelu_gate16(v16 a, v16 b)
+{
+    const v16 u = a * 0.70710678118654752f;
+    const v16i sign = (v16i)u & (int32_t)0x80000000;
+    const v16 ax = (v16)((v16i)u ^ sign);
+    const v16 t = recip16(1.0f + 0.3275911f * ax);
+    const v16 poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t
+                      + 0.254829592f) * t;
+    const v16 erf_abs = 1.0f - poly * exp_nonpos16(-(ax * ax));
+    const v16 erf = (v16)((v16i)erf_abs ^ sign);
+    return 0.5f * a * (1.0f + erf) * b;
+}
+
+/* Projects the rows of t that output row y needs into the 3-row ring (all three at the first
+   row of a chunk, else only row y+1) and points rows[0..2] at rows y-1, y, y+1 (the zero row
+   outside the image: the conv's zero padding). */
+static void ring_rows(const float *restrict x, int64_t H, int64_t W, int C, int T, int64_t y, int first,
+                      const float *ln_w, const float *ln_b, float eps, const float *w_in_t, const float *b_in,
+                      float *ring, const float *zeros, const float *rows[3])
 {
     for (int64_t r = first ? y - 1 : y + 1; r <= y + 1; ++r)
         if (r >= 0 && r < H)
             project_in(x + r * W * C, ring + (r % 3) * W * T, W, C, T, ln_w, ln_b, eps, w_in_t, b_in);
-    const float *rows[3];
     for (int dy = 0; dy < 3; ++dy) {
         const int64_t yy = y + dy - 1;
         rows[dy] = (yy >= 0 && yy < H) ? ring + (yy % 3) * W * T : zeros;
     }
-    for (int o = 0; o < T / 16; ++o) {
-        const int off = o * 16;
-        v16 wt[9];
-        for (int k = 0; k < 9; ++k) wt[k] = LOADU(w_dw + k * T + off);
-        const v16 bias = b_dw ? LOADU(b_dw + off) : (v16){0};
-        for (int64_t p = 0; p < W; ++p) {
-            v16 a = bias;
-            for (int dy = 0; dy < 3; ++dy) {
-                const float *restrict r = rows[dy] + p * T + off;
-                if (p > 0) a += wt[dy * 3] * LOADU(r - T);
-                a += wt[dy * 3 + 1] * LOADU(r);
-                if (p + 1 < W) a += wt[dy * 3 + 2] * LOADU(r + T);
-            }
-            STOREU(dw + p * T + off, a);
+}
+
+/* 3x3 depth-wise conv of pixels [p0, p1) of a row from its three rows of t -> dw (p1 - p0, T).
+   Per 16 channels the 9 tap weights stay in registers and so do the three input columns
+   around the pixel: moving one pixel right loads one new column (3 vectors, not 9). */
+static void dw_segment(const float *const rows[3], int64_t W, int T, int64_t p0, int64_t p1,
+                       const float *restrict w_dw, const float *restrict b_dw, float *restrict dw)
+{
+    const float *restrict r0 = rows[0], *restrict r1 = rows[1], *restrict r2 = rows[2];
+    for (int o = 0; o < T; o += 16) {
+        v16 w0 = LOADU(w_dw + o), w1 = LOADU(w_dw + T + o), w2 = LOADU(w_dw + 2 * T + o);
+        v16 w3 = LOADU(w_dw + 3 * T + o), w4 = LOADU(w_dw + 4 * T + o), w5 = LOADU(w_dw + 5 * T + o);
+        v16 w6 = LOADU(w_dw + 6 * T + o), w7 = LOADU(w_dw + 7 * T + o), w8 = LOADU(w_dw + 8 * T + o);
+        const v16 bias = b_dw ? LOADU(b_dw + o) : (v16){0};
+        const v16 zero = {0};
+        /* columns p - 1 (a) and p (b) of the three rows; zero beyond the image */
+        int64_t at = (p0 - 1) * T + o;
+        v16 a0 = p0 > 0 ? LOADU(r0 + at) : zero, a1 = p0 > 0 ? LOADU(r1 + at) : zero, a2 = p0 > 0 ? LOADU(r2 + at) : zero;
+        at += T;
+        v16 b0 = LOADU(r0 + at), b1 = LOADU(r1 + at), b2 = LOADU(r2 + at);
+        for (int64_t p = p0; p < p1; ++p) {
+            at += T;
+            const int inside = p + 1 < W;
+            const v16 c0 = inside ? LOADU(r0 + at) : zero, c1 = inside ? LOADU(r1 + at) : zero,
+                      c2 = inside ? LOADU(r2 + at) : zero;
+            v16 s = bias + w0 * a0 + w3 * a1 + w6 * a2;
+            s += w1 * b0 + w4 * b1 + w7 * b2;
+            s += w2 * c0 + w5 * c1 + w8 * c2;
+            STOREU(dw + (p - p0) * T + o, s);
+            a0 = b0, a1 = b1, a2 = b2;
+            b0 = c0, b1 = c1, b2 = c2;
         }
     }
 }
@@ -219,6 +242,10 @@ static float *ring_alloc(int64_t W, int T, int64_t extra)
     return ring;
 }
 
+/* pixels per segment after the row's projection: the segment's conv output and gate (<= 32 KB
+   at T = 256) stay in the L1 cache between the steps instead of streaming whole rows through L2 */
+#define SEGMENT 32
+
 int gated_ffn_f32(const float *x, float *out, int64_t H, int64_t W, int C, int h,
                   const float *ln_w, const float *ln_b, float eps,
                   const float *w_in_t, const float *b_in, const float *w_dw, const float *b_dw,
@@ -226,52 +253,50 @@ int gated_ffn_f32(const float *x, float *out, int64_t H, int64_t W, int C, int h
                   int64_t rows_per_task, int64_t *next)
 {
     const int h2 = 2 * h;
-    float *ring = ring_alloc(W, h2, W * h2 + 3 * W * h);
+    float *ring = ring_alloc(W, h2, SEGMENT * (h2 + h));
     if (!ring) return -1;
     const float *zeros = ring + 3 * W * h2;
-    float *dw = ring + 4 * W * h2;          /* (W, 2h) depth-wise conv output of the row */
-    float *gate = dw + W * h2;              /* (W, h) GELU(a) * b */
-    float *ebuf = gate + W * h;             /* (W, h) staging of erf's exp */
-    float *abuf = ebuf + W * h;             /* (W, h) a / sqrt 2 magnitudes */
+    float *dw = ring + 4 * W * h2;          /* (SEGMENT, 2h) depth-wise conv output: a | b */
+    float *gate = dw + SEGMENT * h2;        /* (SEGMENT, h) GELU(a) * b */
     int64_t r0, r1;
     while (next_rows(next, rows_per_task, H, &r0, &r1)) {
         for (int64_t y = r0; y < r1; ++y) {
-            conv_row(x, H, W, C, h2, y, y == r0, ln_w, ln_b, eps, w_in_t, b_in, w_dw, b_dw, ring, zeros, dw);
-            /* gate = GELU(a) * b with GELU(a) = 0.5 a (1 + erf(a / sqrt 2)), in three loops that
-               gcc vectorises (a clamp beside a float->int conversion stops it): the clamped
-               exponent, exp's polynomial and 2^k bits, then erf and the gate */
-            const int64_t n = W * h;
-            for (int64_t p = 0; p < W; ++p)
-                for (int k = 0; k < h; ++k) {
-                    const float a = dw[p * h2 + k] * 0.70710678118654752f;
-                    abuf[p * h + k] = fabsf(a);
-                    const float z = -a * a;
-                    ebuf[p * h + k] = z < -87.0f ? -87.0f : z;
-                }
-            for (int64_t i = 0; i < n; ++i) {
-                const float z = ebuf[i];
-                const int32_t ki = (int32_t)(z * FL_LOG2E - 0.5f);  /* z <= 0: see window_attention.c */
-                ebuf[i] = exp_poly(exp_reduce(z, (float)ki));
-                ((int32_t *)gate)[i] = exp2_bits(ki);  /* 2^k as float bits (-fno-strict-aliasing) */
+            const float *rows[3];
+            ring_rows(x, H, W, C, h2, y, y == r0, ln_w, ln_b, eps, w_in_t, b_in, ring, zeros, rows);
+            for (int64_t p0 = 0; p0 < W; p0 += SEGMENT) {
+                const int64_t n = W - p0 < SEGMENT ? W - p0 : SEGMENT;
+                dw_segment(rows, W, h2, p0, p0 + n, w_dw, b_dw, dw);
+                for (int64_t p = 0; p < n; ++p)
+                    for (int o = 0; o < h; o += 16)
+                        STOREU(gate + p * h + o, gelu_gate16(LOADU(dw + p * h2 + o), LOADU(dw + p * h2 + h + o)));
+                const int64_t at = (y * W + p0) * C;
+                project_out(gate, x + at, out + at, n, C, h, w_out_t, b_out, residual);
             }
-            for (int64_t p = 0; p < W; ++p)
-                for (int k = 0; k < h; ++k) {
-                    const int64_t i = p * h + k;
-                    const float e = ebuf[i] * gate[i];  /* exp(-(a/sqrt2)^2) */
-                    const float ax = abuf[i];
-                    const float t = 1.0f / (1.0f + 0.3275911f * ax);
-                    const float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t
-                                        + 0.254829592f) * t;
-                    const float erf_abs = 1.0f - poly * e;
-                    const float a = dw[p * h2 + k];
-                    const float erf = a < 0.0f ? -erf_abs : erf_abs;
-                    gate[i] = 0.5f * a * (1.0f + erf) * dw[p * h2 + h + k];
-                }
-            project_out(gate, x + y * W * C, out + y * W * C, W, C, h, w_out_t, b_out, residual);
         }
     }
     free(ring);
     return 0;
+}
+
+/* RB rows x NB vectors of the Gram matrix q^T k of n pixels (q, k rows of t with stride T),
+   in registers over the pixels, then added to g (C, C) */
+static inline __attribute__((always_inline)) void gram_block(
+    const float *restrict t, int64_t n, int T, int C, int i0, const int RB, const int NB, float *restrict g)
+{
+    v16 a[16][4];
+    for (int r = 0; r < RB; ++r)
+        for (int k = 0; k < NB; ++k) a[r][k] = (v16){0};
+    for (int64_t p = 0; p < n; ++p) {
+        const float *restrict q = t + p * T, *restrict kk = q + C;
+        v16 kv[4];
+        for (int k = 0; k < NB; ++k) kv[k] = LOADU(kk + k * 16);
+        for (int r = 0; r < RB; ++r) {
+            const float qi = q[i0 + r];
+            for (int k = 0; k < NB; ++k) a[r][k] += qi * kv[k];
+        }
+    }
+    for (int r = 0; r < RB; ++r)
+        for (int k = 0; k < NB; ++k) STOREU(g + (i0 + r) * C + k * 16, LOADU(g + (i0 + r) * C + k * 16) + a[r][k]);
 }
 
 int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t W, int C,
@@ -280,30 +305,40 @@ int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t
                                 double *gram, double *q_sq, double *k_sq, int64_t rows_per_task, int64_t *next)
 {
     const int T = 3 * C, nvc = C / 16;
-    float *ring = ring_alloc(W, T, W * T + C * C + 2 * C);
+    if (nvc > 4) return -1;  /* the Gram blocks keep a row of C / 16 <= 4 vectors in registers */
+    float *ring = ring_alloc(W, T, SEGMENT * T + C * C + 2 * C);
     if (!ring) return -1;
     const float *zeros = ring + 3 * W * T;
-    float *dw = ring + 4 * W * T;           /* (W, 3C): q | k | v of the row */
-    float *g = dw + W * T;                  /* (C, C) this row's Gram matrix */
+    float *dw = ring + 4 * W * T;           /* (SEGMENT, 3C): q | k | v of the segment */
+    float *g = dw + SEGMENT * T;            /* (C, C) this row's Gram matrix */
     float *qs = g + C * C, *ks = qs + C;    /* this row's squared norms */
     int64_t r0, r1;
     while (next_rows(next, rows_per_task, H, &r0, &r1)) {
         for (int64_t y = r0; y < r1; ++y) {
-            conv_row(x, H, W, C, T, y, y == r0, ln_w, ln_b, eps, w_in_t, b_in, w_dw, b_dw, ring, zeros, dw);
+            const float *rows[3];
+            ring_rows(x, H, W, C, T, y, y == r0, ln_w, ln_b, eps, w_in_t, b_in, ring, zeros, rows);
             memset(g, 0, sizeof(float) * (size_t)(C * C + 2 * C));
-            for (int64_t p = 0; p < W; ++p) {
-                const float *restrict q = dw + p * T, *restrict k = q + C, *restrict v = k + C;
-                for (int i = 0; i < C; ++i) {
-                    const float qi = q[i];
-                    for (int o = 0; o < nvc; ++o)
-                        STOREU(g + i * C + o * 16, LOADU(g + i * C + o * 16) + qi * LOADU(k + o * 16));
+            for (int64_t p0 = 0; p0 < W; p0 += SEGMENT) {
+                const int64_t n = W - p0 < SEGMENT ? W - p0 : SEGMENT;
+                dw_segment(rows, W, T, p0, p0 + n, w_dw, b_dw, dw);
+                switch (nvc) {  /* 16 accumulators: RB rows x NB = C / 16 vectors */
+                case 1: gram_block(dw, n, T, C, 0, 16, 1, g); break;
+                case 2: for (int i = 0; i < C; i += 8) gram_block(dw, n, T, C, i, 8, 2, g); break;
+                case 3: for (int i = 0; i < C; i += 4) gram_block(dw, n, T, C, i, 4, 3, g); break;
+                default: for (int i = 0; i < C; i += 4) gram_block(dw, n, T, C, i, 4, 4, g); break;
                 }
-                for (int c = 0; c < C; ++c) {
-                    qs[c] += q[c] * q[c];
-                    ks[c] += k[c] * k[c];
+                for (int o = 0; o < nvc; ++o) {
+                    v16 sq = {0}, sk = {0};
+                    for (int64_t p = 0; p < n; ++p) {
+                        const v16 q = LOADU(dw + p * T + o * 16), k = LOADU(dw + p * T + C + o * 16);
+                        sq += q * q;
+                        sk += k * k;
+                    }
+                    STOREU(qs + o * 16, LOADU(qs + o * 16) + sq);
+                    STOREU(ks + o * 16, LOADU(ks + o * 16) + sk);
                 }
-                float *restrict vo = v_out + (y * W + p) * C;
-                for (int o = 0; o < nvc; ++o) STOREU(vo + o * 16, LOADU(v + o * 16));
+                for (int64_t p = 0; p < n; ++p)
+                    memcpy(v_out + (y * W + p0 + p) * C, dw + p * T + 2 * C, sizeof(float) * (size_t)C);
             }
             /* a row's sums go into the shared totals under a spin lock (GCC builtins; C99 has
                no mutex): once per row, so the threads hardly ever wait */

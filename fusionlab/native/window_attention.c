@@ -120,8 +120,6 @@ static void attend(
 /* ws = 8, ow = 12, d = 16 (every network of fusionlab): the same steps with explicit vectors of
  * 16 floats (GCC/Clang vector extensions; lowered to AVX-512, AVX2 or NEON registers): 64
  * queries are 4 vectors, one value row is 1 vector, and the accumulators stay in registers. */
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v16u __attribute__((vector_size(64), aligned(4)));  /* unaligned loads/stores */
 
 static void attend_8_12_16(
     const float *restrict q, int64_t qsh, int64_t qsw,

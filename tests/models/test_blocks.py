@@ -70,12 +70,15 @@ def test_layernorm_definition():
                                                   (72, 8, 2.66)])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("native", ["1", "0"])
+# 45 columns: the C kernels' 32-pixel segments (conv borders inside a row) and 8-pixel blocks with a tail
+@pytest.mark.parametrize("hw", [(5, 7), (3, 45)])
 def test_channel_attention_and_ffn_match_literal_definitions(monkeypatch, dim, heads, ffn_factor, channels_last,
-                                                             native):
+                                                             native, hw):
     monkeypatch.setattr(kernels, "STRIP_PIXELS", 14)  # several strips of 2 rows at inference
     monkeypatch.setenv("FUSIONLAB_NATIVE", native)
     torch.manual_seed(0)
-    x = torch.randn(2, dim, 5, 7)
+    hh, ww = hw
+    x = torch.randn(2, dim, hh, ww)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     norm = blocks.LayerNorm2d(dim)
@@ -87,10 +90,10 @@ def test_channel_attention_and_ffn_match_literal_definitions(monkeypatch, dim, h
     with torch.no_grad():
         ca.temperature.uniform_(0.5, 2.0)
     qkv = ca.qkv_dwconv(ca.qkv(y))
-    q, k, v = (t.reshape(2, heads, dim // heads, 35) for t in qkv.chunk(3, dim=1))
+    q, k, v = (t.reshape(2, heads, dim // heads, hh * ww) for t in qkv.chunk(3, dim=1))
     q, k = nn.functional.normalize(q, dim=-1), nn.functional.normalize(k, dim=-1)
     a = (q @ k.transpose(-1, -2) * ca.temperature).softmax(-1)
-    want = ca.project_out((a @ v).reshape(2, dim, 5, 7))
+    want = ca.project_out((a @ v).reshape(2, dim, hh, ww))
     with kernels.use_fast_kernels(False):
         torch.testing.assert_close(ca(y), want, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(ca(y), want, atol=1e-5, rtol=1e-4)  # autograd path
