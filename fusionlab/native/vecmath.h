@@ -56,14 +56,31 @@ static inline v16 select16(v16i mask, v16 a, v16 b)
     return (v16)((mask & (v16i)a) | (~mask & (v16i)b));
 }
 
-/* exp(x) for x <= 0 (below -87 it is clamped: exp(-87) ~ 1.6e-38, the smallest normal 2^k) */
+/* max of two vectors, lane by lane */
+static inline v16 max16(v16 a, v16 b)
+{
+#if defined(__AVX512F__)
+    return (v16)_mm512_max_ps((__m512)a, (__m512)b);
+#else
+    return select16(a > b, a, b);
+#endif
+}
+
+/* exp(x) for x <= 0, 16 lanes: exp_poly(exp_reduce(x, k)) 2^k with k the nearest integer of
+   x log2(e). AVX-512 rounds with vrndscaleps and multiplies by 2^k with vscalefps (no clamp:
+   below x = -87 the result becomes subnormal, then zero); elsewhere x is clamped at -87
+   (exp(-87) ~ 1.6e-38, 2^k still a normal float) and 2^k is built from its bits. */
 static inline v16 exp_nonpos16(v16 x)
 {
+#if defined(__AVX512F__)
+    const v16 kf = (v16)_mm512_roundscale_ps((__m512)(x * FL_LOG2E), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
     const v16 lo = x - x - 87.0f;
     x = select16(x < lo, lo, x);
-    /* nearest integer of x log2(e) <= 0: truncation of v - 0.5 rounds a non-positive v */
+    /* truncation of v - 0.5 rounds a non-positive v */
     const v16i ki = __builtin_convertvector(x * FL_LOG2E - 0.5f, v16i);
     const v16 kf = __builtin_convertvector(ki, v16);
+#endif
     v16 r = x - kf * 0.693359375f;
     r = r + kf * 2.12194440e-4f;
     v16 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
@@ -72,7 +89,11 @@ static inline v16 exp_nonpos16(v16 x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
+#if defined(__AVX512F__)
+    return (v16)_mm512_scalef_ps((__m512)p, (__m512)kf);
+#else
     return p * (v16)((ki + 127) << 23);
+#endif
 }
 
 /* 1 / d: AVX-512's 14-bit reciprocal and one Newton step (relative error ~1e-7, like the

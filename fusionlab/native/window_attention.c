@@ -155,34 +155,54 @@ static void attend_8_12_16(
         }
         for (int r = 0; r < 64; ++r) bwf[j * 64 + r] = t[r];
     }
-    float m[64];
-    for (int r = 0; r < 64; ++r) m[r] = -INFINITY;
+    /* logits s[key][query] (4 vectors of 16 queries per key) and their running max; 4 keys of
+       a row at a time, so each query vector loaded feeds 4 FMAs (one per key) */
+    v16 m[NV];
+    for (int b = 0; b < NV; ++b) m[b] = (v16){0} - INFINITY;
     for (int i = 0; i < OW; ++i)
-        for (int j = 0; j < OW; ++j) {
-            const float *restrict k = kv + i * ksh + j * ksw;
-            v16 a[NV];
-            for (int b = 0; b < NV; ++b) a[b] = bh[i * NV + b] + bw[j * NV + b];
+        for (int j0 = 0; j0 < OW; j0 += 4) {
+            const float *restrict k = kv + i * ksh + j0 * ksw;
+            v16 a[4][NV];
+            for (int jj = 0; jj < 4; ++jj)
+                for (int b = 0; b < NV; ++b) a[jj][b] = bh[i * NV + b] + bw[(j0 + jj) * NV + b];
             for (int c = 0; c < D; ++c) {
-                const float kc = k[c];
-                for (int b = 0; b < NV; ++b) a[b] += kc * qt[c * NV + b];
+                v16 qv[NV];
+                for (int b = 0; b < NV; ++b) qv[b] = qt[c * NV + b];
+                for (int jj = 0; jj < 4; ++jj) {
+                    const float kc = k[jj * ksw + c];
+                    for (int b = 0; b < NV; ++b) a[jj][b] += kc * qv[b];
+                }
             }
-            for (int b = 0; b < NV; ++b) s[(i * OW + j) * NV + b] = a[b];
-            const float *restrict row = (const float *)(s + (i * OW + j) * NV);
-            for (int r = 0; r < 64; ++r) m[r] = row[r] > m[r] ? row[r] : m[r];
+            for (int jj = 0; jj < 4; ++jj)
+                for (int b = 0; b < NV; ++b) {
+                    s[(i * OW + j0 + jj) * NV + b] = a[jj][b];
+                    m[b] = max16(m[b], a[jj][b]);
+                }
         }
-    float sum[64] = {0};
-    softmax_exp((float *)s, m, sum, 64, OW * OW);
-    for (int r0 = 0; r0 < 64; r0 += 8) {
-        v16 a[8];
-        for (int rr = 0; rr < 8; ++rr) a[rr] = (v16){0};
+    /* probabilities (unnormalised) in place, one pass, and their sums per query */
+    v16 sum[NV];
+    for (int b = 0; b < NV; ++b) sum[b] = (v16){0};
+    for (int key = 0; key < OW * OW; ++key)
+        for (int b = 0; b < NV; ++b) {
+            const v16 e = exp_nonpos16(s[key * NV + b] - m[b]);
+            s[key * NV + b] = e;
+            sum[b] += e;
+        }
+    float inv[64];
+    for (int b = 0; b < NV; ++b) STOREU(inv + b * 16, 1.0f / sum[b]);
+    /* out[query] = sum over keys of p[key][query] v[key] / sum: 16 queries per pass over the
+       keys, one value vector (16 channels) loaded per key for 16 FMAs */
+    for (int r0 = 0; r0 < 64; r0 += 16) {
+        v16 a[16];
+        for (int rr = 0; rr < 16; ++rr) a[rr] = (v16){0};
         for (int key = 0; key < OW * OW; ++key) {
-            const v16 v = *(const v16u *)(kv + (key / OW) * ksh + (key % OW) * ksw + inner);
+            const v16 v = LOADU(kv + (key / OW) * ksh + (key % OW) * ksw + inner);
             const float *restrict prob = (const float *)s + key * 64 + r0;
-            for (int rr = 0; rr < 8; ++rr) a[rr] += prob[rr] * v;
+            for (int rr = 0; rr < 16; ++rr) a[rr] += prob[rr] * v;
         }
-        for (int rr = 0; rr < 8; ++rr) {
+        for (int rr = 0; rr < 16; ++rr) {
             const int r = r0 + rr;
-            *(v16u *)(out + (r / WS) * osh + (r % WS) * osw) = a[rr] * (1.0f / sum[r]);
+            STOREU(out + (r / WS) * osh + (r % WS) * osw, a[rr] * inv[r]);
         }
     }
 }
