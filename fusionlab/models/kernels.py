@@ -203,6 +203,8 @@ def _c_function(symbol: str):
         "ln_linear_f32": ("restormer", [ptr, ptr, i64, i64, i32, i32, ptr, ptr, f32, ptr, ptr, i64]),
         "window_attention_f32": ("window_attention", [ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, i64, i64, i64,
                                                       ptr, ptr, f32, i64, i64, i32, i32, i32, i32, i32, i64, i64]),
+        "window_attention_layer_f32": ("window_attention", [ptr, ptr, i64, i64, i32, ptr, ptr, f32, ptr, ptr, ptr, ptr,
+                                                            f32, i32, i32, i32, i32, i32, ptr, ptr, i32, i64]),
     }
     library, args = signatures[symbol]
     return native.function(library, symbol, [*args, ctypes.POINTER(i64)], restype=ctypes.c_int)
@@ -445,6 +447,8 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool = False) -
         if ph or pw:
             out = out[:, :h, :w]
         return pointwise(out.permute(0, 3, 1, 2), attn.project_out, x if residual else None)
+    if (out := _window_attention_native(attn, x, norm, residual)) is not None:
+        return out
     xr = _nhwc(x)
     gh, gw = (h + ph) // ws, (w + pw) // ws
     w_out_t = attn.project_out.weight.view(c, inner).t()
@@ -474,6 +478,36 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool = False) -
             o = _attend_chunked(attn, q[None], kv[None])[0, :y1 - y0, :w].reshape(-1, inner)
             _project_out(out[bi, y0:y1].view(-1, c), o, w_out_t, attn.project_out.bias,
                          xr[bi, y0:y1].view(-1, c) if residual else None)
+    return out.permute(0, 3, 1, 2)
+
+
+def _window_attention_native(attn, x: torch.Tensor, norm, residual: bool) -> torch.Tensor | None:
+    """:func:`window_attention` at inference as one C call per image (LayerNorm and q/k/v
+    projection of a band of window rows, attention of its window-heads, output projection and
+    residual, band by band in each thread's own buffers), or None where it does not apply
+    (:func:`_native_ok`, ``heads * head_dim`` a multiple of 16, no compiler)."""
+    b, c, h, w = x.shape
+    ws, nh, d = attn.window, attn.heads, attn.head_dim
+    inner = nh * d
+    if not _native_ok(x) or inner % 16 or attn.qkv.weight.shape[1:] != (c, 1, 1):
+        return None
+    fn = _c_function("window_attention_layer_f32")
+    if fn is None:
+        return None
+    gh = -(-h // ws)
+    threads = torch.get_num_threads()
+    # window rows per task: up to 4 (the 2 * pad key rows a band shares with its neighbours
+    # are projected twice: 12 % more at 4 rows, 50 % at 1), at least 4 tasks per thread
+    per_task = max(1, min(4, gh // (4 * threads)))
+    threads = min(threads, -(-gh // per_task))
+    weights = (*_ln_args(norm), _f32(attn.qkv.weight.view(3 * inner, c).t()), _f32(attn.qkv.bias),
+               _f32(attn.rel_h), _f32(attn.rel_w), d ** -0.5, ws, attn.ow, attn.pad, nh, d,
+               _f32(attn.project_out.weight.view(c, inner).t()), _f32(attn.project_out.bias), int(residual), per_task)
+    xr = _nhwc(x)
+    out = torch.empty_like(xr)
+    for bi in range(b):
+        if not native.run_shared(fn, *map(_arg, (xr[bi], out[bi], h, w, c, *weights)), threads=threads):
+            return None  # out of memory for the band buffers: the band path below needs less
     return out.permute(0, 3, 1, 2)
 
 

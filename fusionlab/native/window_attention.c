@@ -22,9 +22,10 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "vecmath.h"
+#include "rows.h"
 
 /* exp(s[j][r] - m[r]) in place for rows j < rows, and their column sums added to sum[r]. */
 static inline void softmax_exp(float *restrict s, const float *restrict m, float *restrict sum, int n, int rows) {
@@ -207,6 +208,31 @@ static void attend_8_12_16(
     }
 }
 
+/* One window-head: the specialised kernel in the networks' setting, else the plain loops
+   (their scratch on the stack: callers check it fits, see window_fits). */
+static void attend_head(
+    const float *q, int64_t qsh, int64_t qsw, const float *kv, int64_t ksh, int64_t ksw,
+    float *out, int64_t osh, int64_t osw, const float *rel_h, const float *rel_w, float scale,
+    int ws, int ow, int p, int d, int inner)
+{
+    if (ws == 8 && ow == 12 && d == 16 && p == 2) {
+        v16 qt[16 * 4], bh[12 * 4], bw[12 * 4], s[144 * 4];
+        attend_8_12_16(q, qsh, qsw, kv, ksh, ksw, out, osh, osw, rel_h, rel_w, scale, inner, qt, bh, bw, s);
+    } else {
+        const int L = ws * ws, S = ow * ow;
+        float qt[d * L], bh[ow * L], bw[ow * L], s[S * L], m[L], sum[L], acc[L];
+        attend(q, qsh, qsw, kv, ksh, ksw, out, osh, osw, rel_h, rel_w, scale, ws, ow, p, d, inner,
+               qt, bh, bw, s, m, sum, acc);
+    }
+}
+
+/* a window-head's scratch fits the stack (<= 1 MB) */
+static int window_fits(int ws, int ow, int d)
+{
+    const int64_t L = (int64_t)ws * ws, S = (int64_t)ow * ow;
+    return ws <= 256 && (S + d + 2 * ow + 3) * L <= 262144;
+}
+
 /* Returns 0, or -1 (nothing done) if a window-head's scratch would not fit the stack. */
 int window_attention_f32(
     const float *q, int64_t qsb, int64_t qsh, int64_t qsw,
@@ -217,33 +243,87 @@ int window_attention_f32(
     int64_t n_tasks, int64_t grain, int64_t *next)
 {
     const int inner = nh * d;
-    const int64_t L = (int64_t)ws * ws, S = (int64_t)ow * ow;
-    if (ws > 256 || (S + d + 2 * ow + 3) * L > 262144) return -1;  /* <= 1 MB of stack */
-    /* scratch of one window-head: 40 KB for ws = 8, ow = 12, d = 16 */
-    float qt[d * L], bh[ow * L], bw[ow * L], s[S * L], m[L], sum[L], acc[L];
-    /* the specialised kernel's scratch, aligned for its vectors */
-    v16 spec_qt[16 * 4], spec_bh[12 * 4], spec_bw[12 * 4], spec_s[144 * 4];
+    if (!window_fits(ws, ow, d)) return -1;
     for (;;) {
-    const int64_t begin = __atomic_fetch_add(next, grain, __ATOMIC_RELAXED);
-    if (begin >= n_tasks) break;
-    const int64_t end = begin + grain < n_tasks ? begin + grain : n_tasks;
-    for (int64_t t = begin; t < end; ++t) {
-        const int h = (int)(t % nh);
-        int64_t w = t / nh;
-        const int64_t gx = w % gw;
-        w /= gw;
-        const int64_t gy = w % gh;
-        const int64_t b = w / gh;
-        const float *qw = q + b * qsb + gy * ws * qsh + gx * ws * qsw + h * d;
-        const float *kw = kv + b * ksb + gy * ws * ksh + gx * ws * ksw + h * d;
-        float *dst = out + b * osb + gy * ws * osh + gx * ws * osw + h * d;
-        if (ws == 8 && ow == 12 && d == 16 && p == 2)  /* the networks' setting */
-            attend_8_12_16(qw, qsh, qsw, kw, ksh, ksw, dst, osh, osw, rel_h, rel_w, scale, inner,
-                           (v16 *)spec_qt, (v16 *)spec_bh, (v16 *)spec_bw, (v16 *)spec_s);
-        else
-            attend(qw, qsh, qsw, kw, ksh, ksw, dst, osh, osw, rel_h, rel_w, scale, ws, ow, p, d, inner,
-                   qt, bh, bw, s, m, sum, acc);
+        const int64_t begin = __atomic_fetch_add(next, grain, __ATOMIC_RELAXED);
+        if (begin >= n_tasks) break;
+        const int64_t end = begin + grain < n_tasks ? begin + grain : n_tasks;
+        for (int64_t t = begin; t < end; ++t) {
+            const int h = (int)(t % nh);
+            int64_t w = t / nh;
+            const int64_t gx = w % gw;
+            w /= gw;
+            const int64_t gy = w % gh;
+            const int64_t b = w / gh;
+            attend_head(q + b * qsb + gy * ws * qsh + gx * ws * qsw + h * d, qsh, qsw,
+                        kv + b * ksb + gy * ws * ksh + gx * ws * ksw + h * d, ksh, ksw,
+                        out + b * osb + gy * ws * osh + gx * ws * osw + h * d, osh, osw,
+                        rel_h, rel_w, scale, ws, ow, p, d, inner);
+        }
     }
+    return 0;
+}
+
+/* The whole layer, out = [x +] W_out attention(W_qkv LN(x) [+ b_qkv]) [+ b_out], on one
+ * channels-last image x (H, W, C), C a multiple of 16 (rows.h), nh * d a multiple of 16.
+ * Tasks are bands of window_rows window rows: a band projects the image rows its keys reach
+ * (its own plus p above and below, so neighbouring bands project 2p rows twice) into its
+ * zero-padded q and k|v buffers, attends every window-head of the band and projects the
+ * result out, all in one thread's buffers (a few MB), so no full-size q/k/v map exists and
+ * the threads meet only at the task counter. Returns 0, or -1 (nothing done: no memory, or
+ * a window too big for the stack). */
+int window_attention_layer_f32(
+    const float *x, float *out, int64_t H, int64_t W, int C,
+    const float *ln_w, const float *ln_b, float eps, const float *w_qkv_t, const float *b_qkv,
+    const float *rel_h, const float *rel_w, float scale, int ws, int ow, int p, int nh, int d,
+    const float *w_out_t, const float *b_out, int residual, int64_t window_rows, int64_t *next)
+{
+    const int inner = nh * d, T = 3 * inner;
+    if (!window_fits(ws, ow, d)) return -1;
+    const int64_t gh = (H + ws - 1) / ws, gw = (W + ws - 1) / ws;
+    const int64_t R = window_rows * ws;                       /* query rows of a band */
+    const int64_t qsh = gw * ws * (int64_t)inner;             /* q and attention output rows */
+    const int64_t kw = gw * ws + 2 * (int64_t)p, ksh = kw * 2 * inner;  /* padded k|v rows */
+    float *buf = malloc(sizeof(float) * (size_t)(W * T + 2 * R * qsh + (R + 2 * p) * ksh));
+    if (!buf) return -1;
+    float *row = buf, *q = row + W * T, *o = q + R * qsh, *kv = o + R * qsh;
+    int64_t g0, g1;
+    while (next_rows(next, window_rows, gh, &g0, &g1)) {
+        const int64_t y0 = g0 * ws, y1 = g1 * ws < H ? g1 * ws : H, rows = (g1 - g0) * ws;
+        const int64_t top = y0 - p;  /* image row of k|v buffer row 0 */
+        const int64_t k0 = top > 0 ? top : 0, k1 = g1 * ws + p < H ? g1 * ws + p : H;
+        /* zero: q beyond the image, k|v rows outside it and the columns left and right of it */
+        for (int64_t r = 0; r < rows; ++r)
+            if (y0 + r >= H) memset(q + r * qsh, 0, sizeof(float) * (size_t)qsh);
+            else if (gw * ws > W) memset(q + r * qsh + W * inner, 0, sizeof(float) * (size_t)((gw * ws - W) * inner));
+        for (int64_t r = 0; r < rows + 2 * p; ++r) {
+            float *kr = kv + r * ksh;
+            if (top + r < 0 || top + r >= H) {
+                memset(kr, 0, sizeof(float) * (size_t)ksh);
+            } else {
+                memset(kr, 0, sizeof(float) * (size_t)(p * 2 * inner));
+                memset(kr + (p + W) * 2 * inner, 0, sizeof(float) * (size_t)((kw - p - W) * 2 * inner));
+            }
+        }
+        for (int64_t r = k0; r < k1; ++r) {
+            project_in(x + r * W * C, row, W, C, T, ln_w, ln_b, eps, w_qkv_t, b_qkv);
+            float *kr = kv + (r - top) * ksh + p * 2 * inner;
+            for (int64_t px = 0; px < W; ++px)
+                memcpy(kr + px * 2 * inner, row + px * T + inner, sizeof(float) * (size_t)(2 * inner));
+            if (r >= y0 && r < y1)
+                for (int64_t px = 0; px < W; ++px)
+                    memcpy(q + (r - y0) * qsh + px * inner, row + px * T, sizeof(float) * (size_t)inner);
+        }
+        for (int64_t gy = 0; gy < g1 - g0; ++gy)
+            for (int64_t gx = 0; gx < gw; ++gx)
+                for (int h = 0; h < nh; ++h) {
+                    const int64_t at = gy * ws * qsh + gx * ws * inner + h * d;
+                    attend_head(q + at, qsh, inner, kv + gy * ws * ksh + gx * ws * 2 * inner + h * d, ksh, 2 * inner,
+                                o + at, qsh, inner, rel_h, rel_w, scale, ws, ow, p, d, inner);
+                }
+        for (int64_t r = y0; r < y1; ++r)
+            project_out(o + (r - y0) * qsh, x + r * W * C, out + r * W * C, W, C, inner, w_out_t, b_out, residual);
     }
+    free(buf);
     return 0;
 }

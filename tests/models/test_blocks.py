@@ -12,6 +12,7 @@ from fusionlab.errors import CheckpointError, ConfigError, InvalidTensorError, S
 from fusionlab.io import rgb_to_ycbcr
 from fusionlab.models import (FUSION_MODULES, FiLM, count_parameters, create_model, fuse_pair, list_models,
                               load_checkpoint, model_config, save_checkpoint, sliding_window)
+from fusionlab import native
 from fusionlab.models import blocks, kernels
 from support import luma_pair, text_for
 from fusionlab.models.profile import format_table, peak_memory_bytes, profile_models
@@ -41,6 +42,35 @@ def test_window_attention_matches_literal_definition(monkeypatch, channels_last,
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
     got_train.square().sum().backward()
     assert attn.rel_h.grad is not None and attn.rel_h.grad.abs().sum() > 0
+
+
+# the whole layer in one C call (LayerNorm, q/k/v, attention, output projection, residual):
+# 16-64 channels; 130 rows = 17 window rows, bands of 2-4 window rows with a shorter last one
+@pytest.mark.parametrize("dim,heads", [(16, 2), (48, 3), (64, 4)])
+@pytest.mark.parametrize("hw", [(13, 21), (130, 20)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_window_attention_layer_in_c_matches_reference(monkeypatch, dim, heads, hw, threads):
+    monkeypatch.setenv("FUSIONLAB_NATIVE", "1")
+    if native.load("window_attention") is None:
+        pytest.skip("no C compiler: the C kernels are not built")
+    torch.manual_seed(0)
+    attn = blocks.OverlapWindowAttention(dim, heads=heads, head_dim=16, window=8, overlap=0.5)
+    norm = blocks.LayerNorm2d(dim)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(2, dim, *hw).contiguous(memory_format=torch.channels_last)
+    want = blocks.overlap_window_attention_reference(attn, norm(x)) + x
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            got = kernels._window_attention_native(attn, x, norm, residual=True)
+            assert got is not None, "the C layer did not run"
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(kernels.window_attention(attn, x, norm), want - x, atol=1e-5, rtol=1e-4)
+    finally:
+        torch.set_num_threads(old)
 
 
 def test_relative_position_bias_is_centred():

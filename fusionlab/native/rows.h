@@ -1,0 +1,158 @@
+/* Per-pixel row steps shared by the native kernels (restormer.c, window_attention.c) on
+ * float32 channels-last rows, C a multiple of 16:
+ *
+ *     project_in:  t = LN(x) W_in^T [+ b_in]          x (n, C)   -> t (n, T)
+ *     project_out: out = [x +] g W_out^T [+ b_out]    g (n, h)   -> out (n, C)
+ *
+ * LayerNorm is torch's (biased variance, eps inside the root); weights come transposed
+ * (w_in_t (C, T), w_out_t (h, C)); bias and LayerNorm pointers may be NULL. Register blocks of
+ * pixels x output vectors, so each weight load and each broadcast pixel value feeds several
+ * FMAs. static inline: every kernel file compiles alone. */
+#ifndef FUSIONLAB_ROWS_H
+#define FUSIONLAB_ROWS_H
+
+#include <math.h>
+#include <stdint.h>
+
+#include "vecmath.h"
+
+/* sum of the 16 lanes by halving (4 dependent adds instead of 16) */
+static inline float hsum(v16 v)
+{
+#if defined(__clang__)
+#define SHUFFLE(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#else
+#define SHUFFLE(v, ...) __builtin_shuffle(v, (v16i){__VA_ARGS__})
+#endif
+    v += SHUFFLE(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v += SHUFFLE(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    v += SHUFFLE(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    v += SHUFFLE(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+#undef SHUFFLE
+    return v[0];
+}
+
+/* LayerNorm (torch's: biased variance, eps inside the root) of one pixel's C values, C a
+   multiple of 16: mean and variance as two passes, like torch */
+static inline void layer_norm(const float *restrict px, float *restrict xn, int C,
+                              const float *restrict ln_w, const float *restrict ln_b, float eps)
+{
+    const int nv = C / 16;
+    if (!ln_w) {
+        for (int o = 0; o < nv; ++o) STOREU(xn + o * 16, LOADU(px + o * 16));
+        return;
+    }
+    v16 acc = {0};
+    for (int o = 0; o < nv; ++o) acc += LOADU(px + o * 16);
+    const float mean = hsum(acc) / (float)C;
+    v16 sq = {0};
+    for (int o = 0; o < nv; ++o) {
+        const v16 d = LOADU(px + o * 16) - mean;
+        sq += d * d;
+    }
+    const float rstd = 1.0f / sqrtf(hsum(sq) / (float)C + eps);
+    for (int o = 0; o < nv; ++o) {
+        v16 y = (LOADU(px + o * 16) - mean) * rstd * LOADU(ln_w + o * 16);
+        if (ln_b) y += LOADU(ln_b + o * 16);
+        STOREU(xn + o * 16, y);
+    }
+}
+
+/* NB output vectors of 4 pixels: 4 x NB accumulators in registers, so each weight load and
+   each broadcast pixel value feeds several FMAs (NB is a constant after inlining) */
+static inline __attribute__((always_inline)) void project_block(
+    const float *restrict xn, int C, int T, int o, const int NB,
+    const float *restrict w_in_t, const float *restrict b_in, float *restrict t)
+{
+    v16 a[4][4];
+    for (int k = 0; k < NB; ++k) {
+        const v16 bias = b_in ? LOADU(b_in + (o + k) * 16) : (v16){0};
+        for (int q = 0; q < 4; ++q) a[q][k] = bias;
+    }
+    for (int c = 0; c < C; ++c) {
+        v16 wv[4];
+        for (int k = 0; k < NB; ++k) wv[k] = LOADU(w_in_t + (int64_t)c * T + (o + k) * 16);
+        for (int q = 0; q < 4; ++q) {
+            const float xq = xn[q * C + c];
+            for (int k = 0; k < NB; ++k) a[q][k] += xq * wv[k];
+        }
+    }
+    for (int q = 0; q < 4; ++q)
+        for (int k = 0; k < NB; ++k) STOREU(t + q * T + (o + k) * 16, a[q][k]);
+}
+
+/* y = LN(x) W_in^T + b_in for one row of W pixels: x (W, C) -> t (W, T), 4 pixels at a time */
+static void project_in(const float *restrict x, float *restrict t, int64_t W, int C, int T,
+                       const float *restrict ln_w, const float *restrict ln_b, float eps,
+                       const float *restrict w_in_t, const float *restrict b_in)
+{
+    const int nv = T / 16;
+    float xn[4 * C];
+    int64_t p = 0;
+    for (; p + 4 <= W; p += 4) {
+        for (int q = 0; q < 4; ++q) layer_norm(x + (p + q) * C, xn + q * C, C, ln_w, ln_b, eps);
+        int o = 0;
+        for (; o + 4 <= nv; o += 4) project_block(xn, C, T, o, 4, w_in_t, b_in, t + p * T);
+        for (; o + 3 <= nv; o += 3) project_block(xn, C, T, o, 3, w_in_t, b_in, t + p * T);
+        for (; o < nv; ++o) project_block(xn, C, T, o, 1, w_in_t, b_in, t + p * T);
+    }
+    for (; p < W; ++p) {
+        layer_norm(x + p * C, xn, C, ln_w, ln_b, eps);
+        for (int o = 0; o < nv; ++o) {
+            v16 a = b_in ? LOADU(b_in + o * 16) : (v16){0};
+            for (int c = 0; c < C; ++c) a += xn[c] * LOADU(w_in_t + (int64_t)c * T + o * 16);
+            STOREU(t + p * T + o * 16, a);
+        }
+    }
+}
+
+/* PB pixels x NB output vectors of out = [x +] gate W_out^T [+ b_out], accumulators in
+   registers (PB, NB constants after inlining: enough independent FMA chains to hide latency) */
+static inline __attribute__((always_inline)) void project_out_block(
+    const float *restrict gate, const float *restrict x, float *restrict out, int C, int h, int o,
+    const int PB, const int NB, const float *restrict w_out_t, const float *restrict b_out, int residual)
+{
+    v16 a[8][4];
+    for (int k = 0; k < NB; ++k) {
+        const v16 bias = b_out ? LOADU(b_out + (o + k) * 16) : (v16){0};
+        for (int q = 0; q < PB; ++q) a[q][k] = residual ? bias + LOADU(x + q * C + (o + k) * 16) : bias;
+    }
+    for (int j = 0; j < h; ++j) {
+        v16 wv[4];
+        for (int k = 0; k < NB; ++k) wv[k] = LOADU(w_out_t + (int64_t)j * C + (o + k) * 16);
+        for (int q = 0; q < PB; ++q) {
+            const float g = gate[q * h + j];
+            for (int k = 0; k < NB; ++k) a[q][k] += g * wv[k];
+        }
+    }
+    for (int q = 0; q < PB; ++q)
+        for (int k = 0; k < NB; ++k) STOREU(out + q * C + (o + k) * 16, a[q][k]);
+}
+
+/* out = [x +] gate W_out^T [+ b_out] for n pixels: gate (n, h) -> out (n, C) */
+static void project_out(const float *restrict gate, const float *restrict x, float *restrict out, int64_t n,
+                        int C, int h, const float *restrict w_out_t, const float *restrict b_out, int residual)
+{
+    const int nv = C / 16;
+    int64_t p = 0;
+#define BLOCKS(PB, NB)                                                                                     \
+    for (; p + PB <= n; p += PB)                                                                           \
+        for (int o = 0; o + NB <= nv; o += NB)                                                             \
+            project_out_block(gate + p * h, x + p * C, out + p * C, C, h, o, PB, NB, w_out_t, b_out, residual);
+    if (nv % 4 == 0) { BLOCKS(4, 4) }
+    else if (nv % 3 == 0) { BLOCKS(4, 3) }
+    else if (nv % 2 == 0) { BLOCKS(8, 2) }
+    else { BLOCKS(8, 1) }
+    BLOCKS(1, 1)
+#undef BLOCKS
+}
+
+/* The next chunk [r0, r1) of the H rows from the shared counter; 0 when none is left. */
+static int next_rows(int64_t *next, int64_t rows_per_task, int64_t H, int64_t *r0, int64_t *r1)
+{
+    *r0 = __atomic_fetch_add(next, rows_per_task, __ATOMIC_RELAXED);
+    *r1 = *r0 + rows_per_task < H ? *r0 + rows_per_task : H;
+    return *r0 < H;
+}
+
+#endif
