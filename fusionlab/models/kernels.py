@@ -184,10 +184,11 @@ def gated_ffn(ffn, x: torch.Tensor, norm=None, residual: bool = False) -> torch.
     return out.permute(0, 3, 1, 2)
 
 
-#: widest input the C row kernels take: at 128 channels (FFN hidden 256) the projections are
-#: GEMMs big enough for torch's BLAS to win (FFN at 60x80, 2 threads: 9.3 ms torch, 14.5 ms C),
-#: while at 16-64 channels the fused FFN pass is 1.9-2.9x faster (student levels 1-3, 2 threads)
-NATIVE_MAX_DIM = 64
+#: widest input the C row kernels take (the student's level 4: 128). Measured at 128 channels,
+#: 60x80, 2 threads, best of 15 (C vs torch): channel attention 6.1 vs 10.7 ms, FFN 7.6 vs
+#: 11.5 ms, window attention layer 4.6 vs 9.3 ms; with the first, unblocked C kernels torch's
+#: BLAS won at this width (FFN 9.3 ms torch, 14.5 ms C), hence a limit at all
+NATIVE_MAX_DIM = 128
 
 
 def _c_function(symbol: str):

@@ -139,16 +139,16 @@ int gated_ffn_f32(const float *x, float *out, int64_t H, int64_t W, int C, int h
     return 0;
 }
 
-/* RB rows x NB vectors of the Gram matrix q^T k of n pixels (q, k rows of t with stride T),
-   in registers over the pixels, then added to g (C, C) */
+/* RB rows x NB vectors (columns k0*16 ...) of the Gram matrix q^T k of n pixels (q, k rows of t
+   with stride T), in registers over the pixels, then added to g (C, C) */
 static inline __attribute__((always_inline)) void gram_block(
-    const float *restrict t, int64_t n, int T, int C, int i0, const int RB, const int NB, float *restrict g)
+    const float *restrict t, int64_t n, int T, int C, int i0, int k0, const int RB, const int NB, float *restrict g)
 {
     v16 a[16][4];
     for (int r = 0; r < RB; ++r)
         for (int k = 0; k < NB; ++k) a[r][k] = (v16){0};
     for (int64_t p = 0; p < n; ++p) {
-        const float *restrict q = t + p * T, *restrict kk = q + C;
+        const float *restrict q = t + p * T, *restrict kk = q + C + k0 * 16;
         v16 kv[4];
         for (int k = 0; k < NB; ++k) kv[k] = LOADU(kk + k * 16);
         for (int r = 0; r < RB; ++r) {
@@ -157,7 +157,24 @@ static inline __attribute__((always_inline)) void gram_block(
         }
     }
     for (int r = 0; r < RB; ++r)
-        for (int k = 0; k < NB; ++k) STOREU(g + (i0 + r) * C + k * 16, LOADU(g + (i0 + r) * C + k * 16) + a[r][k]);
+        for (int k = 0; k < NB; ++k) {
+            float *restrict dst = g + (i0 + r) * C + (k0 + k) * 16;
+            STOREU(dst, LOADU(dst) + a[r][k]);
+        }
+}
+
+/* the Gram matrix of n pixels in blocks of 16 accumulators: RB rows x NB vectors */
+static void gram_sum(const float *restrict t, int64_t n, int T, int C, float *restrict g)
+{
+    const int nvc = C / 16;
+#define BLOCKS(RB, NB)                                                                                     \
+    for (int i = 0; i < C; i += RB)                                                                        \
+        for (int k0 = 0; k0 < nvc; k0 += NB) gram_block(t, n, T, C, i, k0, RB, NB, g);
+    if (nvc % 4 == 0) { BLOCKS(4, 4) }
+    else if (nvc % 3 == 0) { BLOCKS(4, 3) }
+    else if (nvc % 2 == 0) { BLOCKS(8, 2) }
+    else { BLOCKS(16, 1) }
+#undef BLOCKS
 }
 
 int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t W, int C,
@@ -166,7 +183,6 @@ int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t
                                 double *gram, double *q_sq, double *k_sq, int64_t rows_per_task, int64_t *next)
 {
     const int T = 3 * C, nvc = C / 16;
-    if (nvc > 4) return -1;  /* the Gram blocks keep a row of C / 16 <= 4 vectors in registers */
     float *ring = ring_alloc(W, T, SEGMENT * T + C * C + 2 * C);
     if (!ring) return -1;
     const float *zeros = ring + 3 * W * T;
@@ -182,12 +198,7 @@ int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t
             for (int64_t p0 = 0; p0 < W; p0 += SEGMENT) {
                 const int64_t n = W - p0 < SEGMENT ? W - p0 : SEGMENT;
                 dw_segment(rows, W, T, p0, p0 + n, w_dw, b_dw, dw);
-                switch (nvc) {  /* 16 accumulators: RB rows x NB = C / 16 vectors */
-                case 1: gram_block(dw, n, T, C, 0, 16, 1, g); break;
-                case 2: for (int i = 0; i < C; i += 8) gram_block(dw, n, T, C, i, 8, 2, g); break;
-                case 3: for (int i = 0; i < C; i += 4) gram_block(dw, n, T, C, i, 4, 3, g); break;
-                default: for (int i = 0; i < C; i += 4) gram_block(dw, n, T, C, i, 4, 4, g); break;
-                }
+                gram_sum(dw, n, T, C, g);
                 for (int o = 0; o < nvc; ++o) {
                     v16 sq = {0}, sk = {0};
                     for (int64_t p = 0; p < n; ++p) {

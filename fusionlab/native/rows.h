@@ -91,9 +91,13 @@ static void project_in(const float *restrict x, float *restrict t, int64_t W, in
     int64_t p = 0;
     for (; p + 4 <= W; p += 4) {
         for (int q = 0; q < 4; ++q) layer_norm(x + (p + q) * C, xn + q * C, C, ln_w, ln_b, eps);
+        /* blocks of 3-4 vectors (12-16 accumulators) where they tile T; a block of 1 has only
+           4 FMA chains and runs at the FMA latency, not its throughput */
         int o = 0;
+        if (nv % 4 != 0 && nv % 3 == 0)
+            for (; o < nv; o += 3) project_block(xn, C, T, o, 3, w_in_t, b_in, t + p * T);
         for (; o + 4 <= nv; o += 4) project_block(xn, C, T, o, 4, w_in_t, b_in, t + p * T);
-        for (; o + 3 <= nv; o += 3) project_block(xn, C, T, o, 3, w_in_t, b_in, t + p * T);
+        for (; o + 2 <= nv; o += 2) project_block(xn, C, T, o, 2, w_in_t, b_in, t + p * T);
         for (; o < nv; ++o) project_block(xn, C, T, o, 1, w_in_t, b_in, t + p * T);
     }
     for (; p < W; ++p) {

@@ -45,8 +45,8 @@ def test_window_attention_matches_literal_definition(monkeypatch, channels_last,
 
 
 # the whole layer in one C call (LayerNorm, q/k/v, attention, output projection, residual):
-# 16-64 channels; 130 rows = 17 window rows, bands of 2-4 window rows with a shorter last one
-@pytest.mark.parametrize("dim,heads", [(16, 2), (48, 3), (64, 4)])
+# 16-128 channels; 130 rows = 17 window rows, bands of 2-4 window rows with a shorter last one
+@pytest.mark.parametrize("dim,heads", [(16, 2), (48, 3), (128, 4)])
 @pytest.mark.parametrize("hw", [(13, 21), (130, 20)])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_window_attention_layer_in_c_matches_reference(monkeypatch, dim, heads, hw, threads):
@@ -95,9 +95,9 @@ def test_layernorm_definition():
     torch.testing.assert_close(ln(x.contiguous(memory_format=torch.channels_last)), ref)
 
 
-# (16, 1) and (48, 3) with FFN factor 2: widths the C row kernels take (fusionlab.native)
+# (16, 1), (48, 3), (128, 8) with FFN factor 2: widths the C row kernels take (fusionlab.native)
 @pytest.mark.parametrize("dim,heads,ffn_factor", [(12, 3, 2.66), (16, 1, 2.0), (16, 1, 2.66), (48, 3, 2.0),
-                                                  (72, 8, 2.66)])
+                                                  (72, 8, 2.66), (128, 8, 2.0)])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("native", ["1", "0"])
 # 45 columns: the C kernels' 32-pixel segments (conv borders inside a row) and 8-pixel blocks with a tail
