@@ -201,7 +201,7 @@ def _c_function(symbol: str):
     signatures = {
         "gated_ffn_f32": ("restormer", [ptr, ptr, i64, i64, i32, i32, *rows_in, ptr, ptr, i32, i64]),
         "channel_attention_stats_f32": ("restormer", [ptr, ptr, i64, i64, i32, *rows_in, ptr, ptr, ptr, i64]),
-        "ln_linear_f32": ("restormer", [ptr, ptr, i64, i64, i32, i32, ptr, ptr, f32, ptr, ptr, i64]),
+        "linear_rows_f32": ("restormer", [ptr, ptr, ptr, i64, i64, i32, ptr, ptr, i64]),
         "window_attention_f32": ("window_attention", [ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, i64, i64, i64,
                                                       ptr, ptr, f32, i64, i64, i32, i32, i32, i32, i32, i64, i64]),
         "window_attention_layer_f32": ("window_attention", [ptr, ptr, i64, i64, i32, ptr, ptr, f32, ptr, ptr, ptr, ptr,
@@ -281,26 +281,12 @@ def _ffn_native(ffn, x: torch.Tensor, norm, residual: bool) -> torch.Tensor | No
     return out.permute(0, 3, 1, 2)
 
 
-def _qkv_projection(norm, conv: nn.Conv2d, x: torch.Tensor):
-    """``rows -> conv(norm(rows))`` for ``(H, W, C)`` channels-last blocks of ``x`` (``conv`` a
-    1x1 conv to T channels): one C pass with the LayerNorm fused into the projection where it
-    applies, else torch's ``layer_norm`` + ``linear``. The weights are prepared here, once
-    per layer, not once per band."""
+def _qkv_projection(norm, conv: nn.Conv2d):
+    """``rows -> conv(norm(rows))`` for ``(H, W, C)`` channels-last blocks (``conv`` a 1x1 conv
+    to T channels), the weight view made once per layer, not once per band."""
     t, c = conv.weight.shape[:2]
     weight = conv.weight.view(t, c)
-    fn = _c_function("ln_linear_f32") if _native_ok(x) and t % 16 == 0 else None
-    if fn is None:
-        return lambda rows: F.linear(_normed(rows, norm), weight, conv.bias)
-    weights = (*_ln_args(norm), _f32(weight.t()), _f32(conv.bias))
-
-    def project(rows: torch.Tensor) -> torch.Tensor:
-        h, w, _ = rows.shape
-        out = rows.new_empty(h, w, t)
-        per_task, threads = _row_tasks(h)
-        native.run_shared(fn, *map(_arg, (rows, out, h, w, c, t, *weights, per_task)), threads=threads)
-        return out
-
-    return project
+    return lambda rows: F.linear(_normed(rows, norm), weight, conv.bias)
 
 
 def _channel_stats(ca, xr: torch.Tensor, norm) -> tuple:
@@ -342,6 +328,22 @@ def _channel_stats_native(ca, xr: torch.Tensor, norm) -> tuple | None:
         if not native.run_shared(fn, *map(_arg, args), threads=threads):
             return None
     return v_map, gram.float(), q_sq.float(), k_sq.float()
+
+
+def _mix_native(v_map: torch.Tensor, res: torch.Tensor | None, proj_t: torch.Tensor, bias) -> torch.Tensor | None:
+    """Second pass of :func:`channel_attention` by the C kernel: ``[res +] v proj_t [+ bias]``
+    for ``(B, H, W, C)`` maps and ``(B, C, C)`` matrices, or None."""
+    fn = _c_function("linear_rows_f32")
+    if fn is None:
+        return None
+    b, h, w, c = v_map.shape
+    out = torch.empty_like(v_map)
+    rows, threads = _row_tasks(h)
+    bias = _f32(bias)
+    for bi in range(b):
+        args = (v_map[bi], None if res is None else res[bi], out[bi], h, w, c, _f32(proj_t[bi]), bias, rows)
+        native.run_shared(fn, *map(_arg, args), threads=threads)
+    return out
 
 
 def _project_out(dst: torch.Tensor, h: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor | None,
@@ -406,6 +408,8 @@ def channel_attention(ca, x: torch.Tensor, norm=None, residual: bool = False) ->
     else:
         v_map, gram, q_sq, k_sq = _channel_stats(ca, xr, norm)
     proj_t = _channel_mix(ca, gram, q_sq, k_sq).transpose(1, 2)
+    if stats is not None and (out := _mix_native(v_map, xr if residual else None, proj_t, ca.project_out.bias)) is not None:
+        return out.permute(0, 3, 1, 2)
     out = v_map if not residual else torch.empty_like(xr)
     for bi in range(b):
         for r0, r1, _, _ in _strips(h, w):
@@ -453,7 +457,7 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool = False) -
     xr = _nhwc(x)
     gh, gw = (h + ph) // ws, (w + pw) // ws
     w_out_t = attn.project_out.weight.view(c, inner).t()
-    project_qkv = _qkv_projection(norm, attn.qkv, x)
+    project_qkv = _qkv_projection(norm, attn.qkv)
     out = torch.empty(b, h, w, c, dtype=x.dtype, device=x.device)
     band = max(1, _chunk_windows() // gw)  # window rows per band: about one attention chunk
     for bi in range(b):

@@ -16,7 +16,7 @@
  * - channel_attention_stats_f32: with (q, k, v) the thirds of t, the Gram matrix q^T k and
  *   the squared norms of q and k summed over all pixels (float per row, double in total),
  *   and v written out; kernels.channel_attention applies the attention from these;
- * - ln_linear_f32: only W_in LN(x) [+ b_in] (the window attention's q/k/v projection).
+ * - linear_rows_f32: out = [res +] v M [+ b], the channel attention's second pass.
  *
  * Vectors are 16 floats (GCC/Clang vector extensions), so C and the widths of t must be
  * multiples of 16 (the Python side checks). Weights are passed transposed/reordered:
@@ -228,14 +228,14 @@ int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t
     return 0;
 }
 
-int ln_linear_f32(const float *x, float *out, int64_t H, int64_t W, int C, int T,
-                  const float *ln_w, const float *ln_b, float eps, const float *w_t, const float *b,
-                  int64_t rows_per_task, int64_t *next)
+/* out = [res +] v M [+ b] for an (H, W) map of C channels, M given as m_t (C, C) (rows.h's
+   project_out): the channel attention's second pass, its mix folded into one matrix. */
+int linear_rows_f32(const float *v, const float *res, float *out, int64_t H, int64_t W, int C,
+                    const float *m_t, const float *b, int64_t rows_per_task, int64_t *next)
 {
     int64_t r0, r1;
-    while (next_rows(next, rows_per_task, H, &r0, &r1)) {
-        for (int64_t r = r0; r < r1; ++r)
-            project_in(x + r * W * C, out + r * W * T, W, C, T, ln_w, ln_b, eps, w_t, b);
-    }
+    while (next_rows(next, rows_per_task, H, &r0, &r1))
+        project_out(v + r0 * W * C, res ? res + r0 * W * C : NULL, out + r0 * W * C, (r1 - r0) * W, C, C, m_t, b,
+                    res != NULL);
     return 0;
 }

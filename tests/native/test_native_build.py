@@ -57,12 +57,16 @@ def test_no_compiler_falls_back_to_torch_with_one_warning(fresh_cache, monkeypat
         assert native.load("window_attention") is None
     assert native.load("window_attention") is None  # cached: no second warning, no second try
     attn = blocks.OverlapWindowAttention(16, heads=2).eval()
+    ffn = blocks.GatedDconvFFN(16, 2.0).eval()
     x = torch.randn(1, 16, 24, 24)
-    with torch.no_grad(), pytest.warns(RuntimeWarning, match="'restormer' unavailable"):
-        got = attn(x)  # runs the torch kernels instead (the q/k/v projection asks for restormer.c)
+    with torch.no_grad():
+        got = attn(x)  # the torch kernels instead of the C layer (already warned about above)
+        with pytest.warns(RuntimeWarning, match="'restormer' unavailable"):
+            got_ffn = ffn(x)
         with kernels.use_fast_kernels(False):
-            want = attn(x)
+            want, want_ffn = attn(x), ffn(x)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(got_ffn, want_ffn, atol=1e-5, rtol=1e-4)
 
 
 def test_compiler_error_is_reported_in_one_line(fresh_cache, monkeypatch):
