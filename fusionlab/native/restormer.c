@@ -48,40 +48,41 @@ static inline v16 gelu_gate16(v16 a, v16 b)
 
 /* Projects the rows of t that output row y needs into the 3-row ring (all three at the first
    row of a chunk, else only row y+1) and points rows[0..2] at rows y-1, y, y+1 (the zero row
-   outside the image: the conv's zero padding). */
+   outside the image: the conv's zero padding). Ring rows are in planes of 16 channels. */
 static void ring_rows(const float *restrict x, int64_t H, int64_t W, int C, int T, int64_t y, int first,
                       const float *ln_w, const float *ln_b, float eps, const float *w_in_t, const float *b_in,
                       float *ring, const float *zeros, const float *rows[3])
 {
     for (int64_t r = first ? y - 1 : y + 1; r <= y + 1; ++r)
         if (r >= 0 && r < H)
-            project_in(x + r * W * C, ring + (r % 3) * W * T, W, C, T, ln_w, ln_b, eps, w_in_t, b_in);
+            project_in(x + r * W * C, ring + (r % 3) * W * T, W, C, T, ln_w, ln_b, eps, w_in_t, b_in, 16 * W);
     for (int dy = 0; dy < 3; ++dy) {
         const int64_t yy = y + dy - 1;
         rows[dy] = (yy >= 0 && yy < H) ? ring + (yy % 3) * W * T : zeros;
     }
 }
 
-/* 3x3 depth-wise conv of pixels [p0, p1) of a row from its three rows of t -> dw (p1 - p0, T).
-   Per 16 channels the 9 tap weights stay in registers and so do the three input columns
-   around the pixel: moving one pixel right loads one new column (3 vectors, not 9). */
+/* 3x3 depth-wise conv of pixels [p0, p1) of a row from its three rows of t, each in planes of
+   16 channels (project_in's plane = 16 W) -> dw (p1 - p0, T). Per plane the 9 tap weights stay
+   in registers and so do the three input columns around the pixel: moving one pixel right
+   loads one new column (3 vectors, not 9), read sequentially along the planes. */
 static void dw_segment(const float *const rows[3], int64_t W, int T, int64_t p0, int64_t p1,
                        const float *restrict w_dw, const float *restrict b_dw, float *restrict dw)
 {
-    const float *restrict r0 = rows[0], *restrict r1 = rows[1], *restrict r2 = rows[2];
     for (int o = 0; o < T; o += 16) {
+        const float *restrict r0 = rows[0] + o * W, *restrict r1 = rows[1] + o * W, *restrict r2 = rows[2] + o * W;
         v16 w0 = LOADU(w_dw + o), w1 = LOADU(w_dw + T + o), w2 = LOADU(w_dw + 2 * T + o);
         v16 w3 = LOADU(w_dw + 3 * T + o), w4 = LOADU(w_dw + 4 * T + o), w5 = LOADU(w_dw + 5 * T + o);
         v16 w6 = LOADU(w_dw + 6 * T + o), w7 = LOADU(w_dw + 7 * T + o), w8 = LOADU(w_dw + 8 * T + o);
         const v16 bias = b_dw ? LOADU(b_dw + o) : (v16){0};
         const v16 zero = {0};
         /* columns p - 1 (a) and p (b) of the three rows; zero beyond the image */
-        int64_t at = (p0 - 1) * T + o;
+        int64_t at = (p0 - 1) * 16;
         v16 a0 = p0 > 0 ? LOADU(r0 + at) : zero, a1 = p0 > 0 ? LOADU(r1 + at) : zero, a2 = p0 > 0 ? LOADU(r2 + at) : zero;
-        at += T;
+        at += 16;
         v16 b0 = LOADU(r0 + at), b1 = LOADU(r1 + at), b2 = LOADU(r2 + at);
         for (int64_t p = p0; p < p1; ++p) {
-            at += T;
+            at += 16;
             const int inside = p + 1 < W;
             const v16 c0 = inside ? LOADU(r0 + at) : zero, c1 = inside ? LOADU(r1 + at) : zero,
                       c2 = inside ? LOADU(r2 + at) : zero;

@@ -59,10 +59,11 @@ static inline void layer_norm(const float *restrict px, float *restrict xn, int 
 }
 
 /* NB output vectors of 4 pixels: 4 x NB accumulators in registers, so each weight load and
-   each broadcast pixel value feeds several FMAs (NB is a constant after inlining) */
+   each broadcast pixel value feeds several FMAs (NB is a constant after inlining); output
+   vector o of pixel q goes to t + q * ps + o * vs */
 static inline __attribute__((always_inline)) void project_block(
     const float *restrict xn, int C, int T, int o, const int NB,
-    const float *restrict w_in_t, const float *restrict b_in, float *restrict t)
+    const float *restrict w_in_t, const float *restrict b_in, float *restrict t, int64_t ps, int64_t vs)
 {
     v16 a[4][4];
     for (int k = 0; k < NB; ++k) {
@@ -78,15 +79,18 @@ static inline __attribute__((always_inline)) void project_block(
         }
     }
     for (int q = 0; q < 4; ++q)
-        for (int k = 0; k < NB; ++k) STOREU(t + q * T + (o + k) * 16, a[q][k]);
+        for (int k = 0; k < NB; ++k) STOREU(t + q * ps + (o + k) * vs, a[q][k]);
 }
 
-/* y = LN(x) W_in^T + b_in for one row of W pixels: x (W, C) -> t (W, T), 4 pixels at a time */
+/* y = LN(x) W_in^T + b_in for one row of W pixels, 4 pixels at a time: x (W, C) -> t (W, T)
+   (plane = 0), or with plane > 0 in planes of 16 channels, pixel p's channels 16 o.. at
+   t + o * plane + 16 p (a 3x3 conv over the planes then reads each one sequentially) */
 static void project_in(const float *restrict x, float *restrict t, int64_t W, int C, int T,
                        const float *restrict ln_w, const float *restrict ln_b, float eps,
-                       const float *restrict w_in_t, const float *restrict b_in)
+                       const float *restrict w_in_t, const float *restrict b_in, int64_t plane)
 {
     const int nv = T / 16;
+    const int64_t ps = plane ? 16 : T, vs = plane ? plane : 16;
     float xn[4 * C];
     int64_t p = 0;
     for (; p + 4 <= W; p += 4) {
@@ -95,17 +99,17 @@ static void project_in(const float *restrict x, float *restrict t, int64_t W, in
            4 FMA chains and runs at the FMA latency, not its throughput */
         int o = 0;
         if (nv % 4 != 0 && nv % 3 == 0)
-            for (; o < nv; o += 3) project_block(xn, C, T, o, 3, w_in_t, b_in, t + p * T);
-        for (; o + 4 <= nv; o += 4) project_block(xn, C, T, o, 4, w_in_t, b_in, t + p * T);
-        for (; o + 2 <= nv; o += 2) project_block(xn, C, T, o, 2, w_in_t, b_in, t + p * T);
-        for (; o < nv; ++o) project_block(xn, C, T, o, 1, w_in_t, b_in, t + p * T);
+            for (; o < nv; o += 3) project_block(xn, C, T, o, 3, w_in_t, b_in, t + p * ps, ps, vs);
+        for (; o + 4 <= nv; o += 4) project_block(xn, C, T, o, 4, w_in_t, b_in, t + p * ps, ps, vs);
+        for (; o + 2 <= nv; o += 2) project_block(xn, C, T, o, 2, w_in_t, b_in, t + p * ps, ps, vs);
+        for (; o < nv; ++o) project_block(xn, C, T, o, 1, w_in_t, b_in, t + p * ps, ps, vs);
     }
     for (; p < W; ++p) {
         layer_norm(x + p * C, xn, C, ln_w, ln_b, eps);
         for (int o = 0; o < nv; ++o) {
             v16 a = b_in ? LOADU(b_in + o * 16) : (v16){0};
             for (int c = 0; c < C; ++c) a += xn[c] * LOADU(w_in_t + (int64_t)c * T + o * 16);
-            STOREU(t + p * T + o * 16, a);
+            STOREU(t + p * ps + o * vs, a);
         }
     }
 }

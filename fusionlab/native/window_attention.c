@@ -306,7 +306,7 @@ int window_attention_layer_f32(
             }
         }
         for (int64_t r = k0; r < k1; ++r) {
-            project_in(x + r * W * C, row, W, C, T, ln_w, ln_b, eps, w_qkv_t, b_qkv);
+            project_in(x + r * W * C, row, W, C, T, ln_w, ln_b, eps, w_qkv_t, b_qkv, 0);
             float *kr = kv + (r - top) * ksh + p * 2 * inner;
             for (int64_t px = 0; px < W; ++px)
                 memcpy(kr + px * 2 * inner, row + px * T + inner, sizeof(float) * (size_t)(2 * inner));
