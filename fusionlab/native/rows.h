@@ -58,6 +58,68 @@ static inline void layer_norm(const float *restrict px, float *restrict xn, int 
     }
 }
 
+#if defined(__clang__)
+#define SHUFFLE2(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#define SHUFFLE1(a, ...) __builtin_shufflevector(a, a, __VA_ARGS__)
+#else
+#define SHUFFLE2(a, b, ...) __builtin_shuffle(a, b, (v16i){__VA_ARGS__})
+#define SHUFFLE1(a, ...) __builtin_shuffle(a, (v16i){__VA_ARGS__})
+#endif
+
+/* the lane sums of a, b, c, d in lanes 0, 4, 8, 12 (a transposing tree: 8 shuffles and 6 adds
+   for four sums, instead of 4 shuffles and 4 adds for each) */
+static inline v16 hsum4(v16 a, v16 b, v16 c, v16 d)
+{
+    const v16 ab = SHUFFLE2(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+                   + SHUFFLE2(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const v16 cd = SHUFFLE2(c, d, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+                   + SHUFFLE2(c, d, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    v16 s = SHUFFLE2(ab, cd, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+            + SHUFFLE2(ab, cd, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    s += SHUFFLE1(s, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    s += SHUFFLE1(s, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    return s;
+}
+
+#undef SHUFFLE1
+#undef SHUFFLE2
+
+/* layer_norm of 4 pixels (rows of px, C apart) into xn (4, C): the same two passes, each
+   pixel's sums reduced together with the other three (hsum4) */
+static inline void layer_norm4(const float *restrict px, float *restrict xn, int C,
+                               const float *restrict ln_w, const float *restrict ln_b, float eps)
+{
+    const int nv = C / 16;
+    if (!ln_w) {
+        for (int q = 0; q < 4; ++q) layer_norm(px + q * C, xn + q * C, C, ln_w, ln_b, eps);
+        return;
+    }
+    v16 acc[4];
+    for (int q = 0; q < 4; ++q) {
+        acc[q] = LOADU(px + q * C);
+        for (int o = 1; o < nv; ++o) acc[q] += LOADU(px + q * C + o * 16);
+    }
+    const v16 sums = hsum4(acc[0], acc[1], acc[2], acc[3]);
+    float mean[4];
+    for (int q = 0; q < 4; ++q) {
+        mean[q] = sums[4 * q] / (float)C;
+        acc[q] = (v16){0};
+        for (int o = 0; o < nv; ++o) {
+            const v16 d = LOADU(px + q * C + o * 16) - mean[q];
+            acc[q] += d * d;
+        }
+    }
+    const v16 sq = hsum4(acc[0], acc[1], acc[2], acc[3]);
+    for (int q = 0; q < 4; ++q) {
+        const float rstd = 1.0f / sqrtf(sq[4 * q] / (float)C + eps);
+        for (int o = 0; o < nv; ++o) {
+            v16 y = (LOADU(px + q * C + o * 16) - mean[q]) * rstd * LOADU(ln_w + o * 16);
+            if (ln_b) y += LOADU(ln_b + o * 16);
+            STOREU(xn + q * C + o * 16, y);
+        }
+    }
+}
+
 /* NB output vectors of 4 pixels: 4 x NB accumulators in registers, so each weight load and
    each broadcast pixel value feeds several FMAs (NB is a constant after inlining); output
    vector o of pixel q goes to t + q * ps + o * vs */
@@ -94,7 +156,7 @@ static void project_in(const float *restrict x, float *restrict t, int64_t W, in
     float xn[4 * C];
     int64_t p = 0;
     for (; p + 4 <= W; p += 4) {
-        for (int q = 0; q < 4; ++q) layer_norm(x + (p + q) * C, xn + q * C, C, ln_w, ln_b, eps);
+        layer_norm4(x + p * C, xn, C, ln_w, ln_b, eps);
         /* blocks of 3-4 vectors (12-16 accumulators) where they tile T; a block of 1 has only
            4 FMA chains and runs at the FMA latency, not its throughput */
         int o = 0;
