@@ -26,13 +26,15 @@ not arithmetic, is what costs time, so the kernels avoid passes over full-size m
   one-hot row/column codes), so no ``windows x 64 x 144`` bias tensor is ever built. With
   autograd the same folding feeds the fused ``scaled_dot_product_attention`` kernel.
 
-At inference on the CPU three steps go one level further, into C (:mod:`fusionlab.native`,
+At inference on the CPU the blocks go one level further, into C (:mod:`fusionlab.native`,
 compiled on first use; without a compiler or with ``FUSIONLAB_NATIVE=0`` the torch code
-above runs): the window attention (one window-head at a time, nothing gathered, the bias
-added from the two tables directly), and for 16-64 channels the gated FFN and the channel
-attention's first pass (LayerNorm, 1x1 projection, depth-wise 3x3 conv and the gate / Gram
-sums in one pass per row, :data:`NATIVE_MAX_DIM`). Measured numbers: docs/models.md,
-"Native kernels".
+above runs). For 16-128 channels (:data:`NATIVE_MAX_DIM`) each of the three branches is one
+C call per image: the window attention layer (LayerNorm, q/k/v projection, attention one
+window-head at a time with the bias added from the two tables, output projection and
+residual, band by band in per-thread buffers), the gated FFN and the channel attention
+(LayerNorm, 1x1 projection, depth-wise 3x3 conv and the gate / Gram sums in one pass per row;
+the attention's mix as a second pass). Wider maps use the C attention core alone. Measured
+numbers: docs/models.md, "Native kernels".
 """
 from __future__ import annotations
 

@@ -1,28 +1,29 @@
 /* The two conv-heavy branches of an X-Restormer block, row by row: the gated FFN and the
- * first pass of the channel attention. Both start with
+ * channel attention. Both start with
  *
  *     t = DWConv3x3(W_in LN(x) [+ b_in]) [+ b_dw]
  *
  * (fusionlab.models.blocks: GatedDconvFFN after a LayerNorm2d; ChannelAttention's q, k, v)
  * on one float32 channels-last image x (H, W, C). torch runs these as LayerNorm, GEMM and
  * depth-wise convolution passes over strips, each a short memory-bound sweep at the student's
- * widths (C = 16..64). Here one output row needs the projected rows above and below it, kept
- * in a 3-row ring buffer (a few hundred KB: stays in L2), and every pixel goes through all
- * steps while its data is in cache. Then
+ * widths (C = 16..128). Here one output row needs the projected rows above and below it, kept
+ * in a 3-row ring buffer in planes of 16 channels (the conv reads each plane sequentially),
+ * and the conv, gate and output projection run on 32-pixel segments of the row that stay in
+ * the L1 cache. Then
  *
  * - gated_ffn_f32: out = [x +] W_out (GELU(a) * b) [+ b_out] with (a, b) the halves of t;
  *   GELU is the erf form of torch's F.gelu, erf by Abramowitz & Stegun 7.1.26 (|error| <
  *   1.5e-7, the polynomial of torch's own vectorised CPU erf), exp by the Cephes polynomial;
  * - channel_attention_stats_f32: with (q, k, v) the thirds of t, the Gram matrix q^T k and
- *   the squared norms of q and k summed over all pixels (float per row, double in total),
- *   and v written out; kernels.channel_attention applies the attention from these;
+ *   the squared norms of q and k summed over all pixels (float per task, double in total),
+ *   and v written out; kernels.channel_attention builds the mix M from these;
  * - linear_rows_f32: out = [res +] v M [+ b], the channel attention's second pass.
  *
- * Vectors are 16 floats (GCC/Clang vector extensions), so C and the widths of t must be
- * multiples of 16 (the Python side checks). Weights are passed transposed/reordered:
+ * Vectors are 16 floats (GCC/Clang vector extensions, vecmath.h), so C and the widths of t
+ * must be multiples of 16 (the Python side checks). Weights are passed transposed/reordered:
  * w_in_t (C, T) with T the width of t, w_dw (9, T) tap-major (ky*3+kx), w_out_t (h, C).
  * Bias and LayerNorm pointers may be NULL. Tasks are chunks of rows_per_task output rows;
- * threads share them through the counter *next.
+ * threads share them through the counter *next. The row steps are in rows.h.
  */
 #include <math.h>
 #include <stdint.h>

@@ -10,15 +10,20 @@
  * Everything of one window-head (64 x 144 logits for ws = 8, ow = 12) stays in L1/L2: queries
  * are kept transposed (channel-major), so every inner loop runs over the ws*ws queries of the
  * window and vectorises; keys and values are read in place from the padded map. The softmax
- * exponential is Cephes' expf polynomial (relative error ~1e-7), written branch-free so the
- * compiler vectorises it.
+ * exponential is Cephes' expf polynomial (relative error ~1e-7), branch-free on 16-float
+ * vectors (vecmath.h).
  *
- * Strides are in elements; channels are contiguous. q: (B, gh*ws, gw*ws, nh*d); kv: (B,
- * gh*ws + 2p, gw*ws + 2p, 2*nh*d) with keys in channels [0, nh*d) and values after them;
- * out: (B, gh*ws, gw*ws, nh*d). Tasks are window-heads numbered ((b*gh + gy)*gw + gx)*nh + h.
- * Several threads may call with the same counter *next: each takes the next `grain` tasks
- * until all n_tasks are done (dynamic scheduling: a thread that loses its core to another
- * process delays nobody, unlike a static split).
+ * Two entry points:
+ * - window_attention_f32, the attention core on given q and zero-padded k|v maps. Strides are
+ *   in elements; channels are contiguous. q: (B, gh*ws, gw*ws, nh*d); kv: (B, gh*ws + 2p,
+ *   gw*ws + 2p, 2*nh*d) with keys in channels [0, nh*d) and values after them; out: (B,
+ *   gh*ws, gw*ws, nh*d). Tasks are window-heads numbered ((b*gh + gy)*gw + gx)*nh + h.
+ * - window_attention_layer_f32, the whole layer on one image (LayerNorm and q/k/v projection
+ *   of a band of window rows into per-thread buffers, the core, output projection and
+ *   residual: rows.h); tasks are bands.
+ * Several threads may call with the same counter *next: each takes the next tasks until all
+ * are done (dynamic scheduling: a thread that loses its core to another process delays
+ * nobody, unlike a static split).
  */
 #include <math.h>
 #include <stdint.h>
