@@ -128,6 +128,9 @@ class OverlapWindowAttention(nn.Module):
                  overlap: float = 0.5, bias: bool = False):
         super().__init__()
         self.heads, self.head_dim, self.window = heads, head_dim, window
+        if int(window * overlap) % 2:  # the halo is split equally above/below and left/right
+            raise ValueError(f"window={window}, overlap={overlap}: the key window grows by {int(window * overlap)} "
+                             "pixels, which must be even (half on each side)")
         self.ow = window + int(window * overlap)
         self.pad = (self.ow - window) // 2
         inner = heads * head_dim

@@ -344,7 +344,8 @@ def _mix_native(v_map: torch.Tensor, res: torch.Tensor | None, proj_t: torch.Ten
     bias = _f32(bias)
     for bi in range(b):
         args = (v_map[bi], None if res is None else res[bi], out[bi], h, w, c, _f32(proj_t[bi]), bias, rows)
-        native.run_shared(fn, *map(_arg, args), threads=threads)
+        if not native.run_shared(fn, *map(_arg, args), threads=threads):
+            return None
     return out
 
 

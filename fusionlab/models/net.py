@@ -99,6 +99,9 @@ class FusionNetConfig:
             raise ConfigError(f"model config film={self.film!r}: must be one of {', '.join(FILM_MODES)}")
         if self.window < 1 or not 0 <= self.overlap < 1:
             raise ConfigError(f"model config window={self.window}, overlap={self.overlap}: need window >= 1, 0 <= overlap < 1")
+        if int(self.window * self.overlap) % 2:
+            raise ConfigError(f"model config window={self.window}, overlap={self.overlap}: the key window grows by "
+                              f"{int(self.window * self.overlap)} pixels, which must be even (half on each side)")
 
     def to_dict(self) -> dict:
         """Plain dict of builtins (lists for tuples): safe for YAML/JSON and weights_only loads."""

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from fusionlab.errors import ConfigError, InvalidTensorError, ShapeMismatchError
-from fusionlab.models import FUSION_MODULES, FiLM, count_parameters, create_model, list_models, model_config
+from fusionlab.models import FUSION_MODULES, FiLM, blocks, count_parameters, create_model, list_models, model_config
 from support import luma_pair
 
 #: the paper's variants (Tables 3 and 6) and fusion modules (Table 5): they must exist
@@ -111,6 +111,12 @@ def test_input_validation_and_config_errors():
         create_model("dtpf_student_tiny", fusion="sum")
     with pytest.raises(ConfigError, match="heads"):
         create_model("dtpf_student_tiny", heads=(3, 2, 4, 8))
+    # an odd halo (8 * 0.4 -> 3 pixels) cannot be split equally around the query window: the
+    # literal code failed with a shape error, the fast kernels read past the padded map
+    with pytest.raises(ConfigError, match="must be even"):
+        create_model("dtpf_student_tiny", overlap=0.4)
+    with pytest.raises(ValueError, match="must be even"):
+        blocks.OverlapWindowAttention(16, heads=1, window=8, overlap=0.4)
     assert create_model("dtpf_student_tiny", width=16).config.dim == 16
     assert model_config("dtpf_student").text_dim is None and model_config("dtpf_teacher").text_dim == 512
 
