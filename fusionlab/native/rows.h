@@ -19,16 +19,10 @@
 /* sum of the 16 lanes by halving (4 dependent adds instead of 16) */
 static inline float hsum(v16 v)
 {
-#if defined(__clang__)
-#define SHUFFLE(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
-#else
-#define SHUFFLE(v, ...) __builtin_shuffle(v, (v16i){__VA_ARGS__})
-#endif
-    v += SHUFFLE(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
-    v += SHUFFLE(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-    v += SHUFFLE(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-    v += SHUFFLE(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-#undef SHUFFLE
+    v += SHUFFLE1(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v += SHUFFLE1(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    v += SHUFFLE1(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    v += SHUFFLE1(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
     return v[0];
 }
 
@@ -58,14 +52,6 @@ static inline void layer_norm(const float *restrict px, float *restrict xn, int 
     }
 }
 
-#if defined(__clang__)
-#define SHUFFLE2(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
-#define SHUFFLE1(a, ...) __builtin_shufflevector(a, a, __VA_ARGS__)
-#else
-#define SHUFFLE2(a, b, ...) __builtin_shuffle(a, b, (v16i){__VA_ARGS__})
-#define SHUFFLE1(a, ...) __builtin_shuffle(a, (v16i){__VA_ARGS__})
-#endif
-
 /* the lane sums of a, b, c, d in lanes 0, 4, 8, 12 (a transposing tree: 8 shuffles and 6 adds
    for four sums, instead of 4 shuffles and 4 adds for each) */
 static inline v16 hsum4(v16 a, v16 b, v16 c, v16 d)
@@ -80,9 +66,6 @@ static inline v16 hsum4(v16 a, v16 b, v16 c, v16 d)
     s += SHUFFLE1(s, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
     return s;
 }
-
-#undef SHUFFLE1
-#undef SHUFFLE2
 
 /* layer_norm of 4 pixels (rows of px, C apart) into xn (4, C): the same two passes, each
    pixel's sums reduced together with the other three (hsum4) */

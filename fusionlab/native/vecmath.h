@@ -50,6 +50,49 @@ typedef int32_t v16i __attribute__((vector_size(64)));
 #define LOADU(p) (*(const v16u *)(p))
 #define STOREU(p, v) (*(v16u *)(p) = (v))
 
+/* lane permutations with constant indices: of one vector, or of two (indices 16-31 pick b) */
+#if defined(__clang__)
+#define SHUFFLE1(a, ...) __builtin_shufflevector(a, a, __VA_ARGS__)
+#define SHUFFLE2(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define SHUFFLE1(a, ...) __builtin_shuffle(a, (v16i){__VA_ARGS__})
+#define SHUFFLE2(a, b, ...) __builtin_shuffle(a, b, (v16i){__VA_ARGS__})
+#endif
+
+/* m[16] (row i = m[i]) transposed in place: 4 steps of 16 two-vector permutations, each
+   swapping blocks of 8, 4, 2, 1 lanes between rows i and i + 8, 4, 2, 1 */
+static inline void transpose16(v16 m[16])
+{
+#define TRANSPOSE_STEP(d, LO, HI)                                                                  \
+    for (int i = 0; i < 16; ++i)                                                                   \
+        if (!(i & d)) {                                                                            \
+            const v16 a = m[i], b = m[i + d];                                                      \
+            m[i] = SHUFFLE2(a, b, LO);                                                             \
+            m[i + d] = SHUFFLE2(a, b, HI);                                                         \
+        }
+#define LO8 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23
+#define HI8 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+#define LO4 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27
+#define HI4 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+#define LO2 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29
+#define HI2 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+#define LO1 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30
+#define HI1 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+    TRANSPOSE_STEP(8, LO8, HI8)
+    TRANSPOSE_STEP(4, LO4, HI4)
+    TRANSPOSE_STEP(2, LO2, HI2)
+    TRANSPOSE_STEP(1, LO1, HI1)
+#undef TRANSPOSE_STEP
+#undef LO8
+#undef HI8
+#undef LO4
+#undef HI4
+#undef LO2
+#undef HI2
+#undef LO1
+#undef HI1
+}
+
 /* lanes of a where mask is set, else of b (mask: a vector comparison's -1 / 0 lanes) */
 static inline v16 select16(v16i mask, v16 a, v16 b)
 {

@@ -136,11 +136,14 @@ static void attend_8_12_16(
 {
     enum { WS = 8, OW = 12, P = 2, D = 16, NV = 4 };  /* NV vectors of 16 = 64 queries */
     float *qf = (float *)qt;
-    for (int x = 0; x < WS; ++x)
-        for (int y = 0; y < WS; ++y) {
-            const float *restrict src = q + x * qsh + y * qsw;
-            for (int c = 0; c < D; ++c) qf[c * 64 + x * WS + y] = src[c] * scale;
-        }
+    /* queries, scaled, channel-major: qt[c * NV + b] holds channel c of queries 16b..16b+15
+       (window rows 2b, 2b+1), one 16x16 transpose per vector */
+    for (int b = 0; b < NV; ++b) {
+        v16 m[16];
+        for (int j = 0; j < 16; ++j) m[j] = LOADU(q + (2 * b + j / WS) * qsh + (j % WS) * qsw);
+        transpose16(m);
+        for (int c = 0; c < D; ++c) qt[c * NV + b] = m[c] * scale;
+    }
     float *bhf = (float *)bh, *bwf = (float *)bw;
     for (int i = 0; i < OW; ++i) {
         float t[64] = {0};
