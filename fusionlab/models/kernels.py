@@ -207,7 +207,7 @@ def _c_function(symbol: str):
         "window_attention_f32": ("window_attention", [ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, i64, i64, i64,
                                                       ptr, ptr, f32, i64, i64, i32, i32, i32, i32, i32, i64, i64]),
         "window_attention_layer_f32": ("window_attention", [ptr, ptr, i64, i64, i32, ptr, ptr, f32, ptr, ptr, ptr, ptr,
-                                                            f32, i32, i32, i32, i32, i32, ptr, ptr, i32, i64]),
+                                                            f32, i32, i32, i32, i32, i32, ptr, ptr, i32, i64, i64]),
     }
     library, args = signatures[symbol]
     return native.function(library, symbol, [*args, ctypes.POINTER(i64)], restype=ctypes.c_int)
@@ -489,10 +489,15 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool = False) -
     return out.permute(0, 3, 1, 2)
 
 
+#: windows per tile of the C window attention layer, times its inner width: a tile's buffers
+#: take ~1 KB x inner per window, so 1024 keeps them near 1 MB, in the L2 cache
+NATIVE_TILE = 1024
+
+
 def _window_attention_native(attn, x: torch.Tensor, norm, residual: bool) -> torch.Tensor | None:
     """:func:`window_attention` at inference as one C call per image (LayerNorm and q/k/v
-    projection of a band of window rows, attention of its window-heads, output projection and
-    residual, band by band in each thread's own buffers), or None where it does not apply
+    projection of a tile of windows, attention of its window-heads, output projection and
+    residual, tile by tile in each thread's own buffers), or None where it does not apply
     (:func:`_native_ok`, ``heads * head_dim`` a multiple of 16, no compiler)."""
     b, c, h, w = x.shape
     ws, nh, d = attn.window, attn.heads, attn.head_dim
@@ -502,20 +507,21 @@ def _window_attention_native(attn, x: torch.Tensor, norm, residual: bool) -> tor
     fn = _c_function("window_attention_layer_f32")
     if fn is None:
         return None
-    gh = -(-h // ws)
+    gh, gw = -(-h // ws), -(-w // ws)
+    # tiles of up to 4 window rows (the 2 * pad halo rows and columns a tile shares with its
+    # neighbours are projected twice) by as many window columns as NATIVE_TILE allows
     threads = torch.get_num_threads()
-    # window rows per task: up to 4 (the 2 * pad key rows a band shares with its neighbours
-    # are projected twice: 12 % more at 4 rows, 50 % at 1), at least 4 tasks per thread
-    per_task = max(1, min(4, gh // (4 * threads)))
-    threads = min(threads, -(-gh // per_task))
+    rows = max(1, min(4, gh // (4 * threads)))
+    cols = max(1, min(gw, max(4, NATIVE_TILE // inner) // rows))
+    threads = min(threads, -(-gh // rows) * -(-gw // cols))
     weights = (*_ln_args(norm), _f32(attn.qkv.weight.view(3 * inner, c).t()), _f32(attn.qkv.bias),
                _f32(attn.rel_h), _f32(attn.rel_w), d ** -0.5, ws, attn.ow, attn.pad, nh, d,
-               _f32(attn.project_out.weight.view(c, inner).t()), _f32(attn.project_out.bias), int(residual), per_task)
+               _f32(attn.project_out.weight.view(c, inner).t()), _f32(attn.project_out.bias), int(residual), rows, cols)
     xr = _nhwc(x)
     out = torch.empty_like(xr)
     for bi in range(b):
         if not native.run_shared(fn, *map(_arg, (xr[bi], out[bi], h, w, c, *weights)), threads=threads):
-            return None  # out of memory for the band buffers: the band path below needs less
+            return None  # out of memory for the tile buffers: the band path below needs less
     return out.permute(0, 3, 1, 2)
 
 

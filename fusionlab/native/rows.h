@@ -201,7 +201,7 @@ static void project_out(const float *restrict gate, const float *restrict x, flo
 }
 
 /* The next chunk [r0, r1) of the H rows from the shared counter; 0 when none is left. */
-static int next_rows(int64_t *next, int64_t rows_per_task, int64_t H, int64_t *r0, int64_t *r1)
+static inline int next_rows(int64_t *next, int64_t rows_per_task, int64_t H, int64_t *r0, int64_t *r1)
 {
     *r0 = __atomic_fetch_add(next, rows_per_task, __ATOMIC_RELAXED);
     *r1 = *r0 + rows_per_task < H ? *r0 + rows_per_task : H;

@@ -45,12 +45,14 @@ def test_window_attention_matches_literal_definition(monkeypatch, channels_last,
 
 
 # the whole layer in one C call (LayerNorm, q/k/v, attention, output projection, residual):
-# 16-128 channels; 130 rows = 17 window rows, bands of 2-4 window rows with a shorter last one
+# 16-128 channels; 130 rows = 17 window rows, tiles of 2-4 window rows with a shorter last one
 @pytest.mark.parametrize("dim,heads", [(16, 2), (48, 3), (128, 4)])
 @pytest.mark.parametrize("hw", [(13, 21), (130, 20)])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_window_attention_layer_in_c_matches_reference(monkeypatch, dim, heads, hw, threads):
+@pytest.mark.parametrize("tile", [1024, 64])  # 64: tiles of 4 windows, several per band, a partial last one
+def test_window_attention_layer_in_c_matches_reference(monkeypatch, dim, heads, hw, threads, tile):
     monkeypatch.setenv("FUSIONLAB_NATIVE", "1")
+    monkeypatch.setattr(kernels, "NATIVE_TILE", tile)
     if native.load("window_attention") is None:
         pytest.skip("no C compiler: the C kernels are not built")
     torch.manual_seed(0)
