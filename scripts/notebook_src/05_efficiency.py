@@ -119,8 +119,8 @@ plt.show()
 # network is limited by memory traffic and per-layer overheads (window partitioning, layer
 # norms, many small kernels), not by arithmetic - compare the printed FLOPs and latency
 # ratios. fusionlab fuses the worst of these passes in C for inference
-# (`fusionlab.native`: the window attention, and LayerNorm, projections, depth-wise conv and
-# gate in one pass per row at 16-64 channels); start Jupyter with `FUSIONLAB_NATIVE=0` in the
+# (`fusionlab.native`: at 16-128 channels each attention and FFN branch is one C pass -
+# LayerNorm, projections, depth-wise conv, attention or gate); start Jupyter with `FUSIONLAB_NATIVE=0` in the
 # environment to see what the student costs with torch's kernels alone. Read the latency lines with their ranges: with a few repeats on a shared machine
 # one slow repeat moves a median a lot. `dtpf_student_w48` is a built-in control: it is the
 # teacher's network without the text branch, so it should take the teacher's time; the
