@@ -165,7 +165,15 @@ def load(name: str) -> ctypes.CDLL | None:
     with _lock:
         if name not in _libraries:
             try:
-                _libraries[name] = ctypes.CDLL(str(build(name)))
+                lib = ctypes.CDLL(str(build(name)))
+                # kernels written for 16-float vectors report whether the target keeps them in
+                # registers (AVX-512); on AVX2 or NEON they spill and run 15-40x slower than
+                # with AVX-512 (measured: FFN 480x640, gcc -mno-avx512f), slower than torch
+                usable = getattr(lib, "fusionlab_native_usable", None)
+                if usable is not None and not usable():
+                    raise RuntimeError("this CPU has no AVX-512: the kernel's 16-float vectors would spill "
+                                       "to memory and run slower than torch")
+                _libraries[name] = lib
             except (RuntimeError, OSError) as e:
                 _warn_once(name, str(e))
                 _libraries[name] = None

@@ -208,4 +208,17 @@ static inline int next_rows(int64_t *next, int64_t rows_per_task, int64_t H, int
     return *r0 < H;
 }
 
+/* 1 where the 16-float vectors live in registers (AVX-512: 32 of them), else 0: with AVX2's
+   16 ymm or NEON's 32 q registers a block of 16 vector accumulators spills to memory and the
+   kernels run slower than torch, so fusionlab.native.load keeps the torch code there. Every
+   library built on these row steps exports it. */
+int fusionlab_native_usable(void)
+{
+#if defined(__AVX512F__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 #endif

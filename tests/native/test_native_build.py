@@ -6,6 +6,7 @@ cache, the fallback when there is no compiler, and the dynamic work sharing.
 """
 from __future__ import annotations
 
+import platform
 import shutil
 import threading
 
@@ -67,6 +68,24 @@ def test_no_compiler_falls_back_to_torch_with_one_warning(fresh_cache, monkeypat
             want, want_ffn = attn(x), ffn(x)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(got_ffn, want_ffn, atol=1e-5, rtol=1e-4)
+
+
+@needs_compiler
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the AVX-512 switch is an x86 compiler flag")
+def test_kernels_built_without_avx512_keep_the_torch_code(fresh_cache, monkeypatch):
+    # 16-float vectors spill on AVX2 (15-40x slower than with AVX-512, slower than torch): a
+    # library built for such a target says so and the torch kernels run, with one warning
+    monkeypatch.setenv("CC", f"{native._compiler()} -mno-avx512f")
+    with pytest.warns(RuntimeWarning, match="'restormer' unavailable .*no AVX-512"):
+        assert native.load("restormer") is None
+    assert native.load("metrics") is not None  # 4-double vectors: fine on AVX2, kept
+    ffn = blocks.GatedDconvFFN(16, 2.0).eval()
+    x = torch.randn(1, 16, 12, 20)
+    with torch.no_grad():
+        got = ffn(x)
+        with kernels.use_fast_kernels(False):
+            want = ffn(x)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
 
 
 def test_compiler_error_is_reported_in_one_line(fresh_cache, monkeypatch):
