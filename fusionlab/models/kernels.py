@@ -39,43 +39,32 @@ numbers: docs/models.md, "Native kernels".
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import native
+from ..switch import EnvSwitch
 
-_FAST = os.environ.get("FUSIONLAB_FAST_KERNELS", "1").strip().lower() not in ("0", "false", "no", "off")
+_FAST = EnvSwitch("FUSIONLAB_FAST_KERNELS")
 
 
 def enabled() -> bool:
     """True when the blocks should run these kernels (not while tracing/compiling/exporting)."""
-    if not _FAST:
+    if not _FAST.on():
         return False
     return not (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
                 or torch.onnx.is_in_onnx_export())
 
 
-class use_fast_kernels:
+def use_fast_kernels(enabled: bool = True):
     """Select the fast kernels (True) or the literal block code (False), process-wide.
 
     ``use_fast_kernels(False)`` switches at once; used as a context manager (``with
     use_fast_kernels(False): ...``) the previous setting is restored on exit.
     """
-
-    def __init__(self, enabled: bool = True):
-        global _FAST
-        self._previous, _FAST = _FAST, bool(enabled)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        global _FAST
-        _FAST = self._previous
-        return False
+    return _FAST.use(enabled)
 
 
 # ----------------------------------------------------------------------------- 1x1 convs

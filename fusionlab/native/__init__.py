@@ -38,6 +38,8 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
+from ..switch import EnvSwitch
+
 SOURCE_DIR = Path(__file__).resolve().parent
 CFLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fPIC", "-shared", "-std=c99", "-fno-math-errno",
           "-fno-strict-aliasing")
@@ -46,34 +48,21 @@ _lock = threading.Lock()
 _warned: set[str] = set()
 
 
-_override: bool | None = None
+_SWITCH = EnvSwitch("FUSIONLAB_NATIVE")
 
 
 def enabled() -> bool:
-    """Whether callers should use the C kernels: the :class:`use_native` setting if one is
+    """Whether callers should use the C kernels: the :func:`use_native` setting if one is
     active, else False when ``FUSIONLAB_NATIVE`` is ``0``/``false``/``no``/``off`` (read at
     every call)."""
-    if _override is not None:
-        return _override
-    return os.environ.get("FUSIONLAB_NATIVE", "1").strip().lower() not in ("0", "false", "no", "off")
+    return _SWITCH.on()
 
 
-class use_native:
+def use_native(enabled: bool = True):
     """Use the C kernels (True) or the torch code (False), process-wide, over the environment
     variable; as a context manager the previous setting comes back on exit (benchmarks time
     both in one process this way)."""
-
-    def __init__(self, enabled: bool = True):
-        global _override
-        self._previous, _override = _override, bool(enabled)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        global _override
-        _override = self._previous
-        return False
+    return _SWITCH.use(enabled)
 
 
 def _compiler() -> str | None:
