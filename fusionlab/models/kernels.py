@@ -272,14 +272,6 @@ def _ffn_native(ffn, x: torch.Tensor, norm, residual: bool) -> torch.Tensor | No
     return out.permute(0, 3, 1, 2)
 
 
-def _qkv_projection(norm, conv: nn.Conv2d):
-    """``rows -> conv(norm(rows))`` for ``(H, W, C)`` channels-last blocks (``conv`` a 1x1 conv
-    to T channels), the weight view made once per layer, not once per band."""
-    t, c = conv.weight.shape[:2]
-    weight = conv.weight.view(t, c)
-    return lambda rows: F.linear(_normed(rows, norm), weight, conv.bias)
-
-
 def _channel_stats(ca, xr: torch.Tensor, norm) -> tuple:
     """First pass of :func:`channel_attention` at inference, strip by strip: q, k, v of each
     strip, the Gram matrix ``q^T k`` and the squared norms of q and k summed, only v kept.
@@ -425,10 +417,11 @@ ATTENTION_CHUNK = 32
 def window_attention(attn, x: torch.Tensor, norm=None, residual: bool = False) -> torch.Tensor:
     """:class:`~fusionlab.models.blocks.OverlapWindowAttention` of ``norm(x)`` (+ ``x``).
 
-    At inference the map is processed in bands of whole window rows: a band's q/k/v are
-    projected from its rows plus the ``pad`` rows above and below that its key windows
-    reach into, attended chunk by chunk (:func:`_attend_chunked`) and projected back, so
-    no full-size q/k/v map exists.
+    At inference on the CPU the whole layer is one C call where it applies
+    (:func:`_window_attention_native`); otherwise the map is processed in bands of whole
+    window rows: a band's q/k/v are projected from its rows plus the ``pad`` rows above and
+    below that its key windows reach into, attended chunk by chunk (:func:`_attend_chunked`)
+    and projected back. Either way no full-size q/k/v map exists.
     """
     b, c, h, w = x.shape
     ws, nh, d, p = attn.window, attn.heads, attn.head_dim, attn.pad
@@ -449,7 +442,7 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool = False) -
     xr = _nhwc(x)
     gh, gw = (h + ph) // ws, (w + pw) // ws
     w_out_t = attn.project_out.weight.view(c, inner).t()
-    project_qkv = _qkv_projection(norm, attn.qkv)
+    w_qkv = attn.qkv.weight.view(3 * inner, c)
     out = torch.empty(b, h, w, c, dtype=x.dtype, device=x.device)
     band = max(1, _chunk_windows() // gw)  # window rows per band: about one attention chunk
     for bi in range(b):
@@ -457,7 +450,7 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool = False) -
             g1 = min(gh, g0 + band)
             y0, y1 = g0 * ws, min(h, g1 * ws)  # image rows of the band's queries
             k0, k1 = max(0, y0 - p), min(h, g1 * ws + p)  # image rows its keys come from
-            qkv = project_qkv(xr[bi, k0:k1])  # (k1-k0, W, 3 inner)
+            qkv = F.linear(_normed(xr[bi, k0:k1], norm), w_qkv, attn.qkv.bias)  # (k1-k0, W, 3 inner)
             rows = (g1 - g0) * ws
             # q of the band and its padded k/v, zero beyond the image (as in the definition)
             q = qkv.new_zeros(rows, gw * ws, inner) if (y1 - y0 < rows or pw) else None
