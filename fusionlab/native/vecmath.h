@@ -139,6 +139,34 @@ static inline v16 exp_nonpos16(v16 x)
 #endif
 }
 
+/* 2^x for x <= 0, 16 lanes: 2^f 2^k with k the nearest integer of x and f = x - k in
+   [-0.5, 0.5] (exact), 2^f by a degree-6 polynomial (relative error ~1e-7, like exp_nonpos16,
+   in 4 fewer operations: no multiplication by log2(e) and no two-step reduction). Callers
+   that scale their logits by log2(e) beforehand get exp of the unscaled ones. */
+static inline v16 exp2_nonpos16(v16 x)
+{
+#if defined(__AVX512F__)
+    const v16 kf = (v16)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+#else
+    const v16 lo = x - x - 126.0f;
+    x = select16(x < lo, lo, x);
+    const v16i ki = __builtin_convertvector(x - 0.5f, v16i);  /* truncation of v - 0.5 rounds a non-positive v */
+    const v16 kf = __builtin_convertvector(ki, v16);
+#endif
+    const v16 f = x - kf;
+    v16 p = f * 1.5345811e-4f + 1.3399931e-3f;
+    p = p * f + 9.6184891e-3f;
+    p = p * f + 5.5503286e-2f;
+    p = p * f + 2.4022646e-1f;
+    p = p * f + 6.9314718e-1f;
+    p = p * f + 1.0f;
+#if defined(__AVX512F__)
+    return (v16)_mm512_scalef_ps((__m512)p, (__m512)kf);
+#else
+    return p * (v16)((ki + 127) << 23);
+#endif
+}
+
 /* 1 / d: AVX-512's 14-bit reciprocal and one Newton step (relative error ~1e-7, like the
    division it replaces, at a tenth of its cost), else the division */
 static inline v16 recip16(v16 d)
