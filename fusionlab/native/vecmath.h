@@ -99,6 +99,16 @@ static inline v16 select16(v16i mask, v16 a, v16 b)
     return (v16)((mask & (v16i)a) | (~mask & (v16i)b));
 }
 
+/* min of two vectors, lane by lane */
+static inline v16 min16(v16 a, v16 b)
+{
+#if defined(__AVX512F__)
+    return (v16)_mm512_min_ps((__m512)a, (__m512)b);
+#else
+    return select16(a < b, a, b);
+#endif
+}
+
 /* max of two vectors, lane by lane */
 static inline v16 max16(v16 a, v16 b)
 {
