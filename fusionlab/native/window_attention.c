@@ -337,7 +337,8 @@ int window_attention_f32(
  * channels-last image x (H, W, C), C a multiple of 16 (rows.h), nh * d a multiple of 16.
  * Tasks are tiles of window_rows x window_cols windows: a tile projects the pixels its keys
  * reach (its own plus p on every side, so neighbouring tiles project their shared halo twice)
- * into zero-padded q and k|v buffers, attends every window-head of the tile and projects the
+ * into one zero-padded q|k|v buffer (no copies: the core reads q and k|v from it with the
+ * pixel stride 3 nh d), attends every window-head of the tile and projects the
  * result out, all in one thread's buffers sized to stay in the L2 cache (about a MB), so no
  * full-size q/k/v map exists and the threads meet only at the task counter. Returns 0, or -1
  * (nothing done: no memory, or a window too big for the stack). */
@@ -349,18 +350,18 @@ int window_attention_layer_f32(
     int64_t *next)
 {
     const int inner = nh * d, T = 3 * inner;
-    const size_t qbytes = sizeof(float) * (size_t)inner, kvbytes = 2 * qbytes;
     if (!window_fits(ws, ow, d)) return -1;
     v16 tables[(WH_ROWS + WW_ROWS) * 16];
     const v16 *tab = head_tables(rel_h, rel_w, ws, ow, p, d, tables);
     const int64_t gh = (H + ws - 1) / ws, gw = (W + ws - 1) / ws;
     const int64_t bands = (gh + window_rows - 1) / window_rows, chunks = (gw + window_cols - 1) / window_cols;
     const int64_t R = window_rows * ws, Q = window_cols * ws;  /* query rows and columns of a tile */
-    const int64_t qsh = Q * (int64_t)inner;                     /* q and attention output rows */
-    const int64_t kw = Q + 2 * (int64_t)p, ksh = kw * 2 * inner;  /* zero-padded k|v rows */
-    float *buf = malloc(sizeof(float) * (size_t)(kw * T + 2 * R * qsh + (R + 2 * p) * ksh));
+    const int64_t qsh = Q * (int64_t)inner;                     /* attention output rows */
+    const int64_t kw = Q + 2 * (int64_t)p, ksh = kw * T;        /* zero-padded q|k|v rows */
+    float *buf = malloc(sizeof(float) * (size_t)((R + 2 * p) * ksh + R * qsh));
     if (!buf) return -1;
-    float *row = buf, *q = row + kw * T, *o = q + R * qsh, *kv = o + R * qsh;
+    float *qkv = buf, *o = qkv + (R + 2 * p) * ksh;
+    const size_t pixel_bytes = sizeof(float) * (size_t)T;
     for (;;) {
         const int64_t t = __atomic_fetch_add(next, 1, __ATOMIC_RELAXED);
         if (t >= bands * chunks) break;
@@ -368,36 +369,31 @@ int window_attention_layer_f32(
         const int64_t c0 = t % chunks * window_cols, c1 = c0 + window_cols < gw ? c0 + window_cols : gw;
         const int64_t y0 = g0 * ws, y1 = g1 * ws < H ? g1 * ws : H, rows = (g1 - g0) * ws;
         const int64_t x0 = c0 * ws, x1 = c1 * ws < W ? c1 * ws : W, cols = (c1 - c0) * ws;
-        const int64_t top = y0 - p, left = x0 - p;  /* image pixel of k|v buffer (0, 0) */
+        const int64_t top = y0 - p, left = x0 - p;  /* image pixel of buffer pixel (0, 0) */
         const int64_t k0 = top > 0 ? top : 0, k1 = y0 + rows + p < H ? y0 + rows + p : H;
         const int64_t kx0 = left > 0 ? left : 0, kx1 = x0 + cols + p < W ? x0 + cols + p : W;
-        /* zero: q beyond the image, k|v outside it */
-        for (int64_t r = 0; r < rows; ++r)
-            if (y0 + r >= H) memset(q + r * qsh, 0, qbytes * (size_t)cols);
-            else if (x1 - x0 < cols) memset(q + r * qsh + (x1 - x0) * inner, 0, qbytes * (size_t)(cols - (x1 - x0)));
+        /* zero q, k and v of the buffer pixels outside the image (the key windows' padding;
+           the queries there belong to cropped outputs) */
         for (int64_t r = 0; r < rows + 2 * p; ++r) {
-            float *kr = kv + r * ksh;
+            float *kr = qkv + r * ksh;
             if (top + r < 0 || top + r >= H) {
-                memset(kr, 0, kvbytes * (size_t)(cols + 2 * p));
+                memset(kr, 0, pixel_bytes * (size_t)(cols + 2 * p));
             } else {
-                memset(kr, 0, kvbytes * (size_t)(kx0 - left));
-                memset(kr + (kx1 - left) * 2 * inner, 0, kvbytes * (size_t)(cols + 2 * p - (kx1 - left)));
+                memset(kr, 0, pixel_bytes * (size_t)(kx0 - left));
+                memset(kr + (kx1 - left) * T, 0, pixel_bytes * (size_t)(cols + 2 * p - (kx1 - left)));
             }
         }
-        for (int64_t r = k0; r < k1; ++r) {
-            project_in(x + (r * W + kx0) * C, row, kx1 - kx0, C, T, ln_w, ln_b, eps, w_qkv_t, b_qkv, 0);
-            float *kr = kv + (r - top) * ksh + (kx0 - left) * 2 * inner;
-            for (int64_t px = 0; px < kx1 - kx0; ++px) memcpy(kr + px * 2 * inner, row + px * T + inner, kvbytes);
-            if (r >= y0 && r < y1)
-                for (int64_t px = x0; px < x1; ++px)
-                    memcpy(q + (r - y0) * qsh + (px - x0) * inner, row + (px - kx0) * T, qbytes);
-        }
+        /* q|k|v of every image pixel the tile's key windows reach, straight into the buffer */
+        for (int64_t r = k0; r < k1; ++r)
+            project_in(x + (r * W + kx0) * C, qkv + (r - top) * ksh + (kx0 - left) * T, kx1 - kx0, C, T, ln_w, ln_b,
+                       eps, w_qkv_t, b_qkv, 0);
         for (int64_t gy = 0; gy < g1 - g0; ++gy)
             for (int64_t gx = 0; gx < c1 - c0; ++gx)
                 for (int h = 0; h < nh; ++h) {
-                    const int64_t at = gy * ws * qsh + gx * ws * inner + h * d;
-                    attend_head(q + at, qsh, inner, kv + gy * ws * ksh + gx * ws * 2 * inner + h * d, ksh, 2 * inner,
-                                o + at, qsh, inner, rel_h, rel_w, tab, scale, ws, ow, p, d, inner);
+                    const float *window = qkv + gy * ws * ksh + gx * ws * T;  /* its key window's corner */
+                    attend_head(window + p * ksh + p * T + h * d, ksh, T, window + inner + h * d, ksh, T,
+                                o + gy * ws * qsh + gx * ws * inner + h * d, qsh, inner, rel_h, rel_w, tab, scale,
+                                ws, ow, p, d, inner);
                 }
         for (int64_t r = y0; r < y1; ++r)
             project_out(o + (r - y0) * qsh, x + (r * W + x0) * C, out + (r * W + x0) * C, x1 - x0, C, inner,
