@@ -224,8 +224,9 @@ int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t
                     STOREU(qs + o * 16, LOADU(qs + o * 16) + sq);
                     STOREU(ks + o * 16, LOADU(ks + o * 16) + sk);
                 }
-                for (int64_t p = 0; p < n; ++p)
-                    memcpy(v_out + (y * W + p0 + p) * C, dw + p * T + 2 * C, sizeof(float) * (size_t)C);
+                for (int64_t p = 0; p < n; ++p)  /* v out: vector copies (a memcpy call per pixel cost more) */
+                    for (int o = 0; o < nvc; ++o)
+                        STOREU(v_out + (y * W + p0 + p) * C + o * 16, LOADU(dw + p * T + 2 * C + o * 16));
             }
             /* a row's sums go into the shared totals under a spin lock (GCC builtins; C99 has
                no mutex): once per row, so the threads hardly ever wait */
