@@ -360,8 +360,13 @@ def main(argv=None) -> int:
         goals.append(("latency student/teacher <= 0.20 at 480x640", S.latency_s / T.latency_s, 0.20))
     for base in ("seafusion", "plain_cnn"):
         if base in t_big:  # SeAFusion as the issue states it; per FLOP against the FLOP-matched plain CNN
-            goals.append((f"student <= 1.5x {base} (GFLOPs {t_big[base].gflops:g} vs {S.gflops:g}) at 480x640",
-                          S.latency_s / t_big[base].latency_s, 1.5))
+            # the goal is judged on the medians; the ratios of the runs made side by side (repeat r
+            # of both) show how much of it is the host's noise
+            paired = [s / b for s, b in zip(S.latencies_s or [], t_big[base].latencies_s or [])]
+            note = (f"; per interleaved repeat {' '.join(f'{r:.2f}' for r in paired)}, median "
+                    f"{statistics.median(paired):.2f}" if paired else "")
+            goals.append((f"student <= 1.5x {base} (GFLOPs {t_big[base].gflops:g} vs {S.gflops:g}) at 480x640, "
+                          f"ratio of the medians{note}", S.latency_s / t_big[base].latency_s, 1.5))
     goals.append(("student peak memory at 480x640 <= 600 MB (resident growth of one forward, fresh process)",
                   S.peak_mem_mb if math.isnan(rss) else rss, 600))
     if "big_image" in results:

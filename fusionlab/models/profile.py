@@ -39,6 +39,7 @@ class ProfileRow:
     latency_min_s: float | None = None
     latency_max_s: float | None = None
     cpu_s: float | None = None
+    latencies_s: list | None = None  # every timed run, in order (repeat r of every model ran side by side)
 
 
 def _inputs(cfg, size, device):
@@ -217,6 +218,7 @@ def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, de
                 ts = times[row.model]
                 row.latency_s = round(statistics.median(ts), 3)
                 row.latency_min_s, row.latency_max_s = round(min(ts), 3), round(max(ts), 3)
+                row.latencies_s = [round(t, 4) for t in ts]
                 row.cpu_s = round(statistics.median(cpu[row.model]), 3)
         return rows
     finally:

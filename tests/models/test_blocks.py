@@ -145,6 +145,45 @@ def test_channel_attention_and_ffn_match_literal_definitions(monkeypatch, dim, h
         torch.testing.assert_close(kernels.gated_ffn(ffn, x, norm, residual=True), want + x, atol=1e-5, rtol=1e-4)
 
 
+# The C kernels use their own approximations (a base-2 softmax exponential in the window
+# attention, a rational erf in the FFN's GELU, vector reciprocals): against the same blocks in
+# float64 they must be as accurate as torch's float32 code of the literal definitions.
+@pytest.mark.parametrize("branch", ["ffn", "channel_attention", "window_attention"])
+def test_native_kernels_are_as_accurate_as_torch_float32(monkeypatch, branch):
+    monkeypatch.setenv("FUSIONLAB_NATIVE", "1")
+    if native.load("restormer") is None or native.load("window_attention") is None:
+        pytest.skip("no C compiler: the C kernels are not built")
+    torch.manual_seed(0)
+    dim = 32
+    x = (torch.randn(1, dim, 40, 48) * 2 + 1).contiguous(memory_format=torch.channels_last)  # off-centre LN input
+    norm = blocks.LayerNorm2d(dim)
+    module = {"ffn": lambda: blocks.GatedDconvFFN(dim, 2.0),
+              "channel_attention": lambda: blocks.ChannelAttention(dim, heads=2),
+              "window_attention": lambda: blocks.OverlapWindowAttention(dim, heads=2, head_dim=16)}[branch]()
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+        for prm in module.parameters():
+            prm.mul_(3.0)  # GELU inputs over +-8 (the erf's whole range), sharp softmaxes
+        if branch == "ffn":
+            got = kernels._ffn_native(module, x, norm, residual=False)
+        elif branch == "window_attention":
+            got = kernels._window_attention_native(module, x, norm, residual=False)
+        else:
+            assert kernels._channel_stats_native(module, kernels._nhwc(x), norm) is not None
+            got = kernels.channel_attention(module, x, norm)
+        assert got is not None, "the C kernel did not run"
+        with kernels.use_fast_kernels(False):
+            torch32 = module(norm(x))
+            if branch == "ffn":
+                h1 = module.dwconv(module.project_in(norm(x)))[:, :module.project_out.weight.shape[1]]
+                assert h1.abs().max() > 6, "the test should reach the erf's tails"
+            want = module.double()(norm.double()(x.double()))
+    err_c = (got.double() - want).abs().max().item()
+    err_torch = (torch32.double() - want).abs().max().item()
+    assert err_c <= 2 * err_torch + 1e-7, f"C kernel error {err_c:.2e} vs torch float32 {err_torch:.2e}"
+
+
 @pytest.mark.parametrize("name,hw", [("dtpf_student", (19, 42)), ("dtpf_teacher_tiny", (45, 29))])
 def test_fast_kernels_equal_the_literal_network(name, hw):
     """The default (fast) network is the readable one within 1e-5: forward, features, gradients."""

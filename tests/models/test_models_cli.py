@@ -26,6 +26,7 @@ def test_profile_rows_and_table():
     for r in rows:
         assert r.gflops > 0 and math.isclose(r.gmacs, r.gflops / 2, rel_tol=0.05, abs_tol=0.002)
         assert r.latency_min_s <= r.latency_s <= r.latency_max_s and r.peak_mem_mb is None
+        assert len(r.latencies_s) == 2 and min(r.latencies_s) == pytest.approx(r.latency_min_s, abs=1e-3)
     table = format_table(rows, reference="dtpf_teacher_tiny")
     assert "GMACs" in table and "dtpf_student_tiny" in table and table.count("\n") == 3
     model = create_model("dtpf_student_tiny").eval()
