@@ -31,7 +31,7 @@ compiled on first use; without a compiler or with ``FUSIONLAB_NATIVE=0`` the tor
 above runs). For 16-128 channels (:data:`NATIVE_MAX_DIM`) each of the three branches is one
 C call per image: the window attention layer (LayerNorm, q/k/v projection, attention one
 window-head at a time with the bias added from the two tables, output projection and
-residual, band by band in per-thread buffers), the gated FFN and the channel attention
+residual, tile by tile in per-thread buffers), the gated FFN and the channel attention
 (LayerNorm, 1x1 projection, depth-wise 3x3 conv and the gate / Gram sums in one pass per row;
 the attention's mix as a second pass). Wider maps use the C attention core alone. Measured
 numbers: docs/models.md, "Native kernels".

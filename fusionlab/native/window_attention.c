@@ -20,8 +20,8 @@
  *   gw*ws + 2p, 2*nh*d) with keys in channels [0, nh*d) and values after them; out: (B,
  *   gh*ws, gw*ws, nh*d). Tasks are window-heads numbered ((b*gh + gy)*gw + gx)*nh + h.
  * - window_attention_layer_f32, the whole layer on one image (LayerNorm and q/k/v projection
- *   of a band of window rows into per-thread buffers, the core, output projection and
- *   residual: rows.h); tasks are bands.
+ *   of a tile of windows into a per-thread buffer, the core, output projection and residual:
+ *   rows.h); tasks are tiles.
  * Several threads may call with the same counter *next: each takes the next tasks until all
  * are done (dynamic scheduling: a thread that loses its core to another process delays
  * nobody, unlike a static split).
