@@ -103,6 +103,52 @@ static inline void layer_norm4(const float *restrict px, float *restrict xn, int
     }
 }
 
+/* layer_norm of 16 pixels (rows of px, C apart) into xn (16, C): four layer_norm4 chains
+   run step by step side by side. One group's chain (sums, shuffle trees, root, division:
+   ~150 cycles) is longer than the projection of its 4 pixels at 16-32 channels, so one group
+   at a time left the FMA units waiting (measured: 0.72-0.94x the time of project_in's rows at
+   16-32 channels, 0.97-1.03x at 64). The 16 roots and divisions are one vector each. */
+static inline void layer_norm16(const float *restrict px, float *restrict xn, int C,
+                                const float *restrict ln_w, const float *restrict ln_b, float eps)
+{
+    const int nv = C / 16;
+    if (!ln_w) {
+        for (int q = 0; q < 16; ++q) layer_norm(px + q * C, xn + q * C, C, ln_w, ln_b, eps);
+        return;
+    }
+    const float inv_c = 1.0f / (float)C;
+    v16 acc[16], mean[4], sq[4];
+    for (int q = 0; q < 16; ++q) {
+        acc[q] = LOADU(px + q * C);
+        for (int o = 1; o < nv; ++o) acc[q] += LOADU(px + q * C + o * 16);
+    }
+    for (int g = 0; g < 4; ++g) mean[g] = hsum4(acc[4 * g], acc[4 * g + 1], acc[4 * g + 2], acc[4 * g + 3]) * inv_c;
+    for (int q = 0; q < 16; ++q) {
+        const float m = mean[q / 4][4 * (q % 4)];
+        acc[q] = (v16){0};
+        for (int o = 0; o < nv; ++o) {
+            const v16 d = LOADU(px + q * C + o * 16) - m;
+            acc[q] += d * d;
+        }
+    }
+    for (int g = 0; g < 4; ++g) sq[g] = hsum4(acc[4 * g], acc[4 * g + 1], acc[4 * g + 2], acc[4 * g + 3]);
+    /* hsum4 leaves each sum in all 4 lanes of its quad, so lane 4 j + g of this blend holds
+       pixel 4 g + j's */
+    const v16 sq01 = SHUFFLE2(sq[0], sq[1], 0, 17, 2, 19, 4, 21, 6, 23, 8, 25, 10, 27, 12, 29, 14, 31);
+    const v16 sq23 = SHUFFLE2(sq[2], sq[3], 0, 17, 2, 19, 4, 21, 6, 23, 8, 25, 10, 27, 12, 29, 14, 31);
+    v16 var = SHUFFLE2(sq01, sq23, 0, 1, 18, 19, 4, 5, 22, 23, 8, 9, 26, 27, 12, 13, 30, 31) * inv_c + eps;
+    for (int l = 0; l < 16; ++l) var[l] = sqrtf(var[l]);  /* one vsqrtps */
+    const v16 rstd = 1.0f / var;
+    for (int q = 0; q < 16; ++q) {
+        const float m = mean[q / 4][4 * (q % 4)], r = rstd[4 * (q % 4) + q / 4];
+        for (int o = 0; o < nv; ++o) {
+            v16 y = (LOADU(px + q * C + o * 16) - m) * r * LOADU(ln_w + o * 16);
+            if (ln_b) y += LOADU(ln_b + o * 16);
+            STOREU(xn + q * C + o * 16, y);
+        }
+    }
+}
+
 /* NB output vectors of 4 pixels: 4 x NB accumulators in registers, so each weight load and
    each broadcast pixel value feeds several FMAs (NB is a constant after inlining); output
    vector o of pixel q goes to t + q * ps + o * vs */
@@ -127,27 +173,41 @@ static inline __attribute__((always_inline)) void project_block(
         for (int k = 0; k < NB; ++k) STOREU(t + q * ps + (o + k) * vs, a[q][k]);
 }
 
-/* y = LN(x) W_in^T + b_in for one row of W pixels, 4 pixels at a time: x (W, C) -> t (W, T)
-   (plane = 0), or with plane > 0 in planes of 16 channels, pixel p's channels 16 o.. at
-   t + o * plane + 16 p (a 3x3 conv over the planes then reads each one sequentially) */
+/* the T outputs of 4 LayerNormed pixels xn (4, C) in blocks of 3-4 vectors (12-16
+   accumulators) where they tile T; a block of 1 has only 4 FMA chains and runs at the FMA
+   latency, not its throughput */
+static inline __attribute__((always_inline)) void project_pixels4(
+    const float *restrict xn, int C, int T, const float *restrict w_in_t, const float *restrict b_in,
+    float *restrict t, int64_t ps, int64_t vs)
+{
+    const int nv = T / 16;
+    int o = 0;
+    if (nv % 4 != 0 && nv % 3 == 0)
+        for (; o < nv; o += 3) project_block(xn, C, T, o, 3, w_in_t, b_in, t, ps, vs);
+    for (; o + 4 <= nv; o += 4) project_block(xn, C, T, o, 4, w_in_t, b_in, t, ps, vs);
+    for (; o + 2 <= nv; o += 2) project_block(xn, C, T, o, 2, w_in_t, b_in, t, ps, vs);
+    for (; o < nv; ++o) project_block(xn, C, T, o, 1, w_in_t, b_in, t, ps, vs);
+}
+
+/* y = LN(x) W_in^T + b_in for one row of W pixels, LayerNorm 16 pixels at a time and the
+   projection 4 at a time: x (W, C) -> t (W, T) (plane = 0), or with plane > 0 in planes of 16
+   channels, pixel p's channels 16 o.. at t + o * plane + 16 p (a 3x3 conv over the planes
+   then reads each one sequentially) */
 static void project_in(const float *restrict x, float *restrict t, int64_t W, int C, int T,
                        const float *restrict ln_w, const float *restrict ln_b, float eps,
                        const float *restrict w_in_t, const float *restrict b_in, int64_t plane)
 {
     const int nv = T / 16;
     const int64_t ps = plane ? 16 : T, vs = plane ? plane : 16;
-    float xn[4 * C];
+    float xn[16 * C];
     int64_t p = 0;
+    for (; p + 16 <= W; p += 16) {
+        layer_norm16(x + p * C, xn, C, ln_w, ln_b, eps);
+        for (int g = 0; g < 4; ++g) project_pixels4(xn + 4 * g * C, C, T, w_in_t, b_in, t + (p + 4 * g) * ps, ps, vs);
+    }
     for (; p + 4 <= W; p += 4) {
         layer_norm4(x + p * C, xn, C, ln_w, ln_b, eps);
-        /* blocks of 3-4 vectors (12-16 accumulators) where they tile T; a block of 1 has only
-           4 FMA chains and runs at the FMA latency, not its throughput */
-        int o = 0;
-        if (nv % 4 != 0 && nv % 3 == 0)
-            for (; o < nv; o += 3) project_block(xn, C, T, o, 3, w_in_t, b_in, t + p * ps, ps, vs);
-        for (; o + 4 <= nv; o += 4) project_block(xn, C, T, o, 4, w_in_t, b_in, t + p * ps, ps, vs);
-        for (; o + 2 <= nv; o += 2) project_block(xn, C, T, o, 2, w_in_t, b_in, t + p * ps, ps, vs);
-        for (; o < nv; ++o) project_block(xn, C, T, o, 1, w_in_t, b_in, t + p * ps, ps, vs);
+        project_pixels4(xn, C, T, w_in_t, b_in, t + p * ps, ps, vs);
     }
     for (; p < W; ++p) {
         layer_norm(x + p * C, xn, C, ln_w, ln_b, eps);
