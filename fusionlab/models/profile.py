@@ -3,7 +3,8 @@
 One function, :func:`profile_models`, measures several variants *side by side in one run*
 (latency repeats are interleaved: teacher, student, teacher, student, ...) so that their
 ratios are meaningful on a shared, noisy machine. ``fusionlab profile`` and
-``benchmarks/model_efficiency.py`` both print its table.
+``benchmarks/model_efficiency.py`` both print its table. :func:`paired_ratio` estimates one
+latency ratio with an interval, for a goal judged on it.
 
 Conventions: FLOPs from ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add = 2
 FLOPs; convolutions, matmuls and attention); GMACs = GFLOPs / 2 (what fusion papers call
@@ -17,11 +18,13 @@ it is the steadier figure, wall time includes waiting for a core).
 from __future__ import annotations
 
 import gc
+import math
 import statistics
 import time
-from typing import Sequence
-from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 
 from .net import count_parameters
@@ -223,6 +226,59 @@ def profile_models(names, size=(480, 640), repeats: int = 3, warmup: int = 1, de
         return rows
     finally:
         torch.set_num_threads(old_threads)
+
+
+@dataclass
+class PairedRatio:
+    """Latency of ``a`` over ``b`` (:func:`paired_ratio`): the geometric mean of the per-pair
+    ratios, its bootstrap interval ``[low, high]``, every pair's ratio and both medians."""
+    ratio: float
+    low: float
+    high: float
+    ratios: list[float] = field(default_factory=list)
+    a_median_s: float = math.nan
+    b_median_s: float = math.nan
+
+    def __str__(self) -> str:
+        return (f"{self.ratio:.3f} (95 % interval {self.low:.3f}-{self.high:.3f}, {len(self.ratios)} pairs; "
+                f"medians {self.a_median_s:.3f} / {self.b_median_s:.3f} s)")
+
+
+def paired_ratio(run_a: Callable[[], object], run_b: Callable[[], object], repeats: int = 15, warmup: int = 1,
+                 n_boot: int = 4000, level: float = 0.95, seed: int = 0,
+                 clock: Callable[[], float] = time.perf_counter) -> PairedRatio:
+    """How many times longer ``run_a()`` takes than ``run_b()``, on a machine whose speed drifts.
+
+    Each of ``repeats`` pairs times both calls back to back, in alternating order (a b, b a,
+    ...) so that a drift within a pair favours neither side; the estimate is the geometric
+    mean of the pairs' ratios, with a percentile bootstrap interval (``n_boot`` resamples of
+    the pairs, deterministic for ``seed``). A ratio of medians taken over separate runs moved
+    by +-0.3 between runs of the same code on this project's 2-core host; the paired estimate
+    says how far to trust it.
+
+    Args:
+        run_a, run_b: the two computations (e.g. ``lambda: model(ir, vi)`` under no_grad).
+        warmup: untimed calls of each first.
+        clock: the timer (seconds); tests pass a fake one.
+    """
+    if repeats < 2:
+        raise ValueError(f"paired_ratio needs at least 2 pairs, got repeats={repeats}")
+    for _ in range(warmup):
+        run_a(), run_b()
+    ta, tb = [], []
+    for r in range(repeats):
+        for side in ((0, 1) if r % 2 == 0 else (1, 0)):
+            gc.collect()
+            t0 = clock()
+            (run_a if side == 0 else run_b)()
+            (ta if side == 0 else tb).append(clock() - t0)
+    logs = np.log(np.asarray(ta)) - np.log(np.asarray(tb))
+    rng = np.random.default_rng(seed)
+    means = logs[rng.integers(0, len(logs), size=(n_boot, len(logs)))].mean(axis=1)
+    alpha = (1.0 - level) / 2
+    return PairedRatio(ratio=float(np.exp(logs.mean())), low=float(np.exp(np.quantile(means, alpha))),
+                       high=float(np.exp(np.quantile(means, 1 - alpha))), ratios=[float(v) for v in np.exp(logs)],
+                       a_median_s=statistics.median(ta), b_median_s=statistics.median(tb))
 
 
 COLUMNS = {"params_m": "params (M)", "gflops": "GFLOPs", "gmacs": "GMACs", "peak_mem_mb": "peak mem (MB)",

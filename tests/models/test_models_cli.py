@@ -13,7 +13,7 @@ from fusionlab.io import rgb_to_ycbcr
 from fusionlab.models import (FUSION_MODULES, FiLM, count_parameters, create_model, fuse_pair, list_models,
                               load_checkpoint, model_config, save_checkpoint, sliding_window)
 from fusionlab.models import blocks
-from fusionlab.models.profile import format_table, peak_memory_bytes, profile_models
+from fusionlab.models.profile import format_table, paired_ratio, peak_memory_bytes, profile_models
 from support import luma_pair
 
 
@@ -33,6 +33,43 @@ def test_profile_rows_and_table():
     weights = count_parameters(model) * 4
     peak = peak_memory_bytes(model, *luma_pair(1, 64, 64))
     assert weights < peak < weights + 64 * 2 ** 20  # activations of a 64x64 pair: a few MB
+
+
+class FakeClock:
+    """A timer that only moves when a fake computation 'runs' for a given time."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def run(self, seconds):
+        return lambda: setattr(self, "now", self.now + seconds)
+
+
+def test_paired_ratio_is_the_geometric_mean_of_pairs_with_an_interval():
+    clock = FakeClock()
+    # a takes 3 s, then 3.3 s on every other call (host noise); b always 2 s
+    durations = iter([3.0, 3.3] * 20)
+    a, b = (lambda: clock.run(next(durations))()), clock.run(2.0)
+    r = paired_ratio(a, b, repeats=10, warmup=0, clock=clock)
+    assert len(r.ratios) == 10 and sorted(set(round(v, 6) for v in r.ratios)) == [1.5, 1.65]
+    assert r.ratio == pytest.approx(math.sqrt(1.5 * 1.65))  # geometric mean of 5 x 1.5 and 5 x 1.65
+    assert 1.5 <= r.low < r.ratio < r.high <= 1.65
+    assert r.a_median_s == pytest.approx(3.15) and r.b_median_s == 2.0
+    assert "1.573" in str(r) and "10 pairs" in str(r)
+    # identical durations: a point interval; deterministic for a seed
+    same = paired_ratio(clock.run(1.0), clock.run(1.0), repeats=4, warmup=1, clock=clock)
+    assert same.ratio == same.low == same.high == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        paired_ratio(a, b, repeats=1, clock=clock)
+
+
+def test_paired_ratio_alternates_the_order_within_pairs():
+    order = []
+    paired_ratio(lambda: order.append("a"), lambda: order.append("b"), repeats=4, warmup=1, n_boot=10)
+    assert "".join(order) == "ab" + "ab" "ba" "ab" "ba"
 
 
 def test_cli_fuse_folders_files_and_errors(tmp_path, run_cli):
