@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError, InvalidTensorError, ShapeMismatchError
+from . import kernels
 from .blocks import Downsample, Upsample, make_blocks
 from .film import FILM_MODES, FiLM
 from .fusion import FUSION_MODULES
@@ -133,7 +134,7 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []
-        x = self.patch_embed(x)
+        x = kernels.embed_one_channel(self.patch_embed, x) if kernels.enabled() else self.patch_embed(x)
         for l in range(LEVELS):
             if l:
                 x = self.down[l - 1](x)
@@ -247,12 +248,16 @@ class FusionNet(HubMixin, nn.Module):
             x = self.decoder[i + 1](x)
             feats.append(x)
         x = self.refinement(x)
+        fast = kernels.enabled() and not self.training  # the output conv fused with its head, in one pass
         if self.config.head == "blend":
-            weight = torch.sigmoid(self.blend_sharpness * (ir - vi) + self.output(x)[..., :h, :w])
-            out = weight * ir + (1 - weight) * vi
+            detail = (kernels.project_to_one_channel(self.output, x, size=(h, w)) if fast
+                      else self.output(x)[..., :h, :w])
+            weight = torch.sigmoid(self.blend_sharpness * (ir - vi) + detail)
+            out = clamp01(weight * ir + (1 - weight) * vi, straight_through=self.training)
+        elif fast:
+            out = kernels.project_to_one_channel(self.output, x, vi_p, (h, w), clamp=True)
         else:
-            out = (self.output(x) + vi_p)[..., :h, :w]
-        out = clamp01(out, straight_through=self.training)
+            out = clamp01((self.output(x) + vi_p)[..., :h, :w], straight_through=self.training)
         out = out.contiguous()
         return (out, feats) if return_features else out
 

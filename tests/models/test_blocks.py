@@ -71,6 +71,16 @@ def test_window_attention_layer_in_c_matches_reference(monkeypatch, dim, heads, 
             assert got is not None, "the C layer did not run"
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
             torch.testing.assert_close(kernels.window_attention(attn, x, norm), want - x, atol=1e-5, rtol=1e-4)
+            # another map as the residual (SCFM's CA(x) + SA(x)), in C and in the torch band path
+            other = torch.randn_like(x)
+            got = kernels._window_attention_native(attn, x, norm, residual=other)
+            assert got is not None, "the C layer did not run"
+            torch.testing.assert_close(got, want - x + other, atol=1e-5, rtol=1e-4)
+            with native.use_native(False):
+                torch.testing.assert_close(kernels.window_attention(attn, x, norm, residual=other), want - x + other,
+                                           atol=1e-5, rtol=1e-4)
+            with pytest.raises(ValueError, match="must have x's shape"):
+                kernels.window_attention(attn, x, norm, residual=other[:, :, 1:])
     finally:
         torch.set_num_threads(old)
 
@@ -182,6 +192,46 @@ def test_native_kernels_are_as_accurate_as_torch_float32(monkeypatch, branch):
     err_c = (got.double() - want).abs().max().item()
     err_torch = (torch32.double() - want).abs().max().item()
     assert err_c <= 2 * err_torch + 1e-7, f"C kernel error {err_c:.2e} vs torch float32 {err_torch:.2e}"
+
+
+@pytest.mark.parametrize("n", [16, 48])
+@pytest.mark.parametrize("hw", [(1, 1), (2, 3), (13, 21), (40, 7)])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("bias", [False, True])
+def test_unet_end_convs_in_c_match_torch(monkeypatch, n, hw, threads, bias):
+    """The patch embedding (1 -> N) and the output head (N -> 1, + residual, crop, clamp) in C
+    equal torch's conv: every border tap of a 3x3 conv on maps down to 1x1, tails of < 4 pixels."""
+    monkeypatch.setenv("FUSIONLAB_NATIVE", "1")
+    if native.load("unet") is None:
+        pytest.skip("no C compiler: the C kernels are not built")
+    calls = []
+    real = kernels._c_function
+    monkeypatch.setattr(kernels, "_c_function", lambda sym: calls.append(sym) or real(sym))
+    torch.manual_seed(0)
+    embed, head = nn.Conv2d(1, n, 3, padding=1, bias=bias), nn.Conv2d(n, 1, 3, padding=1, bias=bias)
+    x = torch.rand(2, 1, *hw)
+    feats = torch.randn(2, n, *hw).contiguous(memory_format=torch.channels_last)
+    res = torch.rand(2, 1, *hw) * 2 - 0.5
+    crop = (max(1, hw[0] - 1), max(1, hw[1] - 2))
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            got = kernels.embed_one_channel(embed, x)
+            assert got.is_contiguous(memory_format=torch.channels_last) and got.shape == (2, n, *hw)
+            torch.testing.assert_close(got, embed(x), atol=1e-6, rtol=1e-5)
+            want = head(feats)
+            torch.testing.assert_close(kernels.project_to_one_channel(head, feats), want, atol=1e-5, rtol=1e-5)
+            got = kernels.project_to_one_channel(head, feats, res, crop, clamp=True)
+            assert got.shape == (2, 1, *crop) and got.is_contiguous()
+            torch.testing.assert_close(got, (want + res)[..., :crop[0], :crop[1]].clamp(0, 1), atol=1e-5, rtol=1e-5)
+    finally:
+        torch.set_num_threads(old)
+    assert calls.count("conv3x3_from1_f32") == 1 and calls.count("conv3x3_to1_f32") == 2, calls
+    # autograd needs the torch conv: no C call, same values
+    calls.clear()
+    torch.testing.assert_close(kernels.embed_one_channel(embed, x), embed(x))
+    assert calls == []
 
 
 @pytest.mark.parametrize("name,hw", [("dtpf_student", (19, 42)), ("dtpf_teacher_tiny", (45, 29))])
