@@ -70,6 +70,31 @@ static inline v16 to1_pixel(const float *x, int64_t H, int64_t W, int N, const f
     return a + b;
 }
 
+/* 8 interior pixels (r, c..c+7), 1 <= c, c + 8 <= W - 1: the taps' sums as 8 vectors, each
+   weight vector loaded once for the 8 pixels (8 independent FMA chains); rows[i] is image
+   row r + i - 1 or NULL outside the image */
+static inline void to1_pixels8(const float *const rows[3], int N, const float *w, int64_t c, v16 acc[8])
+{
+    const int nv = N / 16;
+    for (int q = 0; q < 8; ++q) acc[q] = (v16){0};
+    for (int i = 0; i < 3; ++i) {
+        if (!rows[i]) continue;
+        for (int j = 0; j < 3; ++j) {
+            const float *px = rows[i] + (c + j - 1) * N, *wk = w + (3 * i + j) * N;
+            for (int o = 0; o < nv; ++o) {
+                const v16 wv = LOADU(wk + o * 16);
+                for (int q = 0; q < 8; ++q) acc[q] += LOADU(px + q * N + o * 16) * wv;
+            }
+        }
+    }
+}
+
+static inline float to1_finish(float v, float bias, const float *rrow, int64_t c, int clamp)
+{
+    v += bias + (rrow ? rrow[c] : 0.0f);
+    return clamp ? (v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v)) : v;
+}
+
 /* weights w (9, N): tap (i, j) = row 3 i + j; res (H, W) or NULL; out (out_h, out_w), row
    stride out_w; out_h <= H, out_w <= W */
 int conv3x3_to1_f32(const float *x, const float *res, float *out, int64_t H, int64_t W, int N, const float *w,
@@ -81,21 +106,24 @@ int conv3x3_to1_f32(const float *x, const float *res, float *out, int64_t H, int
         for (int64_t r = r0; r < r1; ++r) {
             float *orow = out + r * out_w;
             const float *rrow = res ? res + r * W : NULL;
+            const float *rows[3];
+            for (int i = 0; i < 3; ++i) rows[i] = r + i - 1 >= 0 && r + i - 1 < H ? x + (r + i - 1) * W * N : NULL;
             int64_t c = 0;
-            for (; c + 4 <= out_w; c += 4) {
-                const v16 s = hsum4(to1_pixel(x, H, W, N, w, r, c), to1_pixel(x, H, W, N, w, r, c + 1),
-                                    to1_pixel(x, H, W, N, w, r, c + 2), to1_pixel(x, H, W, N, w, r, c + 3));
+            if (out_w > 0) {  /* column 0 has no left neighbour */
+                orow[0] = to1_finish(hsum(to1_pixel(x, H, W, N, w, r, 0)), bias, rrow, 0, clamp);
+                c = 1;
+            }
+            for (; c + 8 <= out_w && c + 8 <= W - 1; c += 8) {
+                v16 acc[8];
+                to1_pixels8(rows, N, w, c, acc);
+                const v16 lo = hsum4(acc[0], acc[1], acc[2], acc[3]), hi = hsum4(acc[4], acc[5], acc[6], acc[7]);
                 for (int q = 0; q < 4; ++q) {
-                    float v = s[4 * q] + bias + (rrow ? rrow[c + q] : 0.0f);
-                    if (clamp) v = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
-                    orow[c + q] = v;
+                    orow[c + q] = to1_finish(lo[4 * q], bias, rrow, c + q, clamp);
+                    orow[c + 4 + q] = to1_finish(hi[4 * q], bias, rrow, c + 4 + q, clamp);
                 }
             }
-            for (; c < out_w; ++c) {
-                float v = hsum(to1_pixel(x, H, W, N, w, r, c)) + bias + (rrow ? rrow[c] : 0.0f);
-                if (clamp) v = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
-                orow[c] = v;
-            }
+            for (; c < out_w; ++c)
+                orow[c] = to1_finish(hsum(to1_pixel(x, H, W, N, w, r, c)), bias, rrow, c, clamp);
         }
     return 0;
 }
