@@ -33,7 +33,11 @@ C call per image: the window attention layer (LayerNorm, q/k/v projection, atten
 window-head at a time with the bias added from the two tables, output projection and
 residual, tile by tile in per-thread buffers), the gated FFN and the channel attention
 (LayerNorm, 1x1 projection, depth-wise 3x3 conv and the gate / Gram sums in one pass per row;
-the attention's mix as a second pass). Wider maps use the C attention core alone. Measured
+the attention's mix as a second pass). Wider maps use the C attention core alone. The
+network's first and last convolutions (one input / one output channel, where oneDNN runs at
+6-11 GFLOP/s) are C calls too (:func:`embed_one_channel`, :func:`project_to_one_channel`,
+the latter fused with the residual head), and SCFM's ``CA(x) + SA(x)`` is summed inside the
+window attention's output projection (``window_attention(..., residual=<map>)``). Measured
 numbers: docs/models.md, "Native kernels".
 """
 from __future__ import annotations

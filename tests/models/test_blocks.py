@@ -234,6 +234,24 @@ def test_unet_end_convs_in_c_match_torch(monkeypatch, n, hw, threads, bias):
     assert calls == []
 
 
+@pytest.mark.parametrize("head", ["residual", "blend"])
+def test_output_heads_with_the_c_output_conv_equal_the_literal_network(head):
+    """Both heads through the fused C output conv (random output weights: the blend head's
+    start at zero would hide it) equal the literal network, odd sizes padded and cropped."""
+    torch.manual_seed(0)
+    model = create_model("dtpf_student", head=head).eval()
+    with torch.no_grad():
+        model.output.weight.normal_(0, 0.05)
+    ir, vi = luma_pair(2, 21, 30)
+    with torch.no_grad():
+        fast = model(ir, vi)
+        with kernels.use_fast_kernels(False):
+            literal = model(ir, vi)
+    assert fast.shape == (2, 1, 21, 30) and fast.is_contiguous()
+    torch.testing.assert_close(fast, literal, atol=1e-5, rtol=0)
+    assert 0 <= fast.min() and fast.max() <= 1
+
+
 @pytest.mark.parametrize("name,hw", [("dtpf_student", (19, 42)), ("dtpf_teacher_tiny", (45, 29))])
 def test_fast_kernels_equal_the_literal_network(name, hw):
     """The default (fast) network is the readable one within 1e-5: forward, features, gradients."""
