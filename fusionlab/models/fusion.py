@@ -23,7 +23,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..registry import Registry
-from . import kernels
 from .blocks import ChannelAttention, OverlapWindowAttention
 
 FUSION_MODULES = Registry("fusion module")
@@ -77,8 +76,6 @@ class SCFM(nn.Module):
             ir = self.merge_ir(torch.cat([self.spatial_ir(f_ir), self.channel_vi(f_vi)], dim=1))
             f_ir, f_vi = ir, vi
         x = torch.cat([f_vi, f_ir], dim=1)
-        if kernels.enabled():  # the sum inside the window attention's output projection: one pass less
-            return self.out(kernels.window_attention(self.joint_spatial, x, residual=self.joint_channel(x)))
         return self.out(self.joint_channel(x) + self.joint_spatial(x))
 
 

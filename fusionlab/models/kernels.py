@@ -35,10 +35,8 @@ residual, tile by tile in per-thread buffers), the gated FFN and the channel att
 (LayerNorm, 1x1 projection, depth-wise 3x3 conv and the gate / Gram sums in one pass per row;
 the attention's mix as a second pass). Wider maps use the C attention core alone. The
 network's first and last convolutions (one input / one output channel, where oneDNN runs at
-6-11 GFLOP/s) are C calls too (:func:`embed_one_channel`, :func:`project_to_one_channel`,
-the latter fused with the residual head), and SCFM's ``CA(x) + SA(x)`` is summed inside the
-window attention's output projection (``window_attention(..., residual=<map>)``). Measured
-numbers: docs/models.md, "Native kernels".
+6-11 GFLOP/s) are C calls too (:func:`end_conv`). Measured numbers: docs/models.md, "Native
+kernels".
 """
 from __future__ import annotations
 
@@ -104,61 +102,36 @@ def pointwise(x: torch.Tensor, conv: nn.Conv2d, residual: torch.Tensor | None = 
 
 
 # ----------------------------------------------------------------------------- the U-Net's ends
-def _plain_3x3(conv: nn.Conv2d) -> bool:
-    """A 3x3 conv with zero padding 1, stride 1, no dilation or groups."""
-    return (conv.kernel_size == (3, 3) and conv.padding == (1, 1) and conv.stride == (1, 1)
-            and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros")
-
-
-def embed_one_channel(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """``conv(x)`` for FusionNet's patch embedding (3x3, one input channel, padding 1):
-    ``(B, 1, H, W)`` -> ``(B, N, H, W)``, channels-last. At inference on the CPU with N a
-    multiple of 16 one C call per image (``unet.c``; torch's oneDNN runs this shape at ~6
-    GFLOP/s and returns NCHW, which the blocks after it then copy); else the conv itself."""
-    n = conv.out_channels
-    if (x.shape[1] != 1 or n % 16 or n > 256 or not _plain_3x3(conv) or not _streaming(x, conv)
-            or not _native_tensors(x) or (fn := _c_function("conv3x3_from1_f32")) is None):
-        return conv(x)
+def end_conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """``conv(x)`` for a 3x3, zero-padding-1 conv with one input channel (FusionNet's patch
+    embedding: ``(B, 1, H, W)`` -> ``(B, N, H, W)``, channels-last) or one output channel
+    (its output conv: ``(B, N, H, W)`` -> ``(B, 1, H, W)``), N a multiple of 16. At inference
+    on the CPU one C call per image (``unet.c``): torch's oneDNN runs these shapes at 6-11
+    GFLOP/s and returns the embedding NCHW, which the blocks after it then copy. Anything
+    else runs ``nn.Conv2d.forward``."""
+    n_in, n_out = conv.in_channels, conv.out_channels
+    embed = n_in == 1 and n_out % 16 == 0
+    symbol = "conv3x3_from1_f32" if embed else "conv3x3_to1_f32"
+    if (not (embed or (n_out == 1 and n_in % 16 == 0)) or x.shape[1] != n_in
+            or conv.kernel_size != (3, 3) or conv.padding != (1, 1) or conv.stride != (1, 1)
+            or conv.dilation != (1, 1) or conv.groups != 1 or conv.padding_mode != "zeros"
+            or not _streaming(x, conv) or not _native_tensors(x) or (fn := _c_function(symbol)) is None):
+        return nn.Conv2d.forward(conv, x)
     b, _, h, w = x.shape
-    planes = x.reshape(b, h, w)  # one channel: both memory formats are this layout
-    if not planes.is_contiguous():
-        planes = planes.contiguous()
-    out = x.new_empty(b, h, w, n)
-    w_t, bias = _f32(conv.weight.view(n, 9).t()), _f32(conv.bias)
     rows, threads = _row_tasks(h)
+    if embed:
+        src = x.reshape(b, h, w).contiguous()  # one channel: both memory formats are this layout
+        out = x.new_empty(b, h, w, n_out)
+        weights = (_f32(conv.weight.view(n_out, 9).t()), _f32(conv.bias))
+    else:
+        src = _nhwc(x)
+        out = x.new_empty(b, h, w)
+        weights = (_f32(conv.weight.view(n_in, 9).t()), float(conv.bias) if conv.bias is not None else 0.0)
     for bi in range(b):
-        if not native.run_shared(fn, *map(_arg, (planes[bi], out[bi], h, w, n, w_t, bias, rows)), threads=threads):
-            return conv(x)
-    return out.permute(0, 3, 1, 2)
-
-
-def project_to_one_channel(conv: nn.Conv2d, x: torch.Tensor, residual: torch.Tensor | None = None,
-                           size: tuple[int, int] | None = None, clamp: bool = False) -> torch.Tensor:
-    """FusionNet's output head at inference: ``conv(x) [+ residual]``, cropped to ``size``
-    ``(h, w)`` (top-left), clamped to [0, 1] with ``clamp``. ``x (B, N, H, W)``,
-    ``residual (B, 1, H, W)`` -> ``(B, 1, h, w)``, contiguous. One C call per image when it
-    applies (3x3 conv to one channel, N a multiple of 16, float32 CPU, no autograd), fusing
-    the residual, crop and clamp into the conv's single pass; else torch ops."""
-    b, n, hh, ww = x.shape
-    h, w = size or (hh, ww)
-    fn = None
-    if (conv.out_channels == 1 and n % 16 == 0 and _plain_3x3(conv) and _streaming(x, conv)
-            and _native_tensors(x, *(() if residual is None else (residual,)))):
-        fn = _c_function("conv3x3_to1_f32")
-    xr = _nhwc(x) if fn is not None else None
-    if fn is not None and xr.is_contiguous():
-        res = None if residual is None else residual.reshape(b, hh, ww).contiguous()
-        out = x.new_empty(b, 1, h, w)
-        weight = _f32(conv.weight.view(n, 9).t())
-        bias = float(conv.bias) if conv.bias is not None else 0.0
-        rows, threads = _row_tasks(h)
-        if all(native.run_shared(fn, *map(_arg, (xr[bi], None if res is None else res[bi], out[bi], hh, ww, n, weight,
-                                                 bias, h, w, int(clamp), rows)), threads=threads)
-               for bi in range(b)):
-            return out
-    y = conv(x) if residual is None else conv(x) + residual
-    y = y[..., :h, :w]
-    return (y.clamp(0.0, 1.0) if clamp else y).contiguous()
+        if not native.run_shared(fn, *map(_arg, (src[bi], out[bi], h, w, n_out if embed else n_in, *weights, rows)),
+                                 threads=threads):
+            return nn.Conv2d.forward(conv, x)
+    return out.permute(0, 3, 1, 2) if embed else out[:, None]
 
 
 # ----------------------------------------------------------------------------- strips
@@ -258,9 +231,9 @@ def _c_function(symbol: str):
         "window_attention_f32": ("window_attention", [ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, i64, i64, i64,
                                                       ptr, ptr, f32, i64, i64, i32, i32, i32, i32, i32, i64, i64]),
         "window_attention_layer_f32": ("window_attention", [ptr, ptr, i64, i64, i32, ptr, ptr, f32, ptr, ptr, ptr, ptr,
-                                                            f32, i32, i32, i32, i32, i32, ptr, ptr, ptr, i64, i64]),
+                                                            f32, i32, i32, i32, i32, i32, ptr, ptr, i32, i64, i64]),
         "conv3x3_from1_f32": ("unet", [ptr, ptr, i64, i64, i32, ptr, ptr, i64]),
-        "conv3x3_to1_f32": ("unet", [ptr, ptr, ptr, i64, i64, i32, ptr, f32, i64, i64, i32, i64]),
+        "conv3x3_to1_f32": ("unet", [ptr, ptr, i64, i64, i32, ptr, f32, i64]),
     }
     library, args = signatures[symbol]
     return native.function(library, symbol, [*args, ctypes.POINTER(i64)], restype=ctypes.c_int)
@@ -478,11 +451,8 @@ def channel_attention(ca, x: torch.Tensor, norm=None, residual: bool = False) ->
 ATTENTION_CHUNK = 32
 
 
-def window_attention(attn, x: torch.Tensor, norm=None, residual: bool | torch.Tensor = False) -> torch.Tensor:
+def window_attention(attn, x: torch.Tensor, norm=None, residual: bool = False) -> torch.Tensor:
     """:class:`~fusionlab.models.blocks.OverlapWindowAttention` of ``norm(x)`` (+ ``x``).
-
-    ``residual=True`` adds ``x``; a tensor of ``x``'s shape adds that tensor instead (inside
-    the output projection, like ``x``: SCFM's ``CA(x) + SA(x)`` without a separate pass).
 
     At inference on the CPU the whole layer is one C call where it applies
     (:func:`_window_attention_native`); otherwise the map is processed in bands of whole
@@ -494,10 +464,7 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool | torch.Te
     ws, nh, d, p = attn.window, attn.heads, attn.head_dim, attn.pad
     inner = nh * d
     ph, pw = (-h) % ws, (-w) % ws
-    if isinstance(residual, torch.Tensor) and residual.shape != x.shape:
-        raise ValueError(f"window_attention: residual {tuple(residual.shape)} must have x's shape {tuple(x.shape)}")
-    res = x if residual is True else (residual if isinstance(residual, torch.Tensor) else None)
-    if not _streaming(x, attn, norm) or (res is not None and not _streaming(res)):
+    if not _streaming(x, attn, norm):
         y = norm(x) if norm is not None else x
         # work in (B, H, W, C): a free view of channels-last activations
         qkv = pointwise(y, attn.qkv).permute(0, 2, 3, 1)
@@ -506,11 +473,10 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool | torch.Te
         out = _attend_autograd(attn, qkv[..., :inner], _zero_border_pad(qkv[..., inner:], p))
         if ph or pw:
             out = out[:, :h, :w]
-        return pointwise(out.permute(0, 3, 1, 2), attn.project_out, res)
-    if (out := _window_attention_native(attn, x, norm, res)) is not None:
+        return pointwise(out.permute(0, 3, 1, 2), attn.project_out, x if residual else None)
+    if (out := _window_attention_native(attn, x, norm, residual)) is not None:
         return out
     xr = _nhwc(x)
-    rr = xr if res is x else (None if res is None else _nhwc(res))
     gh, gw = (h + ph) // ws, (w + pw) // ws
     w_out_t = attn.project_out.weight.view(c, inner).t()
     w_qkv = attn.qkv.weight.view(3 * inner, c)
@@ -538,7 +504,7 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool | torch.Te
             kv[top:top + k1 - k0, p:p + w] = qkv[..., inner:]
             o = _attend_chunked(attn, q[None], kv[None])[0, :y1 - y0, :w].reshape(-1, inner)
             _project_out(out[bi, y0:y1].view(-1, c), o, w_out_t, attn.project_out.bias,
-                         None if rr is None else rr[bi, y0:y1].view(-1, c))
+                         xr[bi, y0:y1].view(-1, c) if residual else None)
     return out.permute(0, 3, 1, 2)
 
 
@@ -547,7 +513,7 @@ def window_attention(attn, x: torch.Tensor, norm=None, residual: bool | torch.Te
 NATIVE_TILE = 1024
 
 
-def _window_attention_native(attn, x: torch.Tensor, norm, residual: bool | torch.Tensor) -> torch.Tensor | None:
+def _window_attention_native(attn, x: torch.Tensor, norm, residual: bool) -> torch.Tensor | None:
     """:func:`window_attention` at inference as one C call per image (LayerNorm and q/k/v
     projection of a tile of windows, attention of its window-heads, output projection and
     residual, tile by tile in each thread's own buffers), or None where it does not apply
@@ -555,9 +521,7 @@ def _window_attention_native(attn, x: torch.Tensor, norm, residual: bool | torch
     b, c, h, w = x.shape
     ws, nh, d = attn.window, attn.heads, attn.head_dim
     inner = nh * d
-    extra = residual if isinstance(residual, torch.Tensor) and residual is not x else None
-    if (not _native_ok(x) or inner % 16 or attn.qkv.weight.shape[1:] != (c, 1, 1)
-            or (extra is not None and (extra.shape != x.shape or not _native_tensors(extra)))):
+    if not _native_ok(x) or inner % 16 or attn.qkv.weight.shape[1:] != (c, 1, 1):
         return None
     fn = _c_function("window_attention_layer_f32")
     if fn is None:
@@ -571,13 +535,11 @@ def _window_attention_native(attn, x: torch.Tensor, norm, residual: bool | torch
     threads = min(threads, -(-gh // rows) * -(-gw // cols))
     weights = (*_ln_args(norm), _f32(attn.qkv.weight.view(3 * inner, c).t()), _f32(attn.qkv.bias),
                _f32(attn.rel_h), _f32(attn.rel_w), d ** -0.5, ws, attn.ow, attn.pad, nh, d,
-               _f32(attn.project_out.weight.view(c, inner).t()), _f32(attn.project_out.bias))
+               _f32(attn.project_out.weight.view(c, inner).t()), _f32(attn.project_out.bias), int(residual), rows, cols)
     xr = _nhwc(x)
-    res = xr if residual is True or residual is x else (None if extra is None else _nhwc(extra))
     out = torch.empty_like(xr)
     for bi in range(b):
-        args = (xr[bi], out[bi], h, w, c, *weights, None if res is None else res[bi], rows, cols)
-        if not native.run_shared(fn, *map(_arg, args), threads=threads):
+        if not native.run_shared(fn, *map(_arg, (xr[bi], out[bi], h, w, c, *weights)), threads=threads):
             return None  # out of memory for the tile buffers: the band path below needs less
     return out.permute(0, 3, 1, 2)
 

@@ -117,6 +117,15 @@ class FusionNetConfig:
         return cls(**d)
 
 
+class EndConv(nn.Conv2d):
+    """The U-Net's first and last 3x3 convs (one input / one output channel): an ``nn.Conv2d``
+    (same parameters, hooks, autograd) that runs :func:`~fusionlab.models.kernels.end_conv`'s
+    C code at inference, where torch's oneDNN is slow for these shapes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return kernels.end_conv(self, x) if kernels.enabled() else super().forward(x)
+
+
 class Encoder(nn.Module):
     """One stream: 3x3 patch embedding then 4 levels of blocks with 2x downsampling between.
 
@@ -126,7 +135,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: FusionNetConfig):
         super().__init__()
         d = cfg.dim
-        self.patch_embed = nn.Conv2d(1, d, 3, padding=1, bias=False)
+        self.patch_embed = EndConv(1, d, 3, padding=1, bias=False)
         self.levels = nn.ModuleList(
             make_blocks(cfg.blocks[l], d * 2 ** l, cfg.heads[l], cfg.spatial_heads[l], cfg.head_dim,
                         cfg.window, cfg.overlap, cfg.ffn_factor) for l in range(LEVELS))
@@ -134,7 +143,7 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []
-        x = kernels.embed_one_channel(self.patch_embed, x) if kernels.enabled() else self.patch_embed(x)
+        x = self.patch_embed(x)
         for l in range(LEVELS):
             if l:
                 x = self.down[l - 1](x)
@@ -196,7 +205,7 @@ class FusionNet(HubMixin, nn.Module):
         self.reduce = nn.ModuleList([nn.Conv2d(2 * ch[2], ch[2], 1, bias=False),
                                      nn.Conv2d(2 * ch[1], ch[1], 1, bias=False)])
         self.refinement = blocks(cfg.refinement, 2 * d, 0)
-        self.output = nn.Conv2d(2 * d, 1, 3, padding=1, bias=False)
+        self.output = EndConv(2 * d, 1, 3, padding=1, bias=False)
         if cfg.head == "blend":
             self.blend_sharpness = nn.Parameter(torch.tensor(BLEND_SHARPNESS))
         #: channels of the 4 features returned with ``return_features=True`` (deepest first)
@@ -248,16 +257,12 @@ class FusionNet(HubMixin, nn.Module):
             x = self.decoder[i + 1](x)
             feats.append(x)
         x = self.refinement(x)
-        fast = kernels.enabled() and not self.training  # the output conv fused with its head, in one pass
         if self.config.head == "blend":
-            detail = (kernels.project_to_one_channel(self.output, x, size=(h, w)) if fast
-                      else self.output(x)[..., :h, :w])
-            weight = torch.sigmoid(self.blend_sharpness * (ir - vi) + detail)
-            out = clamp01(weight * ir + (1 - weight) * vi, straight_through=self.training)
-        elif fast:
-            out = kernels.project_to_one_channel(self.output, x, vi_p, (h, w), clamp=True)
+            weight = torch.sigmoid(self.blend_sharpness * (ir - vi) + self.output(x)[..., :h, :w])
+            out = weight * ir + (1 - weight) * vi
         else:
-            out = clamp01((self.output(x) + vi_p)[..., :h, :w], straight_through=self.training)
+            out = (self.output(x) + vi_p)[..., :h, :w]
+        out = clamp01(out, straight_through=self.training)
         out = out.contiguous()
         return (out, feats) if return_features else out
 

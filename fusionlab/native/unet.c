@@ -2,16 +2,15 @@
  *
  *     conv3x3_from1_f32:  (H, W) one channel    -> (H, W, N) channels-last, N a multiple of 16
  *                         (the patch embedding: out = conv(x) [+ b])
- *     conv3x3_to1_f32:    (H, W, N) channels-last -> (out_h, out_w) one channel, N a multiple
- *                         of 16 (the output convolution, fused with the residual head:
- *                         out = [clamp01](conv(x) [+ b] [+ res]) cropped to out_h x out_w)
+ *     conv3x3_to1_f32:    (H, W, N) channels-last -> (H, W) one channel, N a multiple of 16
+ *                         (the output convolution: out = conv(x) [+ b])
  *
  * torch's oneDNN runs both at 6-11 GFLOP/s on 2 cores (one channel on one side gives its
  * blocked kernels nothing to vectorise over), and the patch embedding comes out NCHW, so the
  * blocks after it copy it to channels-last: 2 x (3.8 + 2.6) ms and 12-16 ms per 480x640
- * forward. Here every output vector is 16 channels of one pixel (from1) or the 9 taps x N
- * channels of one pixel reduced 4 pixels at a time (to1). Summation order differs from
- * oneDNN's: results agree within float32 rounding (~1e-6). */
+ * forward. Here every output vector is 16 channels of one pixel (from1), or the 9 taps x N
+ * channels of one pixel, 8 pixels at a time, reduced by shuffle trees (to1). Summation
+ * order differs from oneDNN's: results agree within float32 rounding (~1e-6). */
 #include <stdint.h>
 #include <string.h>
 
@@ -89,41 +88,33 @@ static inline void to1_pixels8(const float *const rows[3], int N, const float *w
     }
 }
 
-static inline float to1_finish(float v, float bias, const float *rrow, int64_t c, int clamp)
+/* weights w (9, N): tap (i, j) = row 3 i + j; out (H, W) */
+int conv3x3_to1_f32(const float *x, float *out, int64_t H, int64_t W, int N, const float *w, float bias,
+                    int64_t rows_per_task, int64_t *next)
 {
-    v += bias + (rrow ? rrow[c] : 0.0f);
-    return clamp ? (v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v)) : v;
-}
-
-/* weights w (9, N): tap (i, j) = row 3 i + j; res (H, W) or NULL; out (out_h, out_w), row
-   stride out_w; out_h <= H, out_w <= W */
-int conv3x3_to1_f32(const float *x, const float *res, float *out, int64_t H, int64_t W, int N, const float *w,
-                    float bias, int64_t out_h, int64_t out_w, int clamp, int64_t rows_per_task, int64_t *next)
-{
-    if (N % 16 || out_h > H || out_w > W) return -1;
+    if (N % 16) return -1;
     int64_t r0, r1;
-    while (next_rows(next, rows_per_task, out_h, &r0, &r1))
+    while (next_rows(next, rows_per_task, H, &r0, &r1))
         for (int64_t r = r0; r < r1; ++r) {
-            float *orow = out + r * out_w;
-            const float *rrow = res ? res + r * W : NULL;
+            float *orow = out + r * W;
             const float *rows[3];
             for (int i = 0; i < 3; ++i) rows[i] = r + i - 1 >= 0 && r + i - 1 < H ? x + (r + i - 1) * W * N : NULL;
             int64_t c = 0;
-            if (out_w > 0) {  /* column 0 has no left neighbour */
-                orow[0] = to1_finish(hsum(to1_pixel(x, H, W, N, w, r, 0)), bias, rrow, 0, clamp);
+            if (W > 0) {  /* column 0 has no left neighbour */
+                orow[0] = hsum(to1_pixel(x, H, W, N, w, r, 0)) + bias;
                 c = 1;
             }
-            for (; c + 8 <= out_w && c + 8 <= W - 1; c += 8) {
+            for (; c + 8 <= W - 1; c += 8) {
                 v16 acc[8];
                 to1_pixels8(rows, N, w, c, acc);
                 const v16 lo = hsum4(acc[0], acc[1], acc[2], acc[3]), hi = hsum4(acc[4], acc[5], acc[6], acc[7]);
                 for (int q = 0; q < 4; ++q) {
-                    orow[c + q] = to1_finish(lo[4 * q], bias, rrow, c + q, clamp);
-                    orow[c + 4 + q] = to1_finish(hi[4 * q], bias, rrow, c + 4 + q, clamp);
+                    orow[c + q] = lo[4 * q] + bias;
+                    orow[c + 4 + q] = hi[4 * q] + bias;
                 }
             }
-            for (; c < out_w; ++c)
-                orow[c] = to1_finish(hsum(to1_pixel(x, H, W, N, w, r, c)), bias, rrow, c, clamp);
+            for (; c < W; ++c)
+                orow[c] = hsum(to1_pixel(x, H, W, N, w, r, c)) + bias;
         }
     return 0;
 }

@@ -333,7 +333,7 @@ int window_attention_f32(
     return 0;
 }
 
-/* The whole layer, out = [res +] W_out attention(W_qkv LN(x) [+ b_qkv]) [+ b_out], on one
+/* The whole layer, out = [x +] W_out attention(W_qkv LN(x) [+ b_qkv]) [+ b_out], on one
  * channels-last image x (H, W, C), C a multiple of 16 (rows.h), nh * d a multiple of 16.
  * Tasks are tiles of window_rows x window_cols windows: a tile projects the pixels its keys
  * reach (its own plus p on every side, so neighbouring tiles project their shared halo twice)
@@ -346,7 +346,7 @@ int window_attention_layer_f32(
     const float *x, float *out, int64_t H, int64_t W, int C,
     const float *ln_w, const float *ln_b, float eps, const float *w_qkv_t, const float *b_qkv,
     const float *rel_h, const float *rel_w, float scale, int ws, int ow, int p, int nh, int d,
-    const float *w_out_t, const float *b_out, const float *res, int64_t window_rows, int64_t window_cols,
+    const float *w_out_t, const float *b_out, int residual, int64_t window_rows, int64_t window_cols,
     int64_t *next)
 {
     const int inner = nh * d, T = 3 * inner;
@@ -395,9 +395,9 @@ int window_attention_layer_f32(
                                 o + gy * ws * qsh + gx * ws * inner + h * d, qsh, inner, rel_h, rel_w, tab, scale,
                                 ws, ow, p, d, inner);
                 }
-        for (int64_t r = y0; r < y1; ++r)  /* res: x itself, another (H, W, C) map, or NULL */
-            project_out(o + (r - y0) * qsh, (res ? res : x) + (r * W + x0) * C, out + (r * W + x0) * C, x1 - x0, C,
-                        inner, w_out_t, b_out, res != NULL);
+        for (int64_t r = y0; r < y1; ++r)
+            project_out(o + (r - y0) * qsh, x + (r * W + x0) * C, out + (r * W + x0) * C, x1 - x0, C, inner,
+                        w_out_t, b_out, residual);
     }
     free(buf);
     return 0;

@@ -71,16 +71,6 @@ def test_window_attention_layer_in_c_matches_reference(monkeypatch, dim, heads, 
             assert got is not None, "the C layer did not run"
             torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
             torch.testing.assert_close(kernels.window_attention(attn, x, norm), want - x, atol=1e-5, rtol=1e-4)
-            # another map as the residual (SCFM's CA(x) + SA(x)), in C and in the torch band path
-            other = torch.randn_like(x)
-            got = kernels._window_attention_native(attn, x, norm, residual=other)
-            assert got is not None, "the C layer did not run"
-            torch.testing.assert_close(got, want - x + other, atol=1e-5, rtol=1e-4)
-            with native.use_native(False):
-                torch.testing.assert_close(kernels.window_attention(attn, x, norm, residual=other), want - x + other,
-                                           atol=1e-5, rtol=1e-4)
-            with pytest.raises(ValueError, match="must have x's shape"):
-                kernels.window_attention(attn, x, norm, residual=other[:, :, 1:])
     finally:
         torch.set_num_threads(old)
 
@@ -199,8 +189,8 @@ def test_native_kernels_are_as_accurate_as_torch_float32(monkeypatch, branch):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("bias", [False, True])
 def test_unet_end_convs_in_c_match_torch(monkeypatch, n, hw, threads, bias):
-    """The patch embedding (1 -> N) and the output head (N -> 1, + residual, crop, clamp) in C
-    equal torch's conv: every border tap of a 3x3 conv on maps down to 1x1, tails of < 4 pixels."""
+    """The patch embedding (1 -> N) and the output conv (N -> 1) in C equal torch's conv: every
+    border tap of a 3x3 conv on maps down to 1x1, rows of fewer than 8 interior pixels."""
     monkeypatch.setenv("FUSIONLAB_NATIVE", "1")
     if native.load("unet") is None:
         pytest.skip("no C compiler: the C kernels are not built")
@@ -211,45 +201,54 @@ def test_unet_end_convs_in_c_match_torch(monkeypatch, n, hw, threads, bias):
     embed, head = nn.Conv2d(1, n, 3, padding=1, bias=bias), nn.Conv2d(n, 1, 3, padding=1, bias=bias)
     x = torch.rand(2, 1, *hw)
     feats = torch.randn(2, n, *hw).contiguous(memory_format=torch.channels_last)
-    res = torch.rand(2, 1, *hw) * 2 - 0.5
-    crop = (max(1, hw[0] - 1), max(1, hw[1] - 2))
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with torch.no_grad():
-            got = kernels.embed_one_channel(embed, x)
+            got = kernels.end_conv(embed, x)
             assert got.is_contiguous(memory_format=torch.channels_last) and got.shape == (2, n, *hw)
             torch.testing.assert_close(got, embed(x), atol=1e-6, rtol=1e-5)
-            want = head(feats)
-            torch.testing.assert_close(kernels.project_to_one_channel(head, feats), want, atol=1e-5, rtol=1e-5)
-            got = kernels.project_to_one_channel(head, feats, res, crop, clamp=True)
-            assert got.shape == (2, 1, *crop) and got.is_contiguous()
-            torch.testing.assert_close(got, (want + res)[..., :crop[0], :crop[1]].clamp(0, 1), atol=1e-5, rtol=1e-5)
+            got = kernels.end_conv(head, feats)
+            assert got.shape == (2, 1, *hw) and got.is_contiguous()
+            torch.testing.assert_close(got, head(feats), atol=1e-5, rtol=1e-5)
     finally:
         torch.set_num_threads(old)
-    assert calls.count("conv3x3_from1_f32") == 1 and calls.count("conv3x3_to1_f32") == 2, calls
-    # autograd needs the torch conv: no C call, same values
+    assert calls == ["conv3x3_from1_f32", "conv3x3_to1_f32"], calls
+    # autograd, or a shape the kernels do not take: torch's conv, no C call
     calls.clear()
-    torch.testing.assert_close(kernels.embed_one_channel(embed, x), embed(x))
+    torch.testing.assert_close(kernels.end_conv(embed, x), embed(x))
+    with torch.no_grad():
+        wide = nn.Conv2d(n, 2, 3, padding=1)
+        torch.testing.assert_close(kernels.end_conv(wide, feats), wide(feats))
     assert calls == []
 
 
 @pytest.mark.parametrize("head", ["residual", "blend"])
-def test_output_heads_with_the_c_output_conv_equal_the_literal_network(head):
-    """Both heads through the fused C output conv (random output weights: the blend head's
-    start at zero would hide it) equal the literal network, odd sizes padded and cropped."""
+def test_output_heads_with_the_c_end_convs_equal_the_literal_network(head):
+    """Both heads with the C end convs (random output weights: the blend head's start at zero
+    would hide them) equal the literal network on odd sizes, and hooks on the end convs still
+    see their outputs."""
     torch.manual_seed(0)
     model = create_model("dtpf_student", head=head).eval()
     with torch.no_grad():
         model.output.weight.normal_(0, 0.05)
+    seen = {}
+
+    def keep(name):
+        def hook(module, args, out):
+            seen.setdefault(name, tuple(out.shape))
+        return hook
+
+    model.output.register_forward_hook(keep("output"))
+    model.encoder_ir.patch_embed.register_forward_hook(keep("embed"))
     ir, vi = luma_pair(2, 21, 30)
     with torch.no_grad():
         fast = model(ir, vi)
         with kernels.use_fast_kernels(False):
             literal = model(ir, vi)
+    assert seen == {"output": (2, 1, 24, 32), "embed": (2, 16, 24, 32)}  # padded to multiples of 8
     assert fast.shape == (2, 1, 21, 30) and fast.is_contiguous()
     torch.testing.assert_close(fast, literal, atol=1e-5, rtol=0)
-    assert 0 <= fast.min() and fast.max() <= 1
 
 
 @pytest.mark.parametrize("name,hw", [("dtpf_student", (19, 42)), ("dtpf_teacher_tiny", (45, 29))])
