@@ -67,63 +67,29 @@ static inline v16 hsum4(v16 a, v16 b, v16 c, v16 d)
     return s;
 }
 
-/* layer_norm of 4 pixels (rows of px, C apart) into xn (4, C): the same two passes, each
-   pixel's sums reduced together with the other three (hsum4) */
-static inline void layer_norm4(const float *restrict px, float *restrict xn, int C,
-                               const float *restrict ln_w, const float *restrict ln_b, float eps)
+/* layer_norm of 4 G pixels (rows of px, C apart; G = 1 or 4) into xn (4 G, C): the same two
+   passes, each group of 4 pixels' sums reduced together (hsum4), the G groups' chains step by
+   step side by side. One group's chain (sums, shuffle trees, root, division: ~150 cycles) is
+   longer than the projection of its 4 pixels at 16-32 channels, so one group at a time left
+   the FMA units waiting (G = 4 measured 0.72-0.94x the time of project_in's rows at 16-32
+   channels, 0.97-1.03x at 64). The roots and divisions are one vector for all 4 G pixels. */
+static inline __attribute__((always_inline)) void layer_norm_groups(
+    const float *restrict px, float *restrict xn, int C, const int G,
+    const float *restrict ln_w, const float *restrict ln_b, float eps)
 {
-    const int nv = C / 16;
+    const int nv = C / 16, n = 4 * G;
     if (!ln_w) {
-        for (int q = 0; q < 4; ++q) layer_norm(px + q * C, xn + q * C, C, ln_w, ln_b, eps);
-        return;
-    }
-    v16 acc[4];
-    for (int q = 0; q < 4; ++q) {
-        acc[q] = LOADU(px + q * C);
-        for (int o = 1; o < nv; ++o) acc[q] += LOADU(px + q * C + o * 16);
-    }
-    const v16 sums = hsum4(acc[0], acc[1], acc[2], acc[3]);
-    float mean[4];
-    for (int q = 0; q < 4; ++q) {
-        mean[q] = sums[4 * q] / (float)C;
-        acc[q] = (v16){0};
-        for (int o = 0; o < nv; ++o) {
-            const v16 d = LOADU(px + q * C + o * 16) - mean[q];
-            acc[q] += d * d;
-        }
-    }
-    const v16 sq = hsum4(acc[0], acc[1], acc[2], acc[3]);
-    for (int q = 0; q < 4; ++q) {
-        const float rstd = 1.0f / sqrtf(sq[4 * q] / (float)C + eps);
-        for (int o = 0; o < nv; ++o) {
-            v16 y = (LOADU(px + q * C + o * 16) - mean[q]) * rstd * LOADU(ln_w + o * 16);
-            if (ln_b) y += LOADU(ln_b + o * 16);
-            STOREU(xn + q * C + o * 16, y);
-        }
-    }
-}
-
-/* layer_norm of 16 pixels (rows of px, C apart) into xn (16, C): four layer_norm4 chains
-   run step by step side by side. One group's chain (sums, shuffle trees, root, division:
-   ~150 cycles) is longer than the projection of its 4 pixels at 16-32 channels, so one group
-   at a time left the FMA units waiting (measured: 0.72-0.94x the time of project_in's rows at
-   16-32 channels, 0.97-1.03x at 64). The 16 roots and divisions are one vector each. */
-static inline void layer_norm16(const float *restrict px, float *restrict xn, int C,
-                                const float *restrict ln_w, const float *restrict ln_b, float eps)
-{
-    const int nv = C / 16;
-    if (!ln_w) {
-        for (int q = 0; q < 16; ++q) layer_norm(px + q * C, xn + q * C, C, ln_w, ln_b, eps);
+        for (int q = 0; q < n; ++q) layer_norm(px + q * C, xn + q * C, C, ln_w, ln_b, eps);
         return;
     }
     const float inv_c = 1.0f / (float)C;
     v16 acc[16], mean[4], sq[4];
-    for (int q = 0; q < 16; ++q) {
+    for (int q = 0; q < n; ++q) {
         acc[q] = LOADU(px + q * C);
         for (int o = 1; o < nv; ++o) acc[q] += LOADU(px + q * C + o * 16);
     }
-    for (int g = 0; g < 4; ++g) mean[g] = hsum4(acc[4 * g], acc[4 * g + 1], acc[4 * g + 2], acc[4 * g + 3]) * inv_c;
-    for (int q = 0; q < 16; ++q) {
+    for (int g = 0; g < G; ++g) mean[g] = hsum4(acc[4 * g], acc[4 * g + 1], acc[4 * g + 2], acc[4 * g + 3]) * inv_c;
+    for (int q = 0; q < n; ++q) {
         const float m = mean[q / 4][4 * (q % 4)];
         acc[q] = (v16){0};
         for (int o = 0; o < nv; ++o) {
@@ -131,7 +97,8 @@ static inline void layer_norm16(const float *restrict px, float *restrict xn, in
             acc[q] += d * d;
         }
     }
-    for (int g = 0; g < 4; ++g) sq[g] = hsum4(acc[4 * g], acc[4 * g + 1], acc[4 * g + 2], acc[4 * g + 3]);
+    for (int g = 0; g < 4; ++g)
+        sq[g] = g < G ? hsum4(acc[4 * g], acc[4 * g + 1], acc[4 * g + 2], acc[4 * g + 3]) : sq[0];
     /* hsum4 leaves each sum in all 4 lanes of its quad, so lane 4 j + g of this blend holds
        pixel 4 g + j's */
     const v16 sq01 = SHUFFLE2(sq[0], sq[1], 0, 17, 2, 19, 4, 21, 6, 23, 8, 25, 10, 27, 12, 29, 14, 31);
@@ -139,7 +106,7 @@ static inline void layer_norm16(const float *restrict px, float *restrict xn, in
     v16 var = SHUFFLE2(sq01, sq23, 0, 1, 18, 19, 4, 5, 22, 23, 8, 9, 26, 27, 12, 13, 30, 31) * inv_c + eps;
     for (int l = 0; l < 16; ++l) var[l] = sqrtf(var[l]);  /* one vsqrtps */
     const v16 rstd = 1.0f / var;
-    for (int q = 0; q < 16; ++q) {
+    for (int q = 0; q < n; ++q) {
         const float m = mean[q / 4][4 * (q % 4)], r = rstd[4 * (q % 4) + q / 4];
         for (int o = 0; o < nv; ++o) {
             v16 y = (LOADU(px + q * C + o * 16) - m) * r * LOADU(ln_w + o * 16);
@@ -202,11 +169,11 @@ static void project_in(const float *restrict x, float *restrict t, int64_t W, in
     float xn[16 * C];
     int64_t p = 0;
     for (; p + 16 <= W; p += 16) {
-        layer_norm16(x + p * C, xn, C, ln_w, ln_b, eps);
+        layer_norm_groups(x + p * C, xn, C, 4, ln_w, ln_b, eps);
         for (int g = 0; g < 4; ++g) project_pixels4(xn + 4 * g * C, C, T, w_in_t, b_in, t + (p + 4 * g) * ps, ps, vs);
     }
     for (; p + 4 <= W; p += 4) {
-        layer_norm4(x + p * C, xn, C, ln_w, ln_b, eps);
+        layer_norm_groups(x + p * C, xn, C, 1, ln_w, ln_b, eps);
         project_pixels4(xn, C, T, w_in_t, b_in, t + p * ps, ps, vs);
     }
     for (; p < W; ++p) {
