@@ -12,7 +12,6 @@
  * channels of one pixel, 8 pixels at a time, reduced by shuffle trees (to1). Summation
  * order differs from oneDNN's: results agree within float32 rounding (~1e-6). */
 #include <stdint.h>
-#include <string.h>
 
 #include "rows.h"
 

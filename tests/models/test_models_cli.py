@@ -59,7 +59,7 @@ def test_paired_ratio_is_the_geometric_mean_of_pairs_with_an_interval():
     assert 1.5 <= r.low < r.ratio < r.high <= 1.65
     assert r.a_median_s == pytest.approx(3.15) and r.b_median_s == 2.0
     assert "1.573" in str(r) and "10 pairs" in str(r)
-    # identical durations: a point interval; deterministic for a seed
+    # identical durations: a point interval
     same = paired_ratio(clock.run(1.0), clock.run(1.0), repeats=4, warmup=1, clock=clock)
     assert same.ratio == same.low == same.high == pytest.approx(1.0)
     with pytest.raises(ValueError, match="at least 2 pairs"):
