@@ -110,10 +110,12 @@ static void dw_segment(const float *const rows[3], int64_t W, int T, int64_t p0,
     }
 }
 
-/* One allocation per call: the 3-row ring of t, a zero row and `extra` more floats. */
-static float *ring_alloc(int64_t W, int T, int64_t extra)
+/* One allocation per call (free *base): the 3-row ring of t, a zero row and `extra` more
+   floats, on cache-line boundaries (rows.h alloc_lines; T is a multiple of 16, so every row
+   and the scratch after the ring start on one too). */
+static float *ring_alloc(int64_t W, int T, int64_t extra, void **base)
 {
-    float *ring = malloc(sizeof(float) * (size_t)(4 * W * T + extra));
+    float *ring = alloc_lines((size_t)(4 * W * T + extra), base);
     if (ring) memset(ring + 3 * W * T, 0, sizeof(float) * (size_t)(W * T));
     return ring;
 }
@@ -129,7 +131,8 @@ int gated_ffn_f32(const float *x, float *out, int64_t H, int64_t W, int C, int h
                   int64_t rows_per_task, int64_t *next)
 {
     const int h2 = 2 * h;
-    float *ring = ring_alloc(W, h2, SEGMENT * (h2 + h));
+    void *base;
+    float *ring = ring_alloc(W, h2, SEGMENT * (h2 + h), &base);
     if (!ring) return -1;
     const float *zeros = ring + 3 * W * h2;
     float *dw = ring + 4 * W * h2;          /* (SEGMENT, 2h) depth-wise conv output: a | b */
@@ -150,7 +153,7 @@ int gated_ffn_f32(const float *x, float *out, int64_t H, int64_t W, int C, int h
             }
         }
     }
-    free(ring);
+    free(base);
     return 0;
 }
 
@@ -198,7 +201,8 @@ int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t
                                 double *gram, double *q_sq, double *k_sq, int64_t rows_per_task, int64_t *next)
 {
     const int T = 3 * C, nvc = C / 16;
-    float *ring = ring_alloc(W, T, SEGMENT * T + C * C + 2 * C);
+    void *base;
+    float *ring = ring_alloc(W, T, SEGMENT * T + C * C + 2 * C, &base);
     if (!ring) return -1;
     const float *zeros = ring + 3 * W * T;
     float *dw = ring + 4 * W * T;           /* (SEGMENT, 3C): q | k | v of the segment */
@@ -240,7 +244,7 @@ int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t
             __atomic_clear(&lock, __ATOMIC_RELEASE);
         }
     }
-    free(ring);
+    free(base);
     return 0;
 }
 

@@ -358,7 +358,8 @@ int window_attention_layer_f32(
     const int64_t R = window_rows * ws, Q = window_cols * ws;  /* query rows and columns of a tile */
     const int64_t qsh = Q * (int64_t)inner;                     /* attention output rows */
     const int64_t kw = Q + 2 * (int64_t)p, ksh = kw * T;        /* zero-padded q|k|v rows */
-    float *buf = malloc(sizeof(float) * (size_t)((R + 2 * p) * ksh + R * qsh));
+    void *base;  /* pixel rows are multiples of 16 floats: on cache lines like the buffer */
+    float *buf = alloc_lines((size_t)((R + 2 * p) * ksh + R * qsh), &base);
     if (!buf) return -1;
     float *qkv = buf, *o = qkv + (R + 2 * p) * ksh;
     const size_t pixel_bytes = sizeof(float) * (size_t)T;
@@ -399,6 +400,6 @@ int window_attention_layer_f32(
             project_out(o + (r - y0) * qsh, x + (r * W + x0) * C, out + (r * W + x0) * C, x1 - x0, C, inner,
                         w_out_t, b_out, residual);
     }
-    free(buf);
+    free(base);
     return 0;
 }
