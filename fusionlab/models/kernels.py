@@ -225,8 +225,8 @@ def _c_function(symbol: str):
     i64, i32, ptr, f32 = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p, ctypes.c_float
     rows_in = [ptr, ptr, f32, ptr, ptr, ptr, ptr]  # LayerNorm w, b, eps; W_in^T, b_in; W_dw, b_dw
     signatures = {
-        "gated_ffn_f32": ("restormer", [ptr, ptr, i64, i64, i32, i32, *rows_in, ptr, ptr, i32, i64]),
-        "channel_attention_stats_f32": ("restormer", [ptr, ptr, i64, i64, i32, *rows_in, ptr, ptr, ptr, i64]),
+        "gated_ffn_f32": ("restormer", [ptr, ptr, i64, i64, i32, i32, *rows_in, ptr, ptr, i32]),
+        "channel_attention_stats_f32": ("restormer", [ptr, ptr, i64, i64, i32, *rows_in, ptr, ptr, ptr]),
         "linear_rows_f32": ("restormer", [ptr, ptr, ptr, i64, i64, i32, ptr, ptr, i64]),
         "window_attention_f32": ("window_attention", [ptr, i64, i64, i64, ptr, i64, i64, i64, ptr, i64, i64, i64,
                                                       ptr, ptr, f32, i64, i64, i32, i32, i32, i32, i32, i64, i64]),
@@ -285,6 +285,12 @@ def _row_tasks(h: int) -> tuple[int, int]:
     return rows, min(torch.get_num_threads(), max(1, -(-h // rows)))
 
 
+def _band_threads(h: int) -> int:
+    """Threads for the ring kernels, which share an image's rows by bands (one per thread,
+    ``rows.h`` ``sched_row``): all of torch's, but no more than rows."""
+    return max(1, min(torch.get_num_threads(), h))
+
+
 def _ffn_native(ffn, x: torch.Tensor, norm, residual: bool) -> torch.Tensor | None:
     """:func:`gated_ffn` at inference by the C kernel (LayerNorm, both projections, the
     depth-wise conv and the gate in one pass per row), or None where it does not apply
@@ -301,9 +307,9 @@ def _ffn_native(ffn, x: torch.Tensor, norm, residual: bool) -> torch.Tensor | No
     weights = (*prep, _f32(ffn.project_out.weight.view(c, hidden).t()), _f32(ffn.project_out.bias))
     xr = _nhwc(x)
     out = torch.empty_like(xr)
-    rows, threads = _row_tasks(h)
+    threads = _band_threads(h)
     for bi in range(b):
-        args = (xr[bi], out[bi], h, w, c, hidden, *weights, int(residual), rows)
+        args = (xr[bi], out[bi], h, w, c, hidden, *weights, int(residual))
         if not native.run_shared(fn, *map(_arg, args), threads=threads):
             return None  # out of memory for the row buffers: the torch kernel needs less of it
     return out.permute(0, 3, 1, 2)
@@ -342,9 +348,9 @@ def _channel_stats_native(ca, xr: torch.Tensor, norm) -> tuple | None:
     v_map = torch.empty_like(xr)
     gram = torch.zeros(b, c, c, dtype=torch.float64)
     q_sq, k_sq = torch.zeros(b, c, dtype=torch.float64), torch.zeros(b, c, dtype=torch.float64)
-    rows, threads = _row_tasks(h)
+    threads = _band_threads(h)
     for bi in range(b):
-        args = (xr[bi], v_map[bi], h, w, c, *prep, gram[bi], q_sq[bi], k_sq[bi], rows)
+        args = (xr[bi], v_map[bi], h, w, c, *prep, gram[bi], q_sq[bi], k_sq[bi])
         if not native.run_shared(fn, *map(_arg, args), threads=threads):
             return None
     return v_map, gram.float(), q_sq.float(), k_sq.float()

@@ -208,14 +208,16 @@ def run_threads(fn: Callable[[], None], threads: int) -> None:
 
 
 def run_shared(fn: Callable, *args, threads: int) -> bool:
-    """Run a kernel that takes its tasks from a counter: ``fn(*args, &counter)`` in
-    ``threads`` threads (:func:`run_threads`) with one fresh counter. False if a call returned
-    non-zero (the kernels' "could not allocate / does not apply" answer: callers then run
-    their torch code)."""
-    counter, failed = ctypes.c_int64(0), []
+    """Run a kernel that takes its tasks from a counter: ``fn(*args, counter)`` in ``threads``
+    threads (:func:`run_threads`) with one fresh counter array: ``[0, threads, 0, ...]``, the
+    task (or arrival) counter, the thread count and one claim word per thread for the kernels
+    that share rows by bands (``rows.h`` ``sched_row``). False if a call returned non-zero (the
+    kernels' "could not allocate / does not apply" answer: callers then run their torch code)."""
+    threads = max(1, int(threads))
+    counter, failed = (ctypes.c_int64 * (2 + threads))(0, threads), []
 
     def call() -> None:
-        if fn(*args, ctypes.byref(counter)):
+        if fn(*args, counter):
             failed.append(True)
 
     run_threads(call, threads)

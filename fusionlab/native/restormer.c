@@ -21,8 +21,10 @@
  * Vectors are 16 floats (GCC/Clang vector extensions, vecmath.h), so C and the widths of t
  * must be multiples of 16 (the Python side checks). Weights are passed transposed/reordered:
  * w_in_t (C, T) with T the width of t, w_dw (9, T) tap-major (ky*3+kx), w_out_t (h, C).
- * Bias and LayerNorm pointers may be NULL. Tasks are chunks of rows_per_task output rows;
- * threads share them through the counter *next. The row steps are in rows.h.
+ * Bias and LayerNorm pointers may be NULL. gated_ffn_f32 and channel_attention_stats_f32
+ * share their output rows between threads by rows.h's sched_row (next: the counter array of
+ * fusionlab.native.run_shared); linear_rows_f32 takes chunks of rows_per_task rows from the
+ * counter next[0]. The row steps are in rows.h.
  */
 #include <math.h>
 #include <stdint.h>
@@ -60,14 +62,15 @@ static inline v16 gelu_gate16(v16 a, v16 b)
     return 0.5f * a * (1.0f + erf16(a * 0.70710678118654752f)) * b;
 }
 
-/* Projects the rows of t that output row y needs into the 3-row ring (all three at the first
-   row of a chunk, else only row y+1) and points rows[0..2] at rows y-1, y, y+1 (the zero row
-   outside the image: the conv's zero padding). Ring rows are in planes of 16 channels. */
-static void ring_rows(const float *restrict x, int64_t H, int64_t W, int C, int T, int64_t y, int first,
+/* Projects the rows of t that output row y needs into the 3-row ring (all three when fresh,
+   else only row y + dir: the rows run down or up, rows.h sched_row) and points rows[0..2] at
+   rows y-1, y, y+1 (the zero row outside the image: the conv's zero padding). Ring rows are in
+   planes of 16 channels. */
+static void ring_rows(const float *restrict x, int64_t H, int64_t W, int C, int T, int64_t y, int fresh, int dir,
                       const float *ln_w, const float *ln_b, float eps, const float *w_in_t, const float *b_in,
                       float *ring, const float *zeros, const float *rows[3])
 {
-    for (int64_t r = first ? y - 1 : y + 1; r <= y + 1; ++r)
+    for (int64_t r = fresh ? y - 1 : y + dir; r <= (fresh ? y + 1 : y + dir); ++r)
         if (r >= 0 && r < H)
             project_in(x + r * W * C, ring + (r % 3) * W * T, W, C, T, ln_w, ln_b, eps, w_in_t, b_in, 16 * W);
     for (int dy = 0; dy < 3; ++dy) {
@@ -127,8 +130,7 @@ static float *ring_alloc(int64_t W, int T, int64_t extra, void **base)
 int gated_ffn_f32(const float *x, float *out, int64_t H, int64_t W, int C, int h,
                   const float *ln_w, const float *ln_b, float eps,
                   const float *w_in_t, const float *b_in, const float *w_dw, const float *b_dw,
-                  const float *w_out_t, const float *b_out, int residual,
-                  int64_t rows_per_task, int64_t *next)
+                  const float *w_out_t, const float *b_out, int residual, int64_t *next)
 {
     const int h2 = 2 * h;
     void *base;
@@ -137,20 +139,21 @@ int gated_ffn_f32(const float *x, float *out, int64_t H, int64_t W, int C, int h
     const float *zeros = ring + 3 * W * h2;
     float *dw = ring + 4 * W * h2;          /* (SEGMENT, 2h) depth-wise conv output: a | b */
     float *gate = dw + SEGMENT * h2;        /* (SEGMENT, h) GELU(a) * b */
-    int64_t r0, r1;
-    while (next_rows(next, rows_per_task, H, &r0, &r1)) {
-        for (int64_t y = r0; y < r1; ++y) {
-            const float *rows[3];
-            ring_rows(x, H, W, C, h2, y, y == r0, ln_w, ln_b, eps, w_in_t, b_in, ring, zeros, rows);
-            for (int64_t p0 = 0; p0 < W; p0 += SEGMENT) {
-                const int64_t n = W - p0 < SEGMENT ? W - p0 : SEGMENT;
-                dw_segment(rows, W, h2, p0, p0 + n, w_dw, b_dw, dw);
-                for (int64_t p = 0; p < n; ++p)
-                    for (int o = 0; o < h; o += 16)
-                        STOREU(gate + p * h + o, gelu_gate16(LOADU(dw + p * h2 + o), LOADU(dw + p * h2 + h + o)));
-                const int64_t at = (y * W + p0) * C;
-                project_out(gate, x + at, out + at, n, C, h, w_out_t, b_out, residual);
-            }
+    row_sched s;
+    sched_start(&s, next, H);
+    int64_t y;
+    int fresh, dir;
+    while (sched_row(&s, &y, &fresh, &dir)) {
+        const float *rows[3];
+        ring_rows(x, H, W, C, h2, y, fresh, dir, ln_w, ln_b, eps, w_in_t, b_in, ring, zeros, rows);
+        for (int64_t p0 = 0; p0 < W; p0 += SEGMENT) {
+            const int64_t n = W - p0 < SEGMENT ? W - p0 : SEGMENT;
+            dw_segment(rows, W, h2, p0, p0 + n, w_dw, b_dw, dw);
+            for (int64_t p = 0; p < n; ++p)
+                for (int o = 0; o < h; o += 16)
+                    STOREU(gate + p * h + o, gelu_gate16(LOADU(dw + p * h2 + o), LOADU(dw + p * h2 + h + o)));
+            const int64_t at = (y * W + p0) * C;
+            project_out(gate, x + at, out + at, n, C, h, w_out_t, b_out, residual);
         }
     }
     free(base);
@@ -198,7 +201,7 @@ static void gram_sum(const float *restrict t, int64_t n, int T, int C, float *re
 int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t W, int C,
                                 const float *ln_w, const float *ln_b, float eps,
                                 const float *w_in_t, const float *b_in, const float *w_dw, const float *b_dw,
-                                double *gram, double *q_sq, double *k_sq, int64_t rows_per_task, int64_t *next)
+                                double *gram, double *q_sq, double *k_sq, int64_t *next)
 {
     const int T = 3 * C, nvc = C / 16;
     void *base;
@@ -208,41 +211,42 @@ int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t
     float *dw = ring + 4 * W * T;           /* (SEGMENT, 3C): q | k | v of the segment */
     float *g = dw + SEGMENT * T;            /* (C, C) this row's Gram matrix */
     float *qs = g + C * C, *ks = qs + C;    /* this row's squared norms */
-    int64_t r0, r1;
-    while (next_rows(next, rows_per_task, H, &r0, &r1)) {
-        for (int64_t y = r0; y < r1; ++y) {
-            const float *rows[3];
-            ring_rows(x, H, W, C, T, y, y == r0, ln_w, ln_b, eps, w_in_t, b_in, ring, zeros, rows);
-            memset(g, 0, sizeof(float) * (size_t)(C * C + 2 * C));
-            for (int64_t p0 = 0; p0 < W; p0 += SEGMENT) {
-                const int64_t n = W - p0 < SEGMENT ? W - p0 : SEGMENT;
-                dw_segment(rows, W, T, p0, p0 + n, w_dw, b_dw, dw);
-                gram_sum(dw, n, T, C, g);
-                for (int o = 0; o < nvc; ++o) {
-                    v16 sq = {0}, sk = {0};
-                    for (int64_t p = 0; p < n; ++p) {
-                        const v16 q = LOADU(dw + p * T + o * 16), k = LOADU(dw + p * T + C + o * 16);
-                        sq += q * q;
-                        sk += k * k;
-                    }
-                    STOREU(qs + o * 16, LOADU(qs + o * 16) + sq);
-                    STOREU(ks + o * 16, LOADU(ks + o * 16) + sk);
+    row_sched s;
+    sched_start(&s, next, H);
+    int64_t y;
+    int fresh, dir;
+    while (sched_row(&s, &y, &fresh, &dir)) {
+        const float *rows[3];
+        ring_rows(x, H, W, C, T, y, fresh, dir, ln_w, ln_b, eps, w_in_t, b_in, ring, zeros, rows);
+        memset(g, 0, sizeof(float) * (size_t)(C * C + 2 * C));
+        for (int64_t p0 = 0; p0 < W; p0 += SEGMENT) {
+            const int64_t n = W - p0 < SEGMENT ? W - p0 : SEGMENT;
+            dw_segment(rows, W, T, p0, p0 + n, w_dw, b_dw, dw);
+            gram_sum(dw, n, T, C, g);
+            for (int o = 0; o < nvc; ++o) {
+                v16 sq = {0}, sk = {0};
+                for (int64_t p = 0; p < n; ++p) {
+                    const v16 q = LOADU(dw + p * T + o * 16), k = LOADU(dw + p * T + C + o * 16);
+                    sq += q * q;
+                    sk += k * k;
                 }
-                for (int64_t p = 0; p < n; ++p)  /* v out: vector copies (a memcpy call per pixel cost more) */
-                    for (int o = 0; o < nvc; ++o)
-                        STOREU(v_out + (y * W + p0 + p) * C + o * 16, LOADU(dw + p * T + 2 * C + o * 16));
+                STOREU(qs + o * 16, LOADU(qs + o * 16) + sq);
+                STOREU(ks + o * 16, LOADU(ks + o * 16) + sk);
             }
-            /* a row's sums go into the shared totals under a spin lock (GCC builtins; C99 has
-               no mutex): once per row, so the threads hardly ever wait */
-            static volatile char lock = 0;
-            while (__atomic_test_and_set(&lock, __ATOMIC_ACQUIRE)) {}
-            for (int i = 0; i < C * C; ++i) gram[i] += g[i];
-            for (int c = 0; c < C; ++c) {
-                q_sq[c] += qs[c];
-                k_sq[c] += ks[c];
-            }
-            __atomic_clear(&lock, __ATOMIC_RELEASE);
+            for (int64_t p = 0; p < n; ++p)  /* v out: vector copies (a memcpy call per pixel cost more) */
+                for (int o = 0; o < nvc; ++o)
+                    STOREU(v_out + (y * W + p0 + p) * C + o * 16, LOADU(dw + p * T + 2 * C + o * 16));
         }
+        /* a row's sums go into the shared totals under a spin lock (GCC builtins; C99 has
+           no mutex): once per row, so the threads hardly ever wait */
+        static volatile char lock = 0;
+        while (__atomic_test_and_set(&lock, __ATOMIC_ACQUIRE)) {}
+        for (int i = 0; i < C * C; ++i) gram[i] += g[i];
+        for (int c = 0; c < C; ++c) {
+            q_sq[c] += qs[c];
+            k_sq[c] += ks[c];
+        }
+        __atomic_clear(&lock, __ATOMIC_RELEASE);
     }
     free(base);
     return 0;

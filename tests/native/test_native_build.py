@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform
 import shutil
 import threading
+import time
 
 import pytest
 import torch
@@ -136,6 +137,52 @@ def test_run_threads_shares_one_counter():
 
     native.run_threads(work, 3)
     assert sorted(done) == list(range(100))
+
+
+def _late_run_threads(fn, threads):
+    """native.run_threads with the first thread 50 ms late: the others take its band, going up
+    from its bottom row (rows.h sched_row), before it arrives."""
+    def late():
+        time.sleep(0.05)
+        fn()
+    workers = [threading.Thread(target=late)] + [threading.Thread(target=fn) for _ in range(threads - 1)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+
+
+@needs_compiler
+@pytest.mark.parametrize("h", [1, 3, 8, 21])
+def test_ring_kernels_give_the_same_rows_however_threads_share_them(monkeypatch, h):
+    """The FFN and channel-attention kernels share an image's rows by bands, each thread
+    running down its own and then up another's from the bottom (with its 3-row ring filled the
+    other way round). Any thread count, and a thread that arrives after the others took its
+    rows, gives the one-thread output: bitwise for the FFN (each row is computed the same way),
+    within float rounding for the channel attention (its Gram sums add rows in another order)."""
+    monkeypatch.setenv("FUSIONLAB_NATIVE", "1")
+    torch.manual_seed(h)
+    dim = 16
+    x = torch.randn(1, dim, h, 13).contiguous(memory_format=torch.channels_last)
+    norm, ffn, ca = blocks.LayerNorm2d(dim), blocks.GatedDconvFFN(dim, 2.0), blocks.ChannelAttention(dim, heads=2)
+    results = {}
+    with torch.no_grad():
+        for threads, late in [(1, False), (2, False), (3, False), (4, False), (2, True), (3, True)]:
+            monkeypatch.setattr(torch, "get_num_threads", lambda n=threads: n)
+            monkeypatch.setattr(native, "run_threads", _late_run_threads if late else native.run_threads)
+            got_ffn = kernels._ffn_native(ffn, x, norm, residual=True)
+            got_ca = kernels._channel_stats_native(ca, kernels._nhwc(x), norm)
+            monkeypatch.undo()
+            monkeypatch.setenv("FUSIONLAB_NATIVE", "1")
+            assert got_ffn is not None and got_ca is not None, "the C kernels did not run"
+            results[threads, late] = got_ffn, got_ca
+    want_ffn, want_ca = results[1, False]
+    with kernels.use_fast_kernels(False):
+        torch.testing.assert_close(want_ffn, ffn(norm(x)) + x, atol=1e-5, rtol=1e-4)
+    for key, (got_ffn, got_ca) in results.items():
+        assert torch.equal(got_ffn, want_ffn), f"FFN rows differ with {key}"
+        for g, w in zip(got_ca, want_ca):
+            torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-5, msg=f"channel attention with {key}")
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
