@@ -252,6 +252,7 @@ def main(argv=None) -> int:
 
     from fusionlab import models as fm
     from fusionlab import native
+    from fusionlab.errors import ModelUnavailableError
     from fusionlab.io import atomic_write_text
     from fusionlab.models import create_model, kernels, tune_cpu_allocator
     from fusionlab.models.profile import format_table, paired_ratio, profile_models, rows_to_dicts
@@ -286,7 +287,10 @@ def main(argv=None) -> int:
     cnn = plain_cnn(count_flops(student, x, x))
     extra = {"plain_cnn": cnn}
     if "seafusion" in fm.list_models():
-        extra["seafusion"] = create_model("seafusion").eval()
+        try:
+            extra["seafusion"] = create_model("seafusion").eval()
+        except ModelUnavailableError as e:  # published weights absent (no ../shared): its goal is not judged
+            print(f"seafusion row skipped: {e}", file=sys.stderr)
 
     class Literal(torch.nn.Module):  # the readable blocks.py code, same weights
         def __init__(self, model):
@@ -383,6 +387,8 @@ def main(argv=None) -> int:
                               f"{p.high:.2f}){medians}", p.ratio, 1.5))
             else:
                 goals.append((f"{what}, ratio of the medians{medians}", S.latency_s / t_big[base].latency_s, 1.5))
+        elif base == "seafusion":
+            goals.append(("student <= 1.5x seafusion: no SeAFusion weights (the skipped-row note above)", None, None))
     goals.append(("student peak memory at 480x640 <= 600 MB (resident growth of one forward, fresh process)",
                   S.peak_mem_mb if math.isnan(rss) else rss, 600))
     if "big_image" in results:
@@ -396,7 +402,10 @@ def main(argv=None) -> int:
         goals.append((f"exported {fmt} == torch within 1e-4 (max abs diff)", diff, 1e-4))
     print()
     for what, value, limit in goals:
-        print(f"{'PASS' if value <= limit else 'FAIL'}  {what}: {abs(value):.4g}")
+        if value is None:
+            print(f"NOT JUDGED  {what}")
+        else:
+            print(f"{'PASS' if value <= limit else 'FAIL'}  {what}: {abs(value):.4g}")
     if args.json:
         atomic_write_text(args.json, json.dumps(results, indent=2))
     return 0
