@@ -62,21 +62,55 @@ static inline v16 gelu_gate16(v16 a, v16 b)
     return 0.5f * a * (1.0f + erf16(a * 0.70710678118654752f)) * b;
 }
 
-/* Projects the rows of t that output row y needs into the 3-row ring (all three when fresh,
-   else only row y + dir: the rows run down or up, rows.h sched_row) and points rows[0..2] at
-   rows y-1, y, y+1 (the zero row outside the image: the conv's zero padding). Ring rows are in
-   planes of 16 channels. */
-static void ring_rows(const float *restrict x, int64_t H, int64_t W, int C, int T, int64_t y, int fresh, int dir,
-                      const float *ln_w, const float *ln_b, float eps, const float *w_in_t, const float *b_in,
-                      float *ring, const float *zeros, const float *rows[3])
+/* One thread's 3-row ring of t = W_in LN(x) [+ b_in] (rows in planes of 16 channels, so the
+   conv reads each plane sequentially), a zero row (the conv's zero padding) and `extra` floats
+   of scratch, in one allocation on cache-line boundaries (rows.h alloc_lines; T is a multiple
+   of 16, so every row and the scratch start on one too); its output rows come from rows.h
+   sched_row. */
+typedef struct {
+    const float *x, *ln_w, *ln_b, *w_in_t, *b_in;
+    int64_t H, W;
+    int C, T;
+    float eps;
+    float *ring, *scratch;
+    const float *zeros;
+    void *base;  /* what to free */
+    row_sched sched;
+} ring_t;
+
+/* 0 when out of memory (nothing to free) */
+static int ring_start(ring_t *r, const float *x, int64_t H, int64_t W, int C, int T, const float *ln_w,
+                      const float *ln_b, float eps, const float *w_in_t, const float *b_in, int64_t extra,
+                      int64_t *next)
 {
-    for (int64_t r = fresh ? y - 1 : y + dir; r <= (fresh ? y + 1 : y + dir); ++r)
-        if (r >= 0 && r < H)
-            project_in(x + r * W * C, ring + (r % 3) * W * T, W, C, T, ln_w, ln_b, eps, w_in_t, b_in, 16 * W);
+    *r = (ring_t){.x = x, .ln_w = ln_w, .ln_b = ln_b, .w_in_t = w_in_t, .b_in = b_in, .H = H, .W = W, .C = C,
+                  .T = T, .eps = eps};
+    r->ring = alloc_lines((size_t)(4 * W * T + extra), &r->base);
+    if (!r->ring) return 0;
+    r->zeros = r->ring + 3 * W * T;
+    memset(r->ring + 3 * W * T, 0, sizeof(float) * (size_t)(W * T));
+    r->scratch = r->ring + 4 * W * T;
+    sched_start(&r->sched, next, H);
+    return 1;
+}
+
+/* This thread's next output row into *y (0 when none is left), with rows[0..2] pointing at its
+   rows y-1, y, y+1 of t: all three projected when the row does not follow the previous one,
+   else only the new one (y + 1 going down, y - 1 going up). */
+static int ring_next(ring_t *r, int64_t *y, const float *rows[3])
+{
+    int fresh, dir;
+    if (!sched_row(&r->sched, y, &fresh, &dir)) return 0;
+    const int64_t H = r->H, W = r->W, T = r->T;
+    for (int64_t k = fresh ? *y - 1 : *y + dir; k <= (fresh ? *y + 1 : *y + dir); ++k)
+        if (k >= 0 && k < H)
+            project_in(r->x + k * W * r->C, r->ring + (k % 3) * W * T, W, r->C, (int)T, r->ln_w, r->ln_b, r->eps,
+                       r->w_in_t, r->b_in, 16 * W);
     for (int dy = 0; dy < 3; ++dy) {
-        const int64_t yy = y + dy - 1;
-        rows[dy] = (yy >= 0 && yy < H) ? ring + (yy % 3) * W * T : zeros;
+        const int64_t yy = *y + dy - 1;
+        rows[dy] = (yy >= 0 && yy < H) ? r->ring + (yy % 3) * W * T : r->zeros;
     }
+    return 1;
 }
 
 /* 3x3 depth-wise conv of pixels [p0, p1) of a row from its three rows of t, each in planes of
@@ -113,16 +147,6 @@ static void dw_segment(const float *const rows[3], int64_t W, int T, int64_t p0,
     }
 }
 
-/* One allocation per call (free *base): the 3-row ring of t, a zero row and `extra` more
-   floats, on cache-line boundaries (rows.h alloc_lines; T is a multiple of 16, so every row
-   and the scratch after the ring start on one too). */
-static float *ring_alloc(int64_t W, int T, int64_t extra, void **base)
-{
-    float *ring = alloc_lines((size_t)(4 * W * T + extra), base);
-    if (ring) memset(ring + 3 * W * T, 0, sizeof(float) * (size_t)(W * T));
-    return ring;
-}
-
 /* pixels per segment after the row's projection: the segment's conv output and gate (<= 32 KB
    at T = 256) stay in the L1 cache between the steps instead of streaming whole rows through L2 */
 #define SEGMENT 32
@@ -133,19 +157,13 @@ int gated_ffn_f32(const float *x, float *out, int64_t H, int64_t W, int C, int h
                   const float *w_out_t, const float *b_out, int residual, int64_t *next)
 {
     const int h2 = 2 * h;
-    void *base;
-    float *ring = ring_alloc(W, h2, SEGMENT * (h2 + h), &base);
-    if (!ring) return -1;
-    const float *zeros = ring + 3 * W * h2;
-    float *dw = ring + 4 * W * h2;          /* (SEGMENT, 2h) depth-wise conv output: a | b */
+    ring_t r;
+    if (!ring_start(&r, x, H, W, C, h2, ln_w, ln_b, eps, w_in_t, b_in, SEGMENT * (h2 + h), next)) return -1;
+    float *dw = r.scratch;                  /* (SEGMENT, 2h) depth-wise conv output: a | b */
     float *gate = dw + SEGMENT * h2;        /* (SEGMENT, h) GELU(a) * b */
-    row_sched s;
-    sched_start(&s, next, H);
     int64_t y;
-    int fresh, dir;
-    while (sched_row(&s, &y, &fresh, &dir)) {
-        const float *rows[3];
-        ring_rows(x, H, W, C, h2, y, fresh, dir, ln_w, ln_b, eps, w_in_t, b_in, ring, zeros, rows);
+    const float *rows[3];
+    while (ring_next(&r, &y, rows)) {
         for (int64_t p0 = 0; p0 < W; p0 += SEGMENT) {
             const int64_t n = W - p0 < SEGMENT ? W - p0 : SEGMENT;
             dw_segment(rows, W, h2, p0, p0 + n, w_dw, b_dw, dw);
@@ -156,7 +174,7 @@ int gated_ffn_f32(const float *x, float *out, int64_t H, int64_t W, int C, int h
             project_out(gate, x + at, out + at, n, C, h, w_out_t, b_out, residual);
         }
     }
-    free(base);
+    free(r.base);
     return 0;
 }
 
@@ -204,20 +222,14 @@ int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t
                                 double *gram, double *q_sq, double *k_sq, int64_t *next)
 {
     const int T = 3 * C, nvc = C / 16;
-    void *base;
-    float *ring = ring_alloc(W, T, SEGMENT * T + C * C + 2 * C, &base);
-    if (!ring) return -1;
-    const float *zeros = ring + 3 * W * T;
-    float *dw = ring + 4 * W * T;           /* (SEGMENT, 3C): q | k | v of the segment */
+    ring_t r;
+    if (!ring_start(&r, x, H, W, C, T, ln_w, ln_b, eps, w_in_t, b_in, SEGMENT * T + C * C + 2 * C, next)) return -1;
+    float *dw = r.scratch;                  /* (SEGMENT, 3C): q | k | v of the segment */
     float *g = dw + SEGMENT * T;            /* (C, C) this row's Gram matrix */
     float *qs = g + C * C, *ks = qs + C;    /* this row's squared norms */
-    row_sched s;
-    sched_start(&s, next, H);
     int64_t y;
-    int fresh, dir;
-    while (sched_row(&s, &y, &fresh, &dir)) {
-        const float *rows[3];
-        ring_rows(x, H, W, C, T, y, fresh, dir, ln_w, ln_b, eps, w_in_t, b_in, ring, zeros, rows);
+    const float *rows[3];
+    while (ring_next(&r, &y, rows)) {
         memset(g, 0, sizeof(float) * (size_t)(C * C + 2 * C));
         for (int64_t p0 = 0; p0 < W; p0 += SEGMENT) {
             const int64_t n = W - p0 < SEGMENT ? W - p0 : SEGMENT;
@@ -248,7 +260,7 @@ int channel_attention_stats_f32(const float *x, float *v_out, int64_t H, int64_t
         }
         __atomic_clear(&lock, __ATOMIC_RELEASE);
     }
-    free(base);
+    free(r.base);
     return 0;
 }
 
