@@ -70,8 +70,10 @@ def _wait_for(pred, proc, timeout=120.0):
 def test_fuse_killed_with_sigint_and_sigkill_resumes_to_the_same_result(run_cli, ckpts, tmp_path):
     """A folder run interrupted (SIGINT: exit 130, one line) then killed (SIGKILL) mid-run leaves only
     complete images; --skip-existing finishes the job and the result equals an uninterrupted run."""
-    names = [f"p{i:02d}" for i in range(24)]
-    root = make_dataset(tmp_path / "d", names=names, size=(32, 32))
+    # enough pairs that a kill lands mid-run however fast fusion gets (24 tiny pairs once
+    # finished before the SIGKILL arrived)
+    names = [f"p{i:02d}" for i in range(64)]
+    root = make_dataset(tmp_path / "d", names=names, size=(48, 48))
     ref = tmp_path / "ref"
     assert run_fuse(run_cli, root, ckpts["good"], ref)[0] == 0
     out = tmp_path / "out"
@@ -94,7 +96,7 @@ def test_fuse_killed_with_sigint_and_sigkill_resumes_to_the_same_result(run_cli,
     p.wait(timeout=60)
     # every visible output is a complete image (partial writes live only in hidden temp files)
     for f in fio.list_images(out):
-        assert fio.read_image(f).shape == (3, 32, 32)
+        assert fio.read_image(f).shape == (3, 48, 48)
     n2 = done()
     assert n2 < len(names), "the run finished before it was killed: nothing left to resume"
     before = {f.name: f.stat().st_mtime_ns for f in fio.list_images(out)}
