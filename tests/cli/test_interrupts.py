@@ -58,6 +58,13 @@ def test_subprocess_exit_codes_one_line_and_debug_traceback(ckpts, tmp_path):
     assert p.stderr.rstrip("\n").splitlines()[-1] == results[1][1].rstrip("\n")
 
 
+def _default_sigint():
+    """In the child: Ctrl-C as in a terminal. A suite started in the background (``cmd &``,
+    nohup) hands its children SIGINT ignored, and Python then installs no KeyboardInterrupt
+    handler: the interrupted run would silently finish every pair."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for(pred, proc, timeout=120.0):
     t0 = time.monotonic()
     while not pred():
@@ -70,10 +77,8 @@ def _wait_for(pred, proc, timeout=120.0):
 def test_fuse_killed_with_sigint_and_sigkill_resumes_to_the_same_result(run_cli, ckpts, tmp_path):
     """A folder run interrupted (SIGINT: exit 130, one line) then killed (SIGKILL) mid-run leaves only
     complete images; --skip-existing finishes the job and the result equals an uninterrupted run."""
-    # enough pairs that a kill lands mid-run however fast fusion gets (24 tiny pairs once
-    # finished before the SIGKILL arrived)
-    names = [f"p{i:02d}" for i in range(64)]
-    root = make_dataset(tmp_path / "d", names=names, size=(48, 48))
+    names = [f"p{i:02d}" for i in range(24)]
+    root = make_dataset(tmp_path / "d", names=names, size=(32, 32))
     ref = tmp_path / "ref"
     assert run_fuse(run_cli, root, ckpts["good"], ref)[0] == 0
     out = tmp_path / "out"
@@ -81,7 +86,8 @@ def test_fuse_killed_with_sigint_and_sigkill_resumes_to_the_same_result(run_cli,
     done = lambda: len(fio.list_images(out)) if out.is_dir() else 0  # noqa: E731
 
     # 1) Ctrl-C: exit code 130 and one line "interrupted" at the end of stderr
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                         preexec_fn=_default_sigint)
     started = _wait_for(lambda: done() >= 1, p)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
@@ -96,7 +102,7 @@ def test_fuse_killed_with_sigint_and_sigkill_resumes_to_the_same_result(run_cli,
     p.wait(timeout=60)
     # every visible output is a complete image (partial writes live only in hidden temp files)
     for f in fio.list_images(out):
-        assert fio.read_image(f).shape == (3, 48, 48)
+        assert fio.read_image(f).shape == (3, 32, 32)
     n2 = done()
     assert n2 < len(names), "the run finished before it was killed: nothing left to resume"
     before = {f.name: f.stat().st_mtime_ns for f in fio.list_images(out)}
