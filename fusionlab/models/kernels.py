@@ -280,7 +280,9 @@ def _native_ok(x: torch.Tensor) -> bool:
 
 
 def _row_tasks(h: int) -> tuple[int, int]:
-    """Rows per task (a few tasks per thread, few recomputed halo rows) and threads to use."""
+    """Rows per task (a few tasks per thread) and threads to use, for the kernels that take row
+    chunks from a counter (``linear_rows_f32``, the U-Net's end convs: no halo to recompute);
+    the ring kernels share rows by bands instead (:func:`_band_threads`)."""
     rows = max(4, min(32, h // 8))
     return rows, min(torch.get_num_threads(), max(1, -(-h // rows)))
 

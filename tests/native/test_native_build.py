@@ -165,15 +165,13 @@ def test_ring_kernels_give_the_same_rows_however_threads_share_them(monkeypatch,
     dim = 16
     x = torch.randn(1, dim, h, 13).contiguous(memory_format=torch.channels_last)
     norm, ffn, ca = blocks.LayerNorm2d(dim), blocks.GatedDconvFFN(dim, 2.0), blocks.ChannelAttention(dim, heads=2)
-    results = {}
+    results, on_time = {}, native.run_threads
     with torch.no_grad():
         for threads, late in [(1, False), (2, False), (3, False), (4, False), (2, True), (3, True)]:
             monkeypatch.setattr(torch, "get_num_threads", lambda n=threads: n)
-            monkeypatch.setattr(native, "run_threads", _late_run_threads if late else native.run_threads)
+            monkeypatch.setattr(native, "run_threads", _late_run_threads if late else on_time)
             got_ffn = kernels._ffn_native(ffn, x, norm, residual=True)
             got_ca = kernels._channel_stats_native(ca, kernels._nhwc(x), norm)
-            monkeypatch.undo()
-            monkeypatch.setenv("FUSIONLAB_NATIVE", "1")
             assert got_ffn is not None and got_ca is not None, "the C kernels did not run"
             results[threads, late] = got_ffn, got_ca
     want_ffn, want_ca = results[1, False]
