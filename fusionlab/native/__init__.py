@@ -25,6 +25,7 @@ build floats from their bits (the softmax's exponential) through a pointer cast.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -96,13 +97,18 @@ def _cpu_id() -> str:
     return f"{platform.machine()} {platform.processor()}"
 
 
+def _flags() -> tuple[str, ...]:
+    return CFLAGS + tuple(f"-D{d}" for d in _defines)
+
+
 def library_path(name: str, cc: str) -> Path:
-    """Where the compiled ``name`` lives: ``<cache_dir>/native/<name>-<hash>.so``."""
+    """Where the compiled ``name`` lives: ``<cache_dir>/native/<name>-<hash>.so`` (the hash
+    covers the sources, flags - with any :func:`measurement_defines` -, compiler and CPU)."""
     from ..dirs import cache_dir
 
     h = hashlib.sha256()
     headers = [p.read_bytes() for p in sorted(SOURCE_DIR.glob("*.h"))]  # included by the .c files
-    for part in ((SOURCE_DIR / f"{name}.c").read_bytes(), *headers, " ".join(CFLAGS).encode(),
+    for part in ((SOURCE_DIR / f"{name}.c").read_bytes(), *headers, " ".join(_flags()).encode(),
                  _compiler_id(cc).encode(), _cpu_id().encode(), sys.platform.encode()):
         h.update(part)
         h.update(b"\0")
@@ -130,7 +136,7 @@ def build(name: str, cc: str | None = None) -> Path:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
-    cmd = [*cc.split(), *CFLAGS, str(SOURCE_DIR / f"{name}.c"), "-o", str(tmp), "-lm"]
+    cmd = [*cc.split(), *_flags(), str(SOURCE_DIR / f"{name}.c"), "-o", str(tmp), "-lm"]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.SubprocessError) as e:
@@ -144,6 +150,43 @@ def build(name: str, cc: str | None = None) -> Path:
 
 
 _libraries: dict[str, ctypes.CDLL | None] = {}
+_defines: tuple[str, ...] = ()
+_variants: dict[tuple[str, ...], tuple[dict, dict]] = {}
+
+#: the kernels' measurement switches (``rows.h``): each skips arithmetic the architecture needs
+#: beside its multiply-adds, so outputs are wrong and FLOPs unchanged
+MEASUREMENT_DEFINES = ("FUSIONLAB_SKIP_LAYERNORM_STATS", "FUSIONLAB_SKIP_GELU_ERF", "FUSIONLAB_SKIP_SOFTMAX_EXP")
+
+
+@contextlib.contextmanager
+def measurement_defines(*defines: str):
+    """Within the block, kernels come from libraries compiled with these preprocessor switches
+    (a subset of :data:`MEASUREMENT_DEFINES`), built and cached under their own names; the
+    libraries loaded before come back on exit. For ``benchmarks/nonfma_share.py``: the
+    outputs inside are wrong by design. Not thread-safe against kernels running meanwhile."""
+    global _defines
+    unknown = set(defines) - set(MEASUREMENT_DEFINES)
+    if unknown:
+        raise ValueError(f"unknown measurement switch(es) {sorted(unknown)}; known: {list(MEASUREMENT_DEFINES)}")
+    key = tuple(sorted(set(defines)))
+    with _lock:
+        saved = _defines, dict(_libraries), dict(_functions)
+        _defines = key
+        libs, fns = _variants.get(key, ({}, {}))  # loaded on an earlier visit: no rebuild, no re-hash
+        _libraries.clear()
+        _libraries.update(libs)
+        _functions.clear()
+        _functions.update(fns)
+    try:
+        yield
+    finally:
+        with _lock:
+            _variants[key] = dict(_libraries), dict(_functions)
+            _defines = saved[0]
+            _libraries.clear()
+            _libraries.update(saved[1])
+            _functions.clear()
+            _functions.update(saved[2])
 
 
 def load(name: str) -> ctypes.CDLL | None:
@@ -229,4 +272,5 @@ def ptr(t) -> ctypes.c_void_p:
     return ctypes.c_void_p(t.data_ptr())
 
 
-__all__ = ["enabled", "use_native", "build", "load", "function", "run_threads", "run_shared", "ptr", "library_path", "CFLAGS"]
+__all__ = ["enabled", "use_native", "build", "load", "function", "run_threads", "run_shared", "ptr", "library_path", "CFLAGS",
+           "MEASUREMENT_DEFINES", "measurement_defines"]

@@ -223,7 +223,11 @@ static void attend_8_12_16(
     for (int b = 0; b < NV; ++b) sum[b] = (v16){0};
     for (int key = 0; key < OW * OW; ++key)
         for (int b = 0; b < NV; ++b) {
+#ifdef FUSIONLAB_SKIP_SOFTMAX_EXP  /* a measurement switch (rows.h): positive, not exp */
+            const v16 e = max16(s[key * NV + b] - m[b] + 8.0f, (v16){0} + 0.25f);
+#else
             const v16 e = exp2_nonpos16(s[key * NV + b] - m[b]);
+#endif
             s[key * NV + b] = e;
             sum[b] += e;
         }

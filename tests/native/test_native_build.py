@@ -216,3 +216,76 @@ def test_use_native_overrides_the_environment(monkeypatch):
     assert native.enabled()
     monkeypatch.setenv("FUSIONLAB_NATIVE", "0")
     assert not native.enabled()
+
+
+@needs_compiler
+@pytest.mark.parametrize("define", native.MEASUREMENT_DEFINES)
+def test_measurement_switches_apply_inside_the_block_only(monkeypatch, define):
+    """``measurement_defines`` (benchmarks/nonfma_share.py): inside the block the kernels come
+    from a library built with the switch - the student's output changes (the switch skips
+    arithmetic it needs); on exit the shipped libraries are back, bitwise the same output, and a
+    second visit reuses the switched library instead of building or hashing again."""
+    from fusionlab.models import create_model
+
+    if native.load("restormer") is None or native.load("window_attention") is None:
+        pytest.skip("the C kernels cannot run on this CPU (no AVX-512): nothing to switch")
+    torch.manual_seed(0)
+    student = create_model("dtpf_student").eval()
+    x = torch.rand(1, 1, 48, 64)
+    shipped_lib = native.load("restormer")
+    with torch.no_grad():
+        want = student(x, x)
+        with native.measurement_defines(define):
+            switched = student(x, x)
+            assert native.load("restormer") is not shipped_lib
+        assert (switched - want).abs().max() > 1e-3  # the switch reached a kernel the student runs
+        assert native.load("restormer") is shipped_lib
+        torch.testing.assert_close(student(x, x), want, rtol=0, atol=0)
+        calls = []
+        monkeypatch.setattr(native, "build", lambda *a, **k: calls.append(a) or pytest.fail("rebuilt"))
+        with native.measurement_defines(define):
+            torch.testing.assert_close(student(x, x), switched, rtol=0, atol=0)
+    assert not calls
+    with pytest.raises(ValueError, match="unknown measurement switch"):
+        with native.measurement_defines("FUSIONLAB_NO_SUCH_SWITCH"):
+            pass
+
+
+def _nonfma_share():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "nonfma_share.py"
+    spec = importlib.util.spec_from_file_location("nonfma_share", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_compiler
+def test_nonfma_share_benchmark_smoke(capsys):
+    """benchmarks/nonfma_share.py end to end on a tiny pair: every switch row, both plain-CNN
+    rows and the closing sentence, with ratios that are numbers."""
+    if native.load("restormer") is None:
+        pytest.skip("the C kernels cannot run on this CPU (no AVX-512)")
+    bench, threads = _nonfma_share(), torch.get_num_threads()
+    bench.tune_cpu_allocator = lambda: False  # glibc settings would outlive the test in this process
+    try:
+        assert bench.main(["--threads", "1", "--pairs", "2", "--size", "32x48"]) == 0
+    finally:
+        torch.set_num_threads(threads)  # the script sets the process's thread count
+    out = capsys.readouterr().out
+    rows = [ln for ln in out.splitlines() if ln.startswith("| student")]
+    assert len(rows) == 6 and all("95 % interval" in ln for ln in rows)
+    assert "with it free the student would take" in out
+
+
+def test_nonfma_share_benchmark_without_kernels_says_so(monkeypatch, capsys):
+    monkeypatch.setenv("FUSIONLAB_NATIVE", "0")
+    bench, threads = _nonfma_share(), torch.get_num_threads()
+    bench.tune_cpu_allocator = lambda: False
+    try:
+        assert bench.main(["--pairs", "2", "--size", "32x48"]) == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert "C kernels are unavailable" in capsys.readouterr().err
