@@ -338,6 +338,12 @@ def main(argv=None) -> int:
                 per_flop[base] = paired_ratio(lambda: student(x, x), lambda m=extra[base]: m(x, x),
                                               repeats=args.ratio_pairs)
                 print(f"\nstudent / {base} at 480x640, {args.ratio_pairs} pairs back to back: {per_flop[base]}")
+                g = {r.model: r.gflops for r in big}
+                if g.get(base) and g.get("dtpf_student"):  # per FLOP: the time ratio over the FLOP ratio
+                    f = g[base] / g["dtpf_student"]
+                    p = per_flop[base]
+                    print(f"  per FLOP (time per GFLOP, student / {base}): {p.ratio * f:.3f} (95 % interval "
+                          f"{p.low * f:.3f}-{p.high * f:.3f}; GFLOPs {g['dtpf_student']:g} vs {g[base]:g})")
     rss = _in_fresh_process("rss_growth_mb", "dtpf_student", args.threads)["growth_mb"]
     print(f"\nstudent at 480x640: resident memory growth of one forward {rss} MB "
           f"(live tensors: {next(r.peak_mem_mb for r in big if r.model == 'dtpf_student')} MB)")
