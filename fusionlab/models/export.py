@@ -142,7 +142,12 @@ def load_exported(path: str | os.PathLike, format: str | None = None) -> nn.Modu
     if format == "onnx":
         return OnnxFuser(path)
     try:
-        return ScriptFuser(torch.jit.load(str(path), map_location="cpu").eval(), path.stem)
+        with warnings.catch_warnings():
+            # torch 2.14 marks torch.jit.load deprecated (in favour of torch.export); TorchScript
+            # files still load and run, and the warning is nothing a `fusionlab fuse` user can act on
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
+            script = torch.jit.load(str(path), map_location="cpu")
+        return ScriptFuser(script.eval(), path.stem)
     except RuntimeError as e:
         raise ModelUnavailableError(f"{path}: not a TorchScript file ({' '.join(str(e).split())[:200]})") from None
 
