@@ -63,7 +63,7 @@ FLOORS_MLLM_TESTS := "tests/text/test_text_contract.py::test_captioner_contract[
 floors:
 	test -x $(FLOORS_VENV)/bin/python || $(FLOORS_PYTHON) -m venv $(FLOORS_VENV)
 	$(FLOORS_VENV)/bin/pip install -q --upgrade pip
-	$(FLOORS_VENV)/bin/pip install -q --only-binary :all: -r requirements-floors.txt "tomli>=2"
+	$(FLOORS_VENV)/bin/pip install -q --only-binary :all: -r requirements-floors.txt "tomli>=2" "setuptools>=77"
 	$(FLOORS_VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
 	$(FLOORS_VENV)/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	HF_HUB_OFFLINE=1 FUSIONLAB_PRESET=ci $(FLOORS_VENV)/bin/python -m pytest -q tests notebooks --nbval-lax \
