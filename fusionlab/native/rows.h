@@ -23,6 +23,11 @@
    FUSIONLAB_SKIP_LAYERNORM_STATS: LayerNorm keeps its affine step (x w + b), not its mean and
    variance; FUSIONLAB_SKIP_GELU_ERF (restormer.c): GELU(a) * b becomes a * b;
    FUSIONLAB_SKIP_SOFTMAX_EXP (window_attention.c, the networks' setting): exp becomes a clamp. */
+#ifdef FUSIONLAB_SKIP_LAYERNORM_STATS
+enum { SKIP_LAYERNORM_STATS = 1 };
+#else
+enum { SKIP_LAYERNORM_STATS = 0 };
+#endif
 
 /* n floats starting on a 64-byte boundary (*base is what to free). malloc aligns to 16 bytes
    only, so 3 of 4 scratch buffers put every 16-float vector across two cache lines: each load
@@ -52,15 +57,15 @@ static inline void layer_norm(const float *restrict px, float *restrict xn, int 
                               const float *restrict ln_w, const float *restrict ln_b, float eps)
 {
     const int nv = C / 16;
-#ifdef FUSIONLAB_SKIP_LAYERNORM_STATS
-    for (int o = 0; o < nv; ++o) {
-        v16 y = LOADU(px + o * 16);
-        if (ln_w) y *= LOADU(ln_w + o * 16);
-        if (ln_b) y += LOADU(ln_b + o * 16);
-        STOREU(xn + o * 16, y);
+    if (SKIP_LAYERNORM_STATS) {  /* the measurement switch: the affine step only */
+        for (int o = 0; o < nv; ++o) {
+            v16 y = LOADU(px + o * 16);
+            if (ln_w) y *= LOADU(ln_w + o * 16);
+            if (ln_b) y += LOADU(ln_b + o * 16);
+            STOREU(xn + o * 16, y);
+        }
+        return;
     }
-    return;
-#endif
     if (!ln_w) {
         for (int o = 0; o < nv; ++o) STOREU(xn + o * 16, LOADU(px + o * 16));
         return;
@@ -107,11 +112,7 @@ static inline __attribute__((always_inline)) void layer_norm_groups(
     const float *restrict ln_w, const float *restrict ln_b, float eps)
 {
     const int nv = C / 16, n = 4 * G;
-#ifdef FUSIONLAB_SKIP_LAYERNORM_STATS
-    for (int q = 0; q < n; ++q) layer_norm(px + q * C, xn + q * C, C, ln_w, ln_b, eps);
-    return;
-#endif
-    if (!ln_w) {
+    if (!ln_w || SKIP_LAYERNORM_STATS) {
         for (int q = 0; q < n; ++q) layer_norm(px + q * C, xn + q * C, C, ln_w, ln_b, eps);
         return;
     }
