@@ -32,6 +32,8 @@ from model_efficiency import plain_cnn  # noqa: E402
 import torch  # noqa: E402
 
 from fusionlab import native  # noqa: E402
+from fusionlab.cli.profile import parse_size  # noqa: E402
+from fusionlab.errors import UsageError  # noqa: E402
 from fusionlab.models import create_model  # noqa: E402
 from fusionlab.models.profile import count_flops, paired_ratio  # noqa: E402
 from fusionlab.models.runtime import tune_cpu_allocator  # noqa: E402
@@ -44,29 +46,24 @@ SWITCHES = {
 }
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 480x640, not {text!r}") from None
-    return h, w
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pairs", type=int, default=16, help="pairs timed back to back per ratio")
-    ap.add_argument("--size", type=_size, default=(480, 640), help="HxW of the random pair")
+    ap.add_argument("--size", default="480x640", help="HxW of the random pair")
     args = ap.parse_args(argv)
     if args.pairs < 2:
         ap.error("--pairs must be at least 2 (a ratio's interval needs two pairs)")
+    try:
+        h, w = parse_size(args.size)
+    except UsageError as e:
+        ap.error(str(e))
 
     tune_cpu_allocator()
     torch.set_num_threads(args.threads)
     if native.load("restormer") is None:
         print("the C kernels are unavailable here (see the warning above): nothing to measure", file=sys.stderr)
         return 1
-    h, w = args.size
     x = torch.rand(1, 1, h, w, generator=torch.Generator().manual_seed(0))
     student = create_model("dtpf_student").eval()
     flops = count_flops(student, x, x)
@@ -81,28 +78,26 @@ def main(argv=None) -> int:
                 student(x, x)
         return run
 
-    rows = []
+    def row(label, a, b):
+        r = paired_ratio(a, b, repeats=args.pairs)
+        print(f"| {label} | {r} |", flush=True)
+        return r.ratio
+
     print("| ratio (time / time) | geometric mean of the pairs (95 % interval) |\n|---|---|")
     with torch.no_grad():
         shipped = student(x, x)
+        without = {}
         for what, defines in SWITCHES.items():
             with native.measurement_defines(*defines):  # build (once) and check the switch took
                 changed = (student(x, x) - shipped).abs().max().item()
             if changed == 0:
                 print(f"{what}: the switched build gave the shipped outputs - switch not applied", file=sys.stderr)
                 return 1
-            r = paired_ratio(skipped(defines), lambda: student(x, x), repeats=args.pairs)
-            rows.append((f"student without {what} / student", r))
-            print(f"| {rows[-1][0]} | {r} |", flush=True)
-        for label, fn in (("student / plain CNN", lambda: student(x, x)),
-                          ("student without all three / plain CNN", skipped(native.MEASUREMENT_DEFINES))):
-            r = paired_ratio(fn, lambda: cnn(x, x), repeats=args.pairs)
-            rows.append((label, r))
-            print(f"| {label} | {r} |", flush=True)
-    share = 1 - rows[3][1].ratio
-    print(f"\nThe arithmetic FLOPs leave out costs {share:.1%} of the student's time here; with it free "
-          f"the student would take {rows[-1][1].ratio:.2f}x the plain CNN's time "
-          f"(measured {rows[-2][1].ratio:.2f}x with it).")
+            without[what] = row(f"student without {what} / student", skipped(defines), lambda: student(x, x))
+        with_it = row("student / plain CNN", lambda: student(x, x), lambda: cnn(x, x))
+        free = row("student without all three / plain CNN", skipped(native.MEASUREMENT_DEFINES), lambda: cnn(x, x))
+    print(f"\nThe arithmetic FLOPs leave out costs {1 - without['all three']:.1%} of the student's time here; "
+          f"with it free the student would take {free:.2f}x the plain CNN's time (measured {with_it:.2f}x with it).")
     print(f"load average {os.getloadavg()[0]:.1f} at end")
     return 0
 
