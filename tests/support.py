@@ -15,6 +15,17 @@ SIZE = (24, 24)  # corpus images: tiny, so ~100 CLI runs stay within seconds
 TINY = "dtpf_student_tiny"
 
 
+def benchmark_module(name: str):
+    """``benchmarks/<name>.py`` imported as a module (the folder is not a package): its
+    ``main`` for smoke runs, or its independent reference code to compare with."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def rng(seed: int = 0) -> np.random.Generator:
     return np.random.default_rng(seed)
 

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.util
 import json
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,20 +22,12 @@ from fusionlab.metrics import (EXTRA_METRICS, METRIC_NAMES, FusionMetrics, compu
                                entropy, evaluate, evaluate_files, fusion_mi, fusion_ssim, fusion_vif, get_convention,
                                histogram, joint_histogram, mutual_information, pearson, qabf, read_gray,
                                rgb255_to_gray, scd, ssim, to_metric_scale, vif, vif_components)
+from support import benchmark_module
 
-REPO = Path(__file__).resolve().parents[2]
 REL_TOL = {"SSIM": 1e-3, "MSE": 1e-3}  # the issue's tolerances (float32 evaluator); others 1e-4
 
 
-def _bench_module():
-    """The benchmark's plain NumPy/SciPy evaluator: an independent implementation to compare with."""
-    spec = importlib.util.spec_from_file_location("metrics_speed", REPO / "benchmarks" / "metrics_speed.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-NP = _bench_module()
+NP = benchmark_module("metrics_speed")  # the benchmark's plain NumPy/SciPy evaluator: an independent implementation
 
 
 def _triplet(seed=0, size=(56, 72), saturate=True):

@@ -8,9 +8,7 @@ plateaus (VIF/SSIM variances at the eps threshold), odd and small sizes (vector 
 """
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,8 +17,8 @@ from fusionlab import native
 from fusionlab.data import make_pair
 from fusionlab.metrics import METRIC_NAMES, _native, compute_metrics, read_gray, to_metric_scale
 from fusionlab.metrics.vif import fusion_vif, vif
+from support import benchmark_module
 
-REPO = Path(__file__).resolve().parents[2]
 #: relative tolerance, C vs torch. VIF: the torch path filters by FFT, whose round-off in flat
 #: windows (variances near the 1e-10 clamp) reaches ~4e-9 on MSRS pairs; the C path filters
 #: directly and agrees with the NumPy direct convolution to ~1e-12 (test below). Qabf: float32
@@ -110,9 +108,7 @@ def test_vif_log_sum_renormalises(monkeypatch):
 
 def test_vif_matches_direct_convolution():
     """The C VIF against the benchmark's NumPy/SciPy evaluator (direct convolution, float64)."""
-    spec = importlib.util.spec_from_file_location("metrics_speed", REPO / "benchmarks" / "metrics_speed.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = benchmark_module("metrics_speed")
     ir, vi, fused = _triplet(6, (73, 91))
     a, b, f = (t[0, 0].double().numpy() for t in (ir, vi, fused))
     want = mod.np_vif_single(a, f) + mod.np_vif_single(b, f)

@@ -16,6 +16,7 @@ import torch
 
 from fusionlab import native
 from fusionlab.models import blocks, kernels
+from support import benchmark_module
 
 needs_compiler = pytest.mark.skipif(native._compiler() is None, reason="no C compiler (cc/gcc/clang) on PATH")
 
@@ -251,24 +252,13 @@ def test_measurement_switches_apply_inside_the_block_only(monkeypatch, define):
             pass
 
 
-def _nonfma_share():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "nonfma_share.py"
-    spec = importlib.util.spec_from_file_location("nonfma_share", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @needs_compiler
 def test_nonfma_share_benchmark_smoke(capsys):
     """benchmarks/nonfma_share.py end to end on a tiny pair: every switch row, both plain-CNN
     rows and the closing sentence, with ratios that are numbers."""
     if native.load("restormer") is None:
         pytest.skip("the C kernels cannot run on this CPU (no AVX-512)")
-    bench, threads = _nonfma_share(), torch.get_num_threads()
+    bench, threads = benchmark_module("nonfma_share"), torch.get_num_threads()
     bench.tune_cpu_allocator = lambda: False  # glibc settings would outlive the test in this process
     try:
         assert bench.main(["--threads", "1", "--pairs", "2", "--size", "32x48"]) == 0
@@ -282,7 +272,7 @@ def test_nonfma_share_benchmark_smoke(capsys):
 
 def test_nonfma_share_benchmark_without_kernels_says_so(monkeypatch, capsys):
     monkeypatch.setenv("FUSIONLAB_NATIVE", "0")
-    bench, threads = _nonfma_share(), torch.get_num_threads()
+    bench, threads = benchmark_module("nonfma_share"), torch.get_num_threads()
     bench.tune_cpu_allocator = lambda: False
     try:
         assert bench.main(["--pairs", "2", "--size", "32x48"]) == 1

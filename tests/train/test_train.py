@@ -16,6 +16,7 @@ from fusionlab.io import write_image
 from fusionlab.train import (BatchStream, DataConfig, Trainer, TrainConfig, build_sources, load_config,
                              resolve_config_path, run_experiment, split_names)
 from fusionlab.train.config import PACKAGE_CONFIGS, parse_set
+from support import benchmark_module
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -368,12 +369,8 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_result(reference_ru
 
 def test_short_schedule_benchmark_smoke(tmp_path, monkeypatch):
     """benchmarks/short_schedule.py end to end with a tiny budget (synthetic only)."""
-    import importlib.util
-
     monkeypatch.setenv("FUSIONLAB_THREADS", "1")
-    spec = importlib.util.spec_from_file_location("short_schedule", REPO / "benchmarks" / "short_schedule.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = benchmark_module("short_schedule")
     code = mod.main(["--budget-min", "0.01", "--data", "none", "--synthetic", "2", "--synthetic-size", "48",
                      "--eval-synthetic", "1", "--crop", "32", "--batch", "1",
                      "--teacher-width", "0", "--threads", "1", "--out", str(tmp_path / "bench")])
